@@ -1,0 +1,35 @@
+"""`framework.linalg`: norms (vector and matrix) with gradients."""
+from __future__ import annotations
+
+from .ops.reduction import amax, amin, norm as _norm, sum as _sum
+from .ops.elementwise import abs as _abs
+from .ops.linalg import matmul  # noqa: F401
+
+
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    return _norm(x, p=ord, dim=dim, keepdim=keepdim, dtype=dtype)
+
+
+def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
+    if ord == "fro":
+        return _norm(A, "fro", dim, keepdim, dtype)
+    r, c = dim
+    if ord in (1, -1):
+        s = _sum(_abs(A), r, keepdim=True)
+        out = (amax if ord == 1 else amin)(s, c, keepdim=True)
+    elif ord in (float("inf"), float("-inf")):
+        s = _sum(_abs(A), c, keepdim=True)
+        out = (amax if ord > 0 else amin)(s, r, keepdim=True)
+    else:
+        raise NotImplementedError(f"matrix_norm(ord={ord!r}) needs an SVD, which Lantern does not "
+                                  "provide yet; use 'fro', 1, -1, inf or -inf")
+    return out if keepdim else out.squeeze(dim)
+
+
+def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
+    """Vector norm when `dim` is an int or A is 1-D (or ord is None); else a matrix norm."""
+    if ord is None:
+        return _norm(A, 2, dim, keepdim, dtype)
+    if isinstance(dim, int) or (dim is None and A.ndim == 1):
+        return vector_norm(A, ord, dim, keepdim, dtype=dtype)
+    return matrix_norm(A, ord, dim if dim is not None else (-2, -1), keepdim, dtype=dtype)

@@ -1,0 +1,125 @@
+"""All built-in ops. Importing this package registers them and binds the Tensor methods,
+operators and in-place variants."""
+from __future__ import annotations
+
+from .._tensor import Tensor
+from ..autograd.grad_mode import _State
+from . import elementwise, indexing, linalg, reduction, shape, sorting  # noqa: F401
+from .elementwise import (add, bitwise_and, bitwise_not, bitwise_or, bitwise_xor, div, eq,
+                          floor_divide, ge, gt, le, logical_not, lt, mul, ne, neg, pow, remainder,
+                          sub)
+from .indexing import getitem, setitem
+from .linalg import matmul
+from .registry import OPS, install_methods
+
+__all__ = ["OPS"]
+
+
+def _rev(fn):
+    def r(self, other):
+        return fn(other, self)
+    r.__name__ = "__r" + fn.__name__ + "__"
+    return r
+
+
+def _invert(self):
+    return logical_not(self) if self._data.dtype.kind == "b" else bitwise_not(self)
+
+
+_DUNDERS = {
+    "__add__": add, "__radd__": _rev(add), "__sub__": sub, "__rsub__": _rev(sub),
+    "__mul__": mul, "__rmul__": _rev(mul), "__truediv__": div, "__rtruediv__": _rev(div),
+    "__floordiv__": floor_divide, "__rfloordiv__": _rev(floor_divide),
+    "__mod__": remainder, "__rmod__": _rev(remainder), "__pow__": pow, "__rpow__": _rev(pow),
+    "__matmul__": matmul, "__rmatmul__": _rev(matmul), "__neg__": neg,
+    "__pos__": lambda self: self, "__abs__": elementwise.abs, "__invert__": _invert,
+    "__and__": bitwise_and, "__or__": bitwise_or, "__xor__": bitwise_xor,
+    "__rand__": _rev(bitwise_and), "__ror__": _rev(bitwise_or), "__rxor__": _rev(bitwise_xor),
+    "__eq__": eq, "__ne__": ne, "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge,
+    "__getitem__": getitem, "__setitem__": setitem,
+}
+
+
+def _inplace(fn, name):
+    """`x.name_(...)`: compute out of place, then write into x's memory and take its history."""
+    def method(self, *args, **kwargs):
+        recording = _State.grad_enabled and (
+            self._requires_grad or any(isinstance(a, Tensor) and a._requires_grad for a in args))
+        if not recording:
+            res = fn(self, *args, **kwargs)
+            return self._inplace_from(res)
+        self._check_inplace()
+        # The op runs on a snapshot of the old value, so what it saves for backward is not
+        # overwritten; other nodes that saved `self` see the version bump and complain.
+        old = Tensor._make(self._data.copy(), self._grad_fn, self._out_idx)
+        old._requires_grad = self._requires_grad
+        return self._inplace_from(fn(old, *args, **kwargs))
+    method.__name__ = name + "_"
+    method.__doc__ = f"In-place {name}."
+    return method
+
+
+def _fast_arith(ufunc_name, fn):
+    """add_/sub_/mul_/div_ without a graph use the array module's ufunc with out=self."""
+    def method(self, other, *, alpha=None):
+        if _State.grad_enabled and (self._requires_grad or (isinstance(other, Tensor) and
+                                                            other._requires_grad)):
+            return _slow(self, other, alpha)
+        d = self._writable()
+        o = other._data if isinstance(other, Tensor) else other
+        if alpha is not None and alpha != 1:
+            o = o * alpha
+        if type(o) is not type(d) and isinstance(other, Tensor) and other._data.ndim:
+            from ._util import check_same_device
+            check_same_device(self, other, ufunc_name + "_")
+        try:
+            getattr(type(d), "__i" + ufunc_name + "__")(d, o)
+        except TypeError:
+            return _slow(self, other, alpha)
+        except ValueError:
+            raise RuntimeError(f"output with shape {list(d.shape)} doesn't match the broadcast "
+                               f"shape {list(getattr(o, 'shape', ()))}") from None
+        self._bump()
+        return self
+    _slow = _inplace(lambda s, o, a: fn(s, o, alpha=a) if a is not None else fn(s, o),
+                     ufunc_name)
+    method.__name__ = ufunc_name + "_"
+    return method
+
+
+_INPLACE = ["neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "reciprocal", "sin",
+            "cos", "tan", "tanh", "sigmoid", "relu", "erf", "sign", "floor", "ceil", "round",
+            "trunc", "pow", "remainder", "fmod", "clamp", "clamp_min", "clamp_max", "clip",
+            "masked_fill", "lerp", "scatter", "scatter_add", "index_add", "maximum", "minimum",
+            "square", "atan2", "floor_divide", "tril", "triu", "t", "transpose", "squeeze",
+            "unsqueeze", "logical_not", "logical_and", "logical_or", "nan_to_num", "cumsum",
+            "exp2", "log2", "log10", "frac", "asin", "acos", "atan", "sinh", "cosh", "xlogy"]
+
+
+def install():
+    install_methods(Tensor)
+    for k, v in _DUNDERS.items():
+        setattr(Tensor, k, v)
+    for name in _INPLACE:
+        entry = OPS.get(name)
+        fn = entry["fn"] if entry else getattr(elementwise, name, None)
+        if fn is not None:
+            setattr(Tensor, name + "_", _inplace(fn, name))
+    for ufunc_name, fn in (("add", add), ("sub", sub), ("mul", mul), ("truediv", div)):
+        m = _fast_arith(ufunc_name, fn)
+        setattr(Tensor, {"truediv": "div"}.get(ufunc_name, ufunc_name) + "_", m)
+    Tensor.subtract_ = Tensor.sub_
+    Tensor.multiply_ = Tensor.mul_
+    Tensor.divide_ = Tensor.div_
+    Tensor.__iadd__ = Tensor.add_
+    Tensor.__isub__ = Tensor.sub_
+    Tensor.__imul__ = Tensor.mul_
+    Tensor.__itruediv__ = Tensor.div_
+    Tensor.T = property(lambda self: self.permute(*reversed(range(self.ndim))))
+    Tensor.mT = property(lambda self: self.transpose(-2, -1))
+    Tensor.H = Tensor.T
+    Tensor.mH = Tensor.mT
+    from . import fill  # noqa: F401  (in-place fills and random fills)
+
+
+install()

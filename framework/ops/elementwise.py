@@ -1,0 +1,838 @@
+"""Elementwise ops: unary math, binary arithmetic with broadcasting, comparisons, logic,
+where/clamp/lerp, casts and device moves. Each op's forward (on arrays) and backward (on
+Tensors, from differentiable ops) sit side by side."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _dtype as D
+from .._backend import special_fn, to_device_array, xp_of
+from .._tensor import Tensor
+from ..autograd.function import Op
+from ..autograd.grad_mode import _State
+from ._util import binary_operands, broadcast_shape, ensure_tensor, float_input
+from .registry import register
+
+
+# ============================================================================ reduce-to-shape
+class SumTo(Op):
+    """Sum a broadcast gradient back to `shape` (the backward of broadcasting)."""
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return _sum_to_arr(x, self.shape)
+
+    def backward(self, g):
+        return (broadcast_to(g, self.in_shape),)
+
+
+def _sum_to_arr(x, shape):
+    nd = x.ndim - len(shape)
+    axes = tuple(range(nd)) + tuple(i + nd for i, s in enumerate(shape)
+                                    if s == 1 and x.shape[i + nd] != 1)
+    if axes:
+        x = x.sum(axis=axes, keepdims=True)
+        if nd:
+            x = x.reshape(shape)
+    return x
+
+
+def sum_to(g: Tensor, shape) -> Tensor:
+    if g._data.shape == shape:
+        return g
+    return SumTo.apply(g, shape=tuple(shape))
+
+
+class BroadcastTo(Op):
+    def forward(self, x):
+        self.in_shape = x.shape
+        return xp_of(x).broadcast_to(x, self.shape)
+
+    def backward(self, g):
+        return (sum_to(g, self.in_shape),)
+
+
+@register(method=True)
+def broadcast_to(input: Tensor, size) -> Tensor:
+    size = tuple(size)
+    if input._data.shape == size:
+        return input
+    try:
+        np.broadcast_shapes(input._data.shape, size)
+    except ValueError:
+        raise RuntimeError(f"broadcast_to: the shape {list(input.shape)} cannot be broadcast to "
+                           f"{list(size)}") from None
+    out = BroadcastTo.apply(input, shape=size)
+    out._vc = input._shared_vc()
+    return out
+
+
+# ============================================================================ casts and moves
+class Cast(Op):
+    def forward(self, x):
+        self.in_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, g):
+        if self.in_dtype.kind not in "fc":
+            return (None,)
+        return (g.to(dtype=D.from_numpy_dtype(self.in_dtype)),)
+
+
+class ToDevice(Op):
+    def forward(self, x):
+        from .._backend import device_of
+        self.src = device_of(x)
+        return to_device_array(x, self.device)
+
+    def backward(self, g):
+        return (g.to(self.src),)
+
+
+# ============================================================================ unary ops
+class _Unary(Op):
+    """y = f(x). `_f(xp, x)` computes; `_df(self, x, g)` gives dL/dx from Tensors."""
+
+    save_inputs = (0,)
+
+    def forward(self, x):
+        y = self._f(xp_of(x), x)
+        if self._keep_out:
+            self.y = y
+        return y
+
+    def out(self, x):
+        """The output as a Tensor: recomputed with a graph under create_graph, else cached."""
+        if _State.grad_enabled:
+            return type(self).apply(x)
+        return Tensor._make(self.y, None, 0)
+
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        return (self._df(x, g),)
+
+    def _release_extra(self):
+        self.y = None
+
+
+def _unary(name, f, df, keep_out=False, floating=True, differentiable=True, doc=""):
+    cls = type(name.capitalize().replace("_", ""), (_Unary,), {
+        "_f": staticmethod(f), "_df": df, "_keep_out": keep_out,
+        "differentiable": differentiable, "__doc__": doc})
+
+    def fn(input: Tensor) -> Tensor:
+        if floating:
+            input = float_input(input)
+        return cls.apply(input)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc or f"Elementwise {name}."
+    fn.op = cls
+    register(name, differentiable=differentiable)(fn)
+    return fn
+
+
+def _zero_grad(self, x, g):
+    return g * 0.0
+
+
+_SQRT_PI_2 = 2.0 / math.sqrt(math.pi)
+
+neg = _unary("neg", lambda xp, x: -x, lambda s, x, g: -g, floating=False)
+negative = neg
+abs = _unary("abs", lambda xp, x: xp.abs(x), lambda s, x, g: g * sign(x), floating=False)  # noqa: A001
+exp = _unary("exp", lambda xp, x: xp.exp(x), lambda s, x, g: g * s.out(x), keep_out=True)
+exp2 = _unary("exp2", lambda xp, x: xp.exp2(x),
+              lambda s, x, g: g * s.out(x) * math.log(2.0), keep_out=True)
+log = _unary("log", lambda xp, x: xp.log(x), lambda s, x, g: g / x)
+log2 = _unary("log2", lambda xp, x: xp.log2(x), lambda s, x, g: g / (x * math.log(2.0)))
+log10 = _unary("log10", lambda xp, x: xp.log10(x), lambda s, x, g: g / (x * math.log(10.0)))
+log1p = _unary("log1p", lambda xp, x: xp.log1p(x), lambda s, x, g: g / (x + 1.0))
+expm1 = _unary("expm1", lambda xp, x: xp.expm1(x), lambda s, x, g: g * (s.out(x) + 1.0),
+               keep_out=True)
+sqrt = _unary("sqrt", lambda xp, x: xp.sqrt(x), lambda s, x, g: g / (2.0 * s.out(x)),
+              keep_out=True)
+rsqrt = _unary("rsqrt", lambda xp, x: 1.0 / xp.sqrt(x),
+               lambda s, x, g: g * (-0.5) * s.out(x) ** 3, keep_out=True)
+reciprocal = _unary("reciprocal", lambda xp, x: 1.0 / x,
+                    lambda s, x, g: -g * s.out(x) ** 2, keep_out=True)
+square = _unary("square", lambda xp, x: x * x, lambda s, x, g: g * 2.0 * x, floating=False)
+sin = _unary("sin", lambda xp, x: xp.sin(x), lambda s, x, g: g * cos(x))
+cos = _unary("cos", lambda xp, x: xp.cos(x), lambda s, x, g: -g * sin(x))
+tan = _unary("tan", lambda xp, x: xp.tan(x), lambda s, x, g: g * (1.0 + s.out(x) ** 2),
+             keep_out=True)
+asin = _unary("asin", lambda xp, x: xp.arcsin(x), lambda s, x, g: g * rsqrt(1.0 - x * x))
+acos = _unary("acos", lambda xp, x: xp.arccos(x), lambda s, x, g: -g * rsqrt(1.0 - x * x))
+atan = _unary("atan", lambda xp, x: xp.arctan(x), lambda s, x, g: g / (1.0 + x * x))
+sinh = _unary("sinh", lambda xp, x: xp.sinh(x), lambda s, x, g: g * cosh(x))
+cosh = _unary("cosh", lambda xp, x: xp.cosh(x), lambda s, x, g: g * sinh(x))
+tanh = _unary("tanh", lambda xp, x: xp.tanh(x), lambda s, x, g: g * (1.0 - s.out(x) ** 2),
+              keep_out=True)
+
+
+def _sigmoid_f(xp, x):
+    # exp of a non-positive number only: no overflow for large |x|
+    z = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z)).astype(x.dtype, copy=False)
+
+
+def _sigmoid_df(s, x, g):
+    y = s.out(x)
+    return g * y * (1.0 - y)
+
+
+sigmoid = _unary("sigmoid", _sigmoid_f, _sigmoid_df, keep_out=True)
+
+
+class Relu(Op):
+    """max(x, 0); keeps only the boolean mask for backward."""
+
+    def forward(self, x):
+        self.mask = x > 0
+        return x * self.mask if x.dtype.kind != "b" else x
+
+    def backward(self, g):
+        return (g * Tensor._make(self.mask, None, 0),)
+
+    def _release_extra(self):
+        self.mask = None
+
+
+@register()
+def relu(input: Tensor) -> Tensor:
+    return Relu.apply(input)
+
+
+erf = _unary("erf", lambda xp, x: special_fn(xp, "erf")(x).astype(x.dtype, copy=False),
+             lambda s, x, g: g * _SQRT_PI_2 * exp(-(x * x)))
+erfc = _unary("erfc", lambda xp, x: special_fn(xp, "erfc")(x).astype(x.dtype, copy=False),
+              lambda s, x, g: -g * _SQRT_PI_2 * exp(-(x * x)))
+sign = _unary("sign", lambda xp, x: xp.sign(x), _zero_grad, floating=False)
+sgn = sign
+floor = _unary("floor", lambda xp, x: xp.floor(x), _zero_grad, floating=False)
+ceil = _unary("ceil", lambda xp, x: xp.ceil(x), _zero_grad, floating=False)
+trunc = _unary("trunc", lambda xp, x: xp.trunc(x), _zero_grad, floating=False)
+fix = trunc
+frac = _unary("frac", lambda xp, x: x - xp.trunc(x), lambda s, x, g: g)
+
+
+class Round(Op):
+    def forward(self, x):
+        return xp_of(x).round(x, self.decimals)
+
+    def backward(self, g):
+        return (g * 0.0,)
+
+
+@register()
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:  # noqa: A001
+    return Round.apply(input, decimals=decimals)
+
+
+# ============================================================================ binary ops
+class _Binary(Op):
+    def forward(self, a, b):
+        self.sa, self.sb = a.shape, b.shape
+        return self._f(a, b)
+
+
+_ndarray = np.ndarray
+_make = Tensor._make
+_NUMPY_CLASSES = {np.ndarray, np.float32, np.float64, np.float16, np.int64, np.int32, np.int16,
+                  np.int8, np.uint8, np.bool_}
+
+
+def _call_binary(cls, input, other, name):
+    """Run binary op `cls`. Fast path: two NumPy tensors of one dtype, or a float tensor and a
+    Python float; without a graph to record, the array op runs directly."""
+    if input.__class__ is Tensor:
+        da = input._data
+        oc = other.__class__
+        if oc is Tensor:
+            db = other._data
+            if da.__class__ in _NUMPY_CLASSES and db.__class__ in _NUMPY_CLASSES and \
+                    da.dtype == db.dtype:
+                try:
+                    if not (_State.grad_enabled and (input._requires_grad or
+                                                     other._requires_grad)):
+                        return _make(cls._f(da, db), None, 0)
+                    return cls.apply(input, other)
+                except ValueError:
+                    broadcast_shape(da.shape, db.shape, name)
+                    raise
+        elif oc is float and da.__class__ in _NUMPY_CLASSES and da.dtype.kind == "f":
+            if not (_State.grad_enabled and input._requires_grad):
+                return _make(cls._f(da, other), None, 0)
+            return cls.apply(input, _make(np.asarray(other, da.dtype), None, 0))
+    a, b = binary_operands(input, other, name)
+    _check_shapes(a, b, name)
+    return cls.apply(a, b)
+
+
+class Add(_Binary):
+    @staticmethod
+    def _f(a, b):
+        return a + b
+
+    def backward(self, g):
+        na, nb = self.next_edges
+        return (sum_to(g, self.sa) if na else None, sum_to(g, self.sb) if nb else None)
+
+
+class Sub(_Binary):
+    @staticmethod
+    def _f(a, b):
+        return a - b
+
+    def backward(self, g):
+        na, nb = self.next_edges
+        return (sum_to(g, self.sa) if na else None, sum_to(-g, self.sb) if nb else None)
+
+
+class Mul(_Binary):
+    save_inputs = "all"
+
+    @staticmethod
+    def _f(a, b):
+        return a * b
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        na, nb = self.next_edges
+        return (sum_to(g * b, self.sa) if na else None, sum_to(g * a, self.sb) if nb else None)
+
+
+class Div(_Binary):
+    save_inputs = "all"
+
+    @staticmethod
+    def _f(a, b):
+        return a / b
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        na, nb = self.next_edges
+        ga = sum_to(g / b, self.sa) if na else None
+        gb = sum_to(-g * a / (b * b), self.sb) if nb else None
+        return ga, gb
+
+
+class Pow(_Binary):
+    save_inputs = "all"
+
+    @staticmethod
+    def _f(a, b):
+        return a ** b
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        na, nb = self.next_edges
+        ga = sum_to(g * b * a ** (b - 1.0), self.sa) if na else None
+        gb = None
+        if nb:
+            safe_log = log(where(a > 0, a, ones_scalar(a)))
+            gb = sum_to(where((a == 0) & (b >= 0), zeros_scalar(g), g * a ** b * safe_log),
+                        self.sb)
+        return ga, gb
+
+
+class PowScalar(Op):
+    """x ** p for a Python number p (the common case; no graph edge for the exponent)."""
+
+    save_inputs = (0,)
+
+    def forward(self, x):
+        return x ** self.p
+
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        p = self.p
+        if p == 0:
+            return (g * 0.0,)
+        if p == 1:
+            return (g,)
+        if p == 2:
+            return (g * 2.0 * x,)
+        return (g * p * x ** (p - 1),)
+
+
+class RPowScalar(Op):
+    """c ** x for a Python number c."""
+
+    save_inputs = (0,)
+
+    def forward(self, x):
+        self.y = self.c ** x
+        return self.y
+
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        y = RPowScalar.apply(x, c=self.c) if _State.grad_enabled else Tensor._make(self.y, None, 0)
+        return (g * y * math.log(self.c) if self.c > 0 else g * 0.0,)
+
+    def _release_extra(self):
+        self.y = None
+
+
+class Maximum(_Binary):
+    save_inputs = "all"
+
+    @staticmethod
+    def _f(a, b):
+        return xp_of(a).maximum(a, b)
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        wa = (a > b).to(g.dtype) + (a == b).to(g.dtype) * 0.5
+        na, nb = self.next_edges
+        return (sum_to(g * wa, self.sa) if na else None,
+                sum_to(g * (1.0 - wa), self.sb) if nb else None)
+
+
+class Minimum(_Binary):
+    save_inputs = "all"
+
+    @staticmethod
+    def _f(a, b):
+        return xp_of(a).minimum(a, b)
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        wa = (a < b).to(g.dtype) + (a == b).to(g.dtype) * 0.5
+        na, nb = self.next_edges
+        return (sum_to(g * wa, self.sa) if na else None,
+                sum_to(g * (1.0 - wa), self.sb) if nb else None)
+
+
+class Atan2(_Binary):
+    save_inputs = "all"
+
+    @staticmethod
+    def _f(a, b):
+        return xp_of(a).arctan2(a, b)
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        den = a * a + b * b
+        na, nb = self.next_edges
+        return (sum_to(g * b / den, self.sa) if na else None,
+                sum_to(-g * a / den, self.sb) if nb else None)
+
+
+class Remainder(_Binary):
+    save_inputs = "all"
+
+    @staticmethod
+    def _f(a, b):
+        return xp_of(a).remainder(a, b)
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        na, nb = self.next_edges
+        return (sum_to(g, self.sa) if na else None,
+                sum_to(-g * floor(a / b), self.sb) if nb else None)
+
+
+class Fmod(_Binary):
+    save_inputs = "all"
+
+    @staticmethod
+    def _f(a, b):
+        return xp_of(a).fmod(a, b)
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        na, nb = self.next_edges
+        return (sum_to(g, self.sa) if na else None,
+                sum_to(-g * trunc(a / b), self.sb) if nb else None)
+
+
+class FloorDivide(_Binary):
+    differentiable = False
+
+    @staticmethod
+    def _f(a, b):
+        return xp_of(a).floor_divide(a, b)
+
+
+def zeros_scalar(like: Tensor) -> Tensor:
+    from ._util import scalar_tensor_like
+    return scalar_tensor_like(0, like, like._data.dtype)
+
+
+def ones_scalar(like: Tensor) -> Tensor:
+    from ._util import scalar_tensor_like
+    return scalar_tensor_like(1, like, like._data.dtype)
+
+
+def _check_shapes(a, b, name):
+    sa, sb = a._data.shape, b._data.shape
+    if sa != sb:
+        broadcast_shape(sa, sb, name)
+
+
+@register()
+def add(input, other, *, alpha=1) -> Tensor:
+    if alpha != 1:
+        other = mul(other, alpha)
+    return _call_binary(Add, input, other, "add")
+
+
+@register()
+def sub(input, other, *, alpha=1) -> Tensor:
+    if alpha != 1:
+        other = mul(other, alpha)
+    if input.__class__ is Tensor and input._data.dtype.kind != "b":
+        return _call_binary(Sub, input, other, "sub")
+    a, b = binary_operands(input, other, "sub")
+    if a._data.dtype.kind == "b":
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    _check_shapes(a, b, "sub")
+    return Sub.apply(a, b)
+
+
+subtract = sub
+
+
+@register()
+def mul(input, other) -> Tensor:
+    return _call_binary(Mul, input, other, "mul")
+
+
+multiply = mul
+
+
+@register()
+def div(input, other, *, rounding_mode=None) -> Tensor:
+    """True division; rounding_mode 'floor' or 'trunc' rounds (no gradient then)."""
+    if rounding_mode is None and input.__class__ is Tensor and input._data.dtype.kind == "f":
+        return _call_binary(Div, input, other, "div")
+    a, b = binary_operands(input, other, "div")
+    _check_shapes(a, b, "div")
+    if rounding_mode is None:
+        if a._data.dtype.kind in "biu":
+            a, b = a.to(dtype=D.get_default_dtype()), b.to(dtype=D.get_default_dtype())
+        return Div.apply(a, b)
+    if rounding_mode == "floor":
+        if a._data.dtype.kind in "biu":
+            return FloorDivide.apply(a, b)
+        return floor(Div.apply(a, b))
+    if rounding_mode == "trunc":
+        if a._data.dtype.kind in "biu":
+            q = FloorDivide.apply(a, b)
+            r = a - q * b
+            return where((r != 0) & ((a < 0) ^ (b < 0)), q + 1, q)
+        return trunc(Div.apply(a, b))
+    raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                     f"found '{rounding_mode}'")
+
+
+divide = true_divide = div
+
+
+@register()
+def floor_divide(input, other) -> Tensor:
+    return div(input, other, rounding_mode="floor")
+
+
+@register()
+def pow(input, exponent) -> Tensor:  # noqa: A001
+    if isinstance(input, Tensor) and isinstance(exponent, (int, float)) and \
+            not isinstance(exponent, bool):
+        if input._data.dtype.kind in "biu" and (isinstance(exponent, float) or exponent < 0):
+            if isinstance(exponent, float):
+                input = input.to(dtype=D.get_default_dtype())
+            else:
+                raise RuntimeError("Integers to negative integer powers are not allowed.")
+        return PowScalar.apply(input, p=exponent)
+    if not isinstance(input, Tensor) and isinstance(input, (int, float)):
+        exponent = float_input(exponent) if isinstance(input, float) else exponent
+        return RPowScalar.apply(exponent, c=input)
+    a, b = binary_operands(input, exponent, "pow")
+    _check_shapes(a, b, "pow")
+    return Pow.apply(a, b)
+
+
+float_power = pow
+
+
+@register()
+def maximum(input, other) -> Tensor:
+    a, b = binary_operands(input, other, "maximum")
+    _check_shapes(a, b, "maximum")
+    return Maximum.apply(a, b)
+
+
+@register()
+def minimum(input, other) -> Tensor:
+    a, b = binary_operands(input, other, "minimum")
+    _check_shapes(a, b, "minimum")
+    return Minimum.apply(a, b)
+
+
+fmax, fmin = maximum, minimum
+
+
+@register()
+def atan2(input, other) -> Tensor:
+    a, b = binary_operands(float_input(input), other, "atan2")
+    return Atan2.apply(a, b)
+
+
+arctan2 = atan2
+
+
+@register()
+def remainder(input, other) -> Tensor:
+    a, b = binary_operands(input, other, "remainder")
+    return Remainder.apply(a, b)
+
+
+@register()
+def fmod(input, other) -> Tensor:
+    a, b = binary_operands(input, other, "fmod")
+    return Fmod.apply(a, b)
+
+
+# ============================================================================ where / clamp
+class Where(Op):
+    def forward(self, cond, a, b):
+        self.cond = cond
+        self.sa, self.sb = a.shape, b.shape
+        return xp_of(a).where(cond, a, b)
+
+    def backward(self, g):
+        c = Tensor._make(self.cond, None, 0)
+        z = zeros_scalar(g)
+        _, na, nb = self.next_edges
+        return (None, sum_to(where(c, g, z), self.sa) if na else None,
+                sum_to(where(c, z, g), self.sb) if nb else None)
+
+    def _release_extra(self):
+        self.cond = None
+
+
+@register()
+def where(condition, input=None, other=None):
+    """where(cond, a, b) picks elementwise; where(cond) is nonzero(cond, as_tuple=True)."""
+    if input is None and other is None:
+        from .indexing import nonzero
+        return nonzero(condition, as_tuple=True)
+    a, b = binary_operands(input, other, "where")
+    cond = ensure_tensor(condition, a)
+    if cond._data.dtype.kind != "b":
+        cond = cond.to(dtype=D.bool)
+    return Where.apply(cond, a, b)
+
+
+class Clamp(Op):
+    save_inputs = ()
+
+    def forward(self, x):
+        xp = xp_of(x)
+        lo, hi = self.lo, self.hi
+        self.mask = xp.ones(x.shape, dtype=bool)
+        if lo is not None:
+            self.mask &= x >= lo
+        if hi is not None:
+            self.mask &= x <= hi
+        return xp.clip(x, lo, hi).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        return (g * Tensor._make(self.mask, None, 0),)
+
+    def _release_extra(self):
+        self.mask = None
+
+
+@register()
+def clamp(input: Tensor, min=None, max=None) -> Tensor:  # noqa: A002
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = input
+        if min is not None:
+            out = where(out < min, min, out)
+        if max is not None:
+            out = where(out > max, max, out)
+        return out
+    if input._data.dtype.kind in "iu" and (isinstance(min, float) or isinstance(max, float)):
+        input = input.to(dtype=D.get_default_dtype())
+    return Clamp.apply(input, lo=min, hi=max)
+
+
+clip = clamp
+
+
+@register()
+def clamp_min(input, min):  # noqa: A002
+    return clamp(input, min=min)
+
+
+@register()
+def clamp_max(input, max):  # noqa: A002
+    return clamp(input, max=max)
+
+
+@register()
+def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    return input + weight * (end - input)
+
+
+@register()
+def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
+    if isinstance(value, Tensor) and value.ndim != 0:
+        raise RuntimeError("masked_fill only supports a 0-dimensional value tensor, but got tensor "
+                           f"with {value.ndim} dimension(s).")
+    mask = ensure_tensor(mask, input)
+    if mask._data.dtype.kind != "b":
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{mask.dtype.name}")
+    broadcast_shape(input._data.shape, mask._data.shape, "masked_fill")
+    if isinstance(value, Tensor):
+        value = value.to(dtype=input.dtype)
+    else:
+        from ._util import scalar_tensor_like
+        value = scalar_tensor_like(value, input, input._data.dtype)
+    out = Where.apply(mask, value, input)
+    if out._data.shape != input._data.shape:
+        raise RuntimeError(f"masked_fill: mask of shape {list(mask.shape)} must broadcast to the "
+                           f"input's shape {list(input.shape)}")
+    return out
+
+
+@register()
+def clone(input: Tensor, *, memory_format=None) -> Tensor:
+    return Clone.apply(input)
+
+
+class Clone(Op):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, g):
+        return (g,)
+
+
+@register(method=False)
+def xlogy(input, other) -> Tensor:
+    a, b = binary_operands(input, other, "xlogy")
+    return where(a == 0, zeros_scalar(a), a * log(b))
+
+
+# ============================================================================ comparisons, logic
+class _Compare(Op):
+    differentiable = False
+
+    def forward(self, a, b):
+        return self._f(a, b)
+
+
+def _compare(name, f, symbol):
+    cls = type(name.capitalize(), (_Compare,), {"_f": staticmethod(f)})
+
+    def fn(input, other) -> Tensor:
+        a, b = binary_operands(input, other, name)
+        _check_shapes(a, b, name)
+        return cls.apply(a, b)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Elementwise `{symbol}` as a bool tensor."
+    register(name, differentiable=False)(fn)
+    return fn
+
+
+eq = _compare("eq", lambda a, b: a == b, "==")
+ne = _compare("ne", lambda a, b: a != b, "!=")
+lt = _compare("lt", lambda a, b: a < b, "<")
+le = _compare("le", lambda a, b: a <= b, "<=")
+gt = _compare("gt", lambda a, b: a > b, ">")
+ge = _compare("ge", lambda a, b: a >= b, ">=")
+less, less_equal, greater, greater_equal, not_equal = lt, le, gt, ge, ne
+logical_and = _compare("logical_and", lambda a, b: xp_of(a).logical_and(a, b), "and")
+logical_or = _compare("logical_or", lambda a, b: xp_of(a).logical_or(a, b), "or")
+logical_xor = _compare("logical_xor", lambda a, b: xp_of(a).logical_xor(a, b), "xor")
+
+
+class _Bitwise(Op):
+    differentiable = False
+
+    def forward(self, a, b):
+        return self._f(a, b)
+
+
+def _bitwise(name, f):
+    cls = type(name.title().replace("_", ""), (_Bitwise,), {"_f": staticmethod(f)})
+
+    def fn(input, other) -> Tensor:
+        a, b = binary_operands(input, other, name)
+        if a._data.dtype.kind not in "biu":
+            raise RuntimeError(f"{name} is only supported for integer and bool tensors, got "
+                               f"{a.dtype.name}")
+        return cls.apply(a, b)
+    fn.__name__ = fn.__qualname__ = name
+    register(name, differentiable=False)(fn)
+    return fn
+
+
+bitwise_and = _bitwise("bitwise_and", lambda a, b: a & b)
+bitwise_or = _bitwise("bitwise_or", lambda a, b: a | b)
+bitwise_xor = _bitwise("bitwise_xor", lambda a, b: a ^ b)
+
+
+class _UnaryNoGrad(Op):
+    differentiable = False
+
+    def forward(self, x):
+        return self._f(xp_of(x), x)
+
+
+def _unary_nograd(name, f):
+    cls = type(name.title().replace("_", ""), (_UnaryNoGrad,), {"_f": staticmethod(f)})
+
+    def fn(input: Tensor) -> Tensor:
+        return cls.apply(input)
+    fn.__name__ = fn.__qualname__ = name
+    register(name, differentiable=False)(fn)
+    return fn
+
+
+logical_not = _unary_nograd("logical_not", lambda xp, x: xp.logical_not(x))
+bitwise_not = _unary_nograd("bitwise_not", lambda xp, x: ~x)
+isnan = _unary_nograd("isnan", lambda xp, x: xp.isnan(x))
+isinf = _unary_nograd("isinf", lambda xp, x: xp.isinf(x))
+isfinite = _unary_nograd("isfinite", lambda xp, x: xp.isfinite(x))
+isposinf = _unary_nograd("isposinf", lambda xp, x: xp.isposinf(x))
+isneginf = _unary_nograd("isneginf", lambda xp, x: xp.isneginf(x))
+signbit = _unary_nograd("signbit", lambda xp, x: xp.signbit(x))
+
+
+@register(differentiable=False)
+def isclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> Tensor:
+    a, b = binary_operands(input, other, "isclose")
+    xp = xp_of(a._data)
+    return Tensor._make(xp.isclose(a._data, b._data, rtol=rtol, atol=atol, equal_nan=equal_nan),
+                        None, 0)
+
+
+@register(differentiable=False)
+def allclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
+    return bool(isclose(input, other, rtol, atol, equal_nan).all())
+
+
+@register(differentiable=False)
+def equal(input, other) -> bool:
+    return tuple(input.shape) == tuple(other.shape) and bool(eq(input, other).all())
+
+
+@register(method=False)
+def nan_to_num(input: Tensor, nan=0.0, posinf=None, neginf=None) -> Tensor:
+    fi = np.finfo(input._data.dtype) if input._data.dtype.kind == "f" else None
+    if fi is None:
+        return input.clone()
+    posinf = float(fi.max) if posinf is None else posinf
+    neginf = float(fi.min) if neginf is None else neginf
+    out = where(isnan(input), nan, input)
+    out = where(isposinf(input), posinf, out)
+    return where(isneginf(input), neginf, out)
