@@ -1,0 +1,1 @@
+"""`framework.utils`: data loading utilities (as torch.utils)."""
