@@ -24,6 +24,7 @@ class Tensor:
     # defaults below until assigned (into the instance __dict__), which keeps creation cheap.
     __slots__ = ("_data", "_requires_grad", "_grad_fn", "_out_idx", "__weakref__", "__dict__")
     grad = None
+    _is_node = False  # tells a leaf from a graph node in an autograd edge
     # The version counter, shared by views, is made on first need (`_shared_vc`/`_bump`);
     # until then every tensor reads the same never-written zero.
     _vc = _ZERO_VC

@@ -62,9 +62,14 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
     while stack:
         node = stack.pop()
         for e in node.next_edges:
-            if e is None or e[1] < 0:
+            if e is None:
                 continue
-            n = e[0]
+            if e.__class__ is tuple:
+                n = e[0]
+            elif e._is_node:
+                n = e
+            else:
+                continue  # a leaf
             c = deps.get(n)
             if c is None:
                 deps[n] = 1
@@ -148,18 +153,20 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
             for e, gi in zip(edges, in_grads):
                 if e is None:
                     continue
-                n, idx = e
-                if idx < 0:
+                if e.__class__ is tuple:
+                    n = e[0]
                     if gi is not None:
-                        send_leaf(n, gi)
-                    continue
-                if gi is not None:
-                    if n.n_out == 1:
+                        send_multi(n, e[1], gi)
+                elif e._is_node:
+                    n = e
+                    if gi is not None:
                         prev = buf.get(n)
                         buf[n] = gi if prev is None else (
                             prev + gi if create_graph else make(prev._data + gi._data, None, 0))
-                    else:
-                        send_multi(n, idx, gi)
+                else:
+                    if gi is not None:
+                        send_leaf(e, gi)
+                    continue
                 c = deps[n] - 1
                 deps[n] = c
                 if c == 0:

@@ -14,14 +14,15 @@ from .grad_mode import _State
 
 
 class Node:
-    """A recorded op. `next_edges[i]` is where the gradient of input i goes:
-    `(node, output_index)` for a non-leaf input, `(leaf_tensor, -1)` for a leaf that requires
-    grad, `None` when no gradient is needed."""
+    """A recorded op. `next_edges[i]` is where the gradient of input i goes: the producing
+    node itself when it has one output, `(node, output_index)` for an output of a multi-output
+    node, the leaf tensor itself for a leaf that requires grad, `None` when no gradient is
+    needed. (Edges are not wrapped in tuples in the common cases: every allocation of a
+    container object here adds to the garbage collector's work on every op.)"""
 
+    __slots__ = ("next_edges", "_saved", "_saved_versions", "__dict__", "__weakref__")
+    _is_node = True
     n_out = 1
-    next_edges = ()
-    _saved = None
-    _saved_versions = None
     _freed = False
     _hooks = None  # {output_index: [hook, ...]} from Tensor.register_hook on non-leaf outputs
     _trace = None
@@ -43,10 +44,12 @@ class Node:
         for e in self.next_edges:
             if e is None:
                 out.append((None, 0))
-            elif e[1] < 0:
-                out.append((AccumulateGrad(e[0]), 0))
-            else:
+            elif e.__class__ is tuple:
                 out.append(e)
+            elif e._is_node:
+                out.append((e, 0))
+            else:
+                out.append((AccumulateGrad(e), 0))
         return tuple(out)
 
     @property
@@ -61,12 +64,21 @@ class Node:
         saved = self._saved
         if saved is None:
             return ()
-        for t, v in zip(saved, self._saved_versions):
-            if t._vc[0] != v:
-                break
+        versions = self._saved_versions
+        if versions is None:  # every saved tensor was at version 0
+            for t in saved:
+                if t._vc[0]:
+                    break
+            else:
+                return saved
+            versions = [0] * len(saved)
         else:
-            return saved
-        for i, (t, v) in enumerate(zip(saved, self._saved_versions)):
+            for t, v in zip(saved, versions):
+                if t._vc[0] != v:
+                    break
+            else:
+                return saved
+        for i, (t, v) in enumerate(zip(saved, versions)):
             if t._vc[0] != v:
                 raise RuntimeError(
                     "one of the variables needed for gradient computation has been modified by an "
@@ -107,9 +119,9 @@ class AccumulateGrad:
 def _edge(t):
     fn = t._grad_fn
     if fn is not None:
-        return (fn, t._out_idx)
+        return fn if fn.n_out == 1 else (fn, t._out_idx)
     if t._requires_grad:
-        return (t, -1)
+        return t
     return None
 
 
@@ -141,25 +153,53 @@ class Op(Node):
         else:
             out = op.forward(*[t._data for t in inputs])
         if _State.grad_enabled and cls.differentiable:
-            edges = []
             record = False
-            for t in inputs:
-                fn = t._grad_fn
+            if n == 2:
+                fn = a._grad_fn
                 if fn is not None:
-                    edges.append((fn, t._out_idx))
+                    ea = fn if fn.n_out == 1 else (fn, a._out_idx)
                     record = True
-                elif t._requires_grad:
-                    edges.append((t, -1))
+                elif a._requires_grad:
+                    ea = a
                     record = True
                 else:
-                    edges.append(None)
+                    ea = None
+                fn = b._grad_fn
+                if fn is not None:
+                    eb = fn if fn.n_out == 1 else (fn, b._out_idx)
+                    record = True
+                elif b._requires_grad:
+                    eb = b
+                    record = True
+                else:
+                    eb = None
+                edges = (ea, eb)
+            else:
+                edges = []
+                for t in inputs:
+                    fn = t._grad_fn
+                    if fn is not None:
+                        edges.append(fn if fn.n_out == 1 else (fn, t._out_idx))
+                        record = True
+                    elif t._requires_grad:
+                        edges.append(t)
+                        record = True
+                    else:
+                        edges.append(None)
             if record:
                 op.next_edges = edges
                 si = cls.save_inputs
                 if si:
-                    saved = inputs if si == "all" else [inputs[i] for i in si]
+                    saved = inputs if si == "all" else tuple([inputs[i] for i in si])
                     op._saved = saved
-                    op._saved_versions = [t._vc[0] for t in saved]
+                    for t in saved:
+                        if t._vc is not _ZERO_VC:
+                            op._saved_versions = [t._vc[0] for t in saved]
+                            break
+                    else:
+                        op._saved_versions = None
+                else:
+                    op._saved = None
                 if _State.anomaly:
                     op._trace = traceback.format_stack()[:-2]
                 if cls.n_out == 1:
@@ -174,6 +214,7 @@ class Op(Node):
 
 
 _new = object.__new__
+_ZERO_VC = (0,)  # replaced by the tensor module's sentinel in _bind_tensor
 
 
 def _make(arr, fn, idx):  # replaced by Tensor._make once the tensor module is loaded
@@ -182,9 +223,10 @@ def _make(arr, fn, idx):  # replaced by Tensor._make once the tensor module is l
 
 
 def _bind_tensor():
-    global _make
-    from .._tensor import Tensor
-    _make = Tensor._make
+    global _make, _ZERO_VC
+    from .. import _tensor
+    _make = _tensor.Tensor._make
+    _ZERO_VC = _tensor._ZERO_VC
 
 
 class FunctionCtx:
@@ -297,9 +339,8 @@ class Function(metaclass=_FunctionMeta):
         node.n_out = len(outs_t)
         node._out_meta = tuple((xp_of(o._data), o._data.shape, o._data.dtype) for o in outs_t)
         saved = tuple(node._to_save)
-        if saved:
-            node._saved = saved
-            node._saved_versions = tuple(t._vc[0] for t in saved)
+        node._saved = saved or None
+        node._saved_versions = [t._vc[0] for t in saved] if saved else None
         if _State.anomaly:
             node._trace = traceback.format_stack()[:-1]
         wrapped = []

@@ -17,18 +17,20 @@ def _numerical_jacobian(fn, inputs, i, eps):
     """d(all outputs flattened)/d(inputs[i]) as a (n_out, n_in) array."""
     from .._backend import xp_of
     x = inputs[i]
-    xp = xp_of(x._data)
-    flat = x._data.reshape(-1)
+    # Perturb the input's own memory element by element: `reshape(-1)` would silently copy a
+    # non-contiguous array (or a NumPy scalar), and the perturbation would never reach `fn`.
+    arr = x._writable()
+    xp = xp_of(arr)
     cols = []
-    for k in range(flat.size):
-        orig = flat[k].item()
-        flat[k] = orig + eps
+    for pos in np.ndindex(*arr.shape):
+        orig = arr[pos].item()
+        arr[pos] = orig + eps
         plus = [o._data.astype(np.float64).reshape(-1) for o in _flatten_outputs(fn(*inputs))
                 if o._data.dtype.kind in "fc"]
-        flat[k] = orig - eps
+        arr[pos] = orig - eps
         minus = [o._data.astype(np.float64).reshape(-1) for o in _flatten_outputs(fn(*inputs))
                  if o._data.dtype.kind in "fc"]
-        flat[k] = orig
+        arr[pos] = orig
         cols.append(xp.concatenate([(p - m) / (2 * eps) for p, m in zip(plus, minus)])
                     if plus else xp.zeros(0))
     if not cols:
@@ -111,11 +113,14 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
     n_in = len(inputs)
     diff_idx = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t._requires_grad]
 
+    from .grad_mode import enable_grad
+
     def first_order(*args):
         xs, gos = args[:n_in], args[n_in:]
-        o = _flatten_outputs(func(*xs))
-        gs = grad(o, [xs[i] for i in diff_idx], grad_outputs=list(gos), create_graph=True,
-                  allow_unused=True)
+        with enable_grad():  # the numerical pass runs under no_grad
+            o = _flatten_outputs(func(*xs))
+            gs = grad(o, [xs[i] for i in diff_idx], grad_outputs=list(gos), create_graph=True,
+                      allow_unused=True)
         return tuple(g for g in gs if g is not None)
 
     return gradcheck(first_order, inputs + grad_outputs, eps=eps, atol=atol, rtol=rtol,

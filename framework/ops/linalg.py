@@ -21,7 +21,8 @@ class MatMul(Op):
 
     def backward(self, g):
         a, b = self.saved_tensors
-        na, nb = self.next_edges
+        ea, eb = self.next_edges
+        na, nb = ea is not None, eb is not None
         ga = gb = None
         if na:
             ga = sum_to(MatMul.apply(g, b.mT), tuple(a.shape))

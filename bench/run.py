@@ -1,0 +1,200 @@
+"""Time training-step workloads on Lantern and, where installed, on PyTorch, in one process.
+
+    python bench/run.py                       # every workload, Lantern vs torch, 1 thread
+    python bench/run.py -w micro mlp --threads 2 --repeats 9
+    python bench/run.py --memory              # peak memory of a 20-layer MLP backward
+    python bench/run.py --device cuda -w cnn  # GPU (CuPy vs torch CUDA)
+
+Method: build each library's workload, warm up, then alternate the two libraries repeat by
+repeat (so a slow spell of the machine hits both), each repeat running enough steps for
+about --min-time seconds. Prints the median ms/step of each, the ratio Lantern / torch (below 1
+means Lantern is faster) and a machine line. Speed lives here, never in a timed test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+
+def machine_line(threads: int) -> str:
+    import numpy as np
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    blas = ""
+    try:
+        from threadpoolctl import threadpool_info
+        info = [d for d in threadpool_info() if d.get("user_api") == "blas"]
+        if info:
+            blas = f", BLAS {info[0].get('internal_api')} {info[0].get('version')} " \
+                   f"({info[0].get('architecture')})"
+    except ImportError:
+        pass
+    try:
+        import torch
+        tv = f", torch {torch.__version__}"
+    except ImportError:
+        tv = ", torch not installed"
+    return (f"{cpu}; {os.cpu_count()} cores, {threads} thread(s); Python "
+            f"{platform.python_version()}, numpy {np.__version__}{blas}{tv}")
+
+
+def _sync(lib, device):
+    if device != "cpu" and hasattr(lib, "cuda"):
+        lib.cuda.synchronize()
+
+
+def _time_steps(step, lib, device, n):
+    _sync(lib, device)
+    t = time.perf_counter()
+    for _ in range(n):
+        step()
+    _sync(lib, device)
+    return (time.perf_counter() - t) / n
+
+
+def bench_workload(name, libs, device, repeats, min_time, warmup_time):
+    import workloads
+    steps, per = {}, {}
+    for lib_name, lib in libs.items():
+        step, desc = workloads.WORKLOADS[name](lib, device)
+        t0 = time.perf_counter()
+        n = 0
+        while time.perf_counter() - t0 < warmup_time or n < 3:
+            step()
+            n += 1
+        _sync(lib, device)
+        steps[lib_name] = step
+        per[lib_name] = max((time.perf_counter() - t0) / n, 1e-6)
+    counts = {k: max(1, int(min_time / v)) for k, v in per.items()}
+    times = {k: [] for k in libs}
+    for _ in range(repeats):
+        for lib_name, lib in libs.items():
+            times[lib_name].append(_time_steps(steps[lib_name], lib, device, counts[lib_name]))
+    res = {"workload": name, "description": desc, "device": device}
+    for k, v in times.items():
+        res[f"{k}_ms"] = statistics.median(v) * 1e3
+        res[f"{k}_ms_all"] = [x * 1e3 for x in v]
+    if "torch" in libs:
+        res["ratio"] = res["framework_ms"] / res["torch_ms"]
+    return res
+
+
+_MEMORY_CHILD = r"""
+import resource, sys
+lib_name, depth, width, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+import numpy as np
+lib = __import__(lib_name)
+nn = lib.nn
+lib.manual_seed(0)
+layers = []
+for _ in range(depth):
+    layers += [nn.Linear(width, width), nn.ReLU()]
+model = nn.Sequential(*layers)
+x = lib.tensor(np.random.default_rng(0).standard_normal((batch, width), dtype=np.float32))
+def rss():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+model(x).sum().backward()   # first step: allocator warm-up, grads allocated
+for p in model.parameters():
+    p.grad = None
+base = rss()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+loss = model(x).sum()
+loss.backward()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(max(peak, before) - base if peak > before else peak - base)
+"""
+
+
+def bench_memory(depth=20, width=1024, batch=256):
+    out = {}
+    for lib in ("framework", "torch"):
+        try:
+            r = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, lib, str(depth), str(width),
+                                str(batch)], capture_output=True, text=True, check=True,
+                               env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)})
+            out[lib] = int(r.stdout.strip().splitlines()[-1]) / 1024.0
+        except subprocess.CalledProcessError as exc:
+            out[lib] = f"failed: {exc.stderr.strip().splitlines()[-1] if exc.stderr else exc}"
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-w", "--workloads", nargs="*", default=["micro", "mlp", "dqn", "cnn",
+                                                             "transformer", "unet"],
+                    help="micro mlp dqn cnn transformer unet (or W1..W6)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--min-time", type=float, default=0.5, help="seconds per repeat")
+    ap.add_argument("--warmup-time", type=float, default=1.0)
+    ap.add_argument("--no-torch", action="store_true", help="time Lantern only")
+    ap.add_argument("--ftz", action="store_true", help="flush denormals to zero in both libraries")
+    ap.add_argument("--memory", action="store_true", help="peak memory of a 20-layer MLP backward")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    try:
+        from threadpoolctl import threadpool_limits
+        _limits = threadpool_limits(args.threads, user_api="blas")  # noqa: F841
+    except ImportError:
+        pass
+    import framework
+    libs = {"framework": framework}
+    if not args.no_torch:
+        try:
+            import torch
+            torch.set_num_threads(args.threads)
+            libs["torch"] = torch
+        except ImportError:
+            print("torch is not installed: timing Lantern only", file=sys.stderr)
+    if args.ftz:
+        framework.set_flush_denormal(True)
+        if "torch" in libs:
+            libs["torch"].set_flush_denormal(True)
+    print("machine:", machine_line(args.threads))
+    results = []
+    if args.memory:
+        mem = bench_memory()
+        print(f"peak memory of a 20-layer 1024-wide MLP forward+backward, batch 256 (MiB above "
+              f"the steady state): framework {mem['framework']}, torch {mem['torch']}"
+              + (f", ratio {mem['framework'] / mem['torch']:.2f}"
+                 if all(isinstance(v, float) for v in mem.values()) else ""))
+        results.append({"memory_mib": mem})
+    import workloads
+    for w in args.workloads:
+        name = workloads.ALIASES.get(w, w)
+        r = bench_workload(name, libs, args.device, args.repeats, args.min_time, args.warmup_time)
+        results.append(r)
+        line = f"{name:12s} framework {r['framework_ms']:9.3f} ms/step"
+        if "torch_ms" in r:
+            line += f"   torch {r['torch_ms']:9.3f} ms/step   ratio {r['ratio']:.2f}x"
+        print(line, flush=True)
+    if args.json:
+        print(json.dumps({"machine": machine_line(args.threads), "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Benchmark workloads written once against the PyTorch API, so that the same code runs on
+`framework` (Lantern) and on `torch`. Each `build_*(lib, device)` returns `step()`, which runs
+one full training step (forward, loss, backward, optimizer step, zero_grad) and returns the
+loss tensor, plus a one-line description."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _seed(lib):
+    if hasattr(lib, "manual_seed"):
+        lib.manual_seed(0)
+
+
+def build_micro(lib, device="cpu", iters=1000):
+    """W6: per-op autograd overhead, 1000 x (x = x * w + b) on 0-d tensors, then backward."""
+    w = lib.tensor(0.999, device=device, requires_grad=True)
+    b = lib.tensor(0.001, device=device, requires_grad=True)
+    x0 = lib.tensor(1.0, device=device)
+
+    def step():
+        x = x0
+        for _ in range(iters):
+            x = x * w + b
+        x.backward()
+        w.grad = None
+        b.grad = None
+        return x
+    return step, f"micro: {iters} x (x = x*w + b) on 0-d tensors + backward"
+
+
+def build_mlp(lib, device="cpu", batch=128):
+    """W1: 784-512-256-10 ReLU MLP, cross-entropy, SGD with momentum."""
+    nn, F = lib.nn, lib.nn.functional
+    _seed(lib)
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                          nn.Linear(256, 10)).to(device)
+    opt = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = lib.tensor(rng.standard_normal((batch, 784), dtype=np.float32)).to(device)
+    y = lib.tensor(rng.integers(0, 10, size=batch, dtype=np.int64)).to(device)
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss
+    return step, f"mlp: 784-512-256-10 ReLU, batch {batch}, SGD momentum, cross-entropy"
+
+
+def build_cnn(lib, device="cpu", batch=64):
+    """W2: three 3x3 conv+BN+ReLU blocks (32-64-128, stride 2 twice), GAP, linear; SGD."""
+    nn, F = lib.nn, lib.nn.functional
+    _seed(lib)
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.Conv2d(64, 128, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(128), nn.ReLU(),
+    ).to(device)
+    head = nn.Linear(128, 10).to(device)
+    opt = lib.optim.SGD(list(model.parameters()) + list(head.parameters()), lr=0.05,
+                        momentum=0.9)
+    x = lib.tensor(rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)).to(device)
+    y = lib.tensor(rng.integers(0, 10, size=batch, dtype=np.int64)).to(device)
+
+    def step():
+        loss = F.cross_entropy(head(model(x).mean(dim=(2, 3))), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss
+    return step, f"cnn: {batch}x3x32x32, 3x(conv3x3+BN+ReLU) 32-64-128, GAP, linear, SGD"
+
+
+def build_dqn(lib, device="cpu", batch=32, buffer_size=10000, gamma=0.99, target_every=50):
+    """W3: DQN update: 4-128-128-2 Q-net, Adam, no-grad target net, gather, smooth L1."""
+    nn, F = lib.nn, lib.nn.functional
+    _seed(lib)
+    rng = np.random.default_rng(0)
+
+    def qnet():
+        return nn.Sequential(nn.Linear(4, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(),
+                             nn.Linear(128, 2)).to(device)
+    q, target = qnet(), qnet()
+    target.load_state_dict(q.state_dict())
+    opt = lib.optim.Adam(q.parameters(), lr=1e-3)
+    obs = rng.standard_normal((buffer_size, 4), dtype=np.float32)
+    nxt = (obs + 0.05 * rng.standard_normal((buffer_size, 4), dtype=np.float32)).astype(np.float32)
+    act = rng.integers(0, 2, size=(buffer_size, 1), dtype=np.int64)
+    rew = np.ones(buffer_size, dtype=np.float32)
+    done = (rng.random(buffer_size) < 0.05).astype(np.float32)
+    count = [0]
+
+    def step():
+        idx = rng.integers(0, buffer_size, size=batch)
+        o, n_ = lib.tensor(obs[idx]).to(device), lib.tensor(nxt[idx]).to(device)
+        a, r = lib.tensor(act[idx]).to(device), lib.tensor(rew[idx]).to(device)
+        d = lib.tensor(done[idx]).to(device)
+        with lib.no_grad():
+            td = r + gamma * (1.0 - d) * target(n_).max(dim=1)[0]
+        loss = F.smooth_l1_loss(q(o).gather(1, a).reshape(-1), td)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        count[0] += 1
+        if count[0] % target_every == 0:
+            target.load_state_dict(q.state_dict())
+        return loss
+    return step, f"dqn: Q 4-128-128-2, batch {batch}, Adam, target net, smooth L1"
+
+
+def build_transformer(lib, device="cpu", batch=32, seq=64, vocab=8000, d=128, heads=4, ffn=512,
+                      layers=2):
+    """W4: 2-layer pre-LN Transformer encoder classifier with hand-written attention; AdamW."""
+    nn, F = lib.nn, lib.nn.functional
+    _seed(lib)
+    rng = np.random.default_rng(0)
+    hd = d // heads
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.qkv = nn.Linear(d, 3 * d)
+            self.o = nn.Linear(d, d)
+            self.ff1, self.ff2 = nn.Linear(d, ffn), nn.Linear(ffn, d)
+
+        def forward(self, x):
+            B, T, C = x.shape
+            q, k, v = self.qkv(self.ln1(x)).reshape(B, T, 3, heads, hd).permute(2, 0, 3, 1, 4)
+            att = F.softmax((q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd)), dim=-1)
+            x = x + self.o((att @ v).transpose(1, 2).reshape(B, T, C))
+            return x + self.ff2(F.relu(self.ff1(self.ln2(x))))
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(seq, d)
+            self.blocks = nn.Sequential(*[Block() for _ in range(layers)])
+            self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 2)
+
+        def forward(self, ids, pos):
+            return self.head(self.ln(self.blocks(self.tok(ids) + self.pos(pos))).mean(dim=1))
+
+    model = Encoder().to(device)
+    opt = lib.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)
+    ids = lib.tensor(rng.integers(0, vocab, size=(batch, seq), dtype=np.int64)).to(device)
+    pos = lib.tensor(np.arange(seq, dtype=np.int64)).to(device)
+    y = lib.tensor(rng.integers(0, 2, size=batch, dtype=np.int64)).to(device)
+
+    def step():
+        loss = F.cross_entropy(model(ids, pos), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss
+    return step, f"transformer: ids {batch}x{seq}, d {d}, {layers} pre-LN layers, AdamW"
+
+
+def build_unet(lib, device="cpu", batch=8, size=64):
+    """W5: 2D U-Net (16-32-64, bottleneck 128), CE + soft Dice, Adam."""
+    nn, F = lib.nn, lib.nn.functional
+    _seed(lib)
+    rng = np.random.default_rng(0)
+
+    def block(cin, cout):
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                             nn.ReLU(), nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                             nn.BatchNorm2d(cout), nn.ReLU())
+
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e1, self.e2, self.e3 = block(1, 16), block(16, 32), block(32, 64)
+            self.mid = block(64, 128)
+            self.pool = nn.MaxPool2d(2)
+            self.u3, self.d3 = nn.ConvTranspose2d(128, 64, 2, stride=2), block(128, 64)
+            self.u2, self.d2 = nn.ConvTranspose2d(64, 32, 2, stride=2), block(64, 32)
+            self.u1, self.d1 = nn.ConvTranspose2d(32, 16, 2, stride=2), block(32, 16)
+            self.head = nn.Conv2d(16, 2, 1)
+
+        def forward(self, x):
+            e1 = self.e1(x)
+            e2 = self.e2(self.pool(e1))
+            e3 = self.e3(self.pool(e2))
+            m = self.mid(self.pool(e3))
+            x = self.d3(lib.cat([self.u3(m), e3], dim=1))
+            x = self.d2(lib.cat([self.u2(x), e2], dim=1))
+            return self.head(self.d1(lib.cat([self.u1(x), e1], dim=1)))
+
+    model = UNet().to(device)
+    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+    xn = rng.standard_normal((batch, 1, size, size), dtype=np.float32)
+    tn = (xn[:, 0] > 0.5).astype(np.int64)
+    x, t = lib.tensor(xn).to(device), lib.tensor(tn).to(device)
+    onehot = lib.tensor(np.stack([1 - tn, tn], 1).astype(np.float32)).to(device)
+
+    def step():
+        logits = model(x)
+        p = F.softmax(logits, dim=1)
+        inter = (p * onehot).sum(dim=(0, 2, 3))
+        denom = p.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+        loss = F.cross_entropy(logits, t) + 1.0 - ((2 * inter + 1) / (denom + 1)).mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss
+    return step, f"unet: {batch}x1x{size}x{size}, 16-32-64-128, CE + soft Dice, Adam"
+
+
+WORKLOADS = {"micro": build_micro, "mlp": build_mlp, "cnn": build_cnn, "dqn": build_dqn,
+             "transformer": build_transformer, "unet": build_unet}
+ALIASES = {"W6": "micro", "W1": "mlp", "W2": "cnn", "W3": "dqn", "W4": "transformer", "W5": "unet"}
