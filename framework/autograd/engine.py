@@ -230,8 +230,9 @@ def _accumulate(leaf, g, create_graph, handed_out):
             return
         # Never hand out a gradient that aliases another (a view, a read-only broadcast, or
         # the same array given to two leaves): optimizers update .grad in place.
-        owns = getattr(arr, "flags", None)
-        if id(arr) in handed_out or owns is None or not owns.owndata or not owns.writeable:
+        flags = getattr(arr, "flags", None)
+        if id(arr) in handed_out or flags is None or not flags.owndata or \
+                not getattr(flags, "writeable", True):
             arr = arr.copy()
         handed_out.add(id(arr))
         leaf.grad = Tensor._make(arr, None, 0)

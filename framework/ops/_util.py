@@ -21,13 +21,30 @@ def scalar_tensor_like(value, like: Tensor, np_dtype) -> Tensor:
         return Tensor._make(xp.asarray(value, dtype=np_dtype), None, 0)
 
 
+_CPU_ARRAYS = (np.ndarray, np.generic)
+
+
 def check_same_device(a: Tensor, b: Tensor, opname: str):
     da, db = a._data, b._data
-    if type(da) is not type(db) or (type(da) is not np.ndarray and da.device.id != db.device.id):
-        if da.ndim == 0 and type(da) is np.ndarray and db.ndim != 0:
-            return  # PyTorch lets a 0-d CPU tensor join a CUDA op (as a scalar)
-        raise RuntimeError(f"{opname}: expected all tensors to be on the same device, but found "
-                           f"at least two devices, {device_of(da)} and {device_of(db)}")
+    a_cpu, b_cpu = isinstance(da, _CPU_ARRAYS), isinstance(db, _CPU_ARRAYS)
+    if a_cpu and b_cpu:
+        return
+    if not a_cpu and not b_cpu and da.device.id == db.device.id:
+        return
+    if (a_cpu and not b_cpu and da.ndim == 0) or (b_cpu and not a_cpu and db.ndim == 0):
+        return  # PyTorch lets a 0-d CPU tensor join a CUDA op (as a scalar)
+    raise RuntimeError(f"{opname}: expected all tensors to be on the same device, but found "
+                       f"at least two devices, {device_of(da)} and {device_of(db)}")
+
+
+def _align_devices(a: Tensor, b: Tensor):
+    """Move a 0-d CPU operand to the other operand's GPU (after check_same_device)."""
+    a_cpu, b_cpu = isinstance(a._data, _CPU_ARRAYS), isinstance(b._data, _CPU_ARRAYS)
+    if a_cpu and not b_cpu:
+        a = _move_scalar(a, b)
+    elif b_cpu and not a_cpu:
+        b = _move_scalar(b, a)
+    return a, b
 
 
 def binary_operands(a, b, opname: str):
@@ -37,10 +54,7 @@ def binary_operands(a, b, opname: str):
         if a._data.dtype == b._data.dtype:
             if type(a._data) is not type(b._data) or type(a._data) is not np.ndarray:
                 check_same_device(a, b, opname)
-                if type(b._data) is np.ndarray and type(a._data) is not np.ndarray:
-                    b = _move_scalar(b, a)
-                elif type(a._data) is np.ndarray and type(b._data) is not np.ndarray:
-                    a = _move_scalar(a, b)
+                a, b = _align_devices(a, b)
             return a, b
         check_same_device(a, b, opname)
         rt = D.result_type(a, b)
@@ -48,11 +62,7 @@ def binary_operands(a, b, opname: str):
             a = a.to(dtype=rt)
         if b._data.dtype != rt.np:
             b = b.to(dtype=rt)
-        if type(b._data) is np.ndarray and type(a._data) is not np.ndarray:
-            b = _move_scalar(b, a)
-        elif type(a._data) is np.ndarray and type(b._data) is not np.ndarray:
-            a = _move_scalar(a, b)
-        return a, b
+        return _align_devices(a, b)
     if ta:
         if not isinstance(b, _SCALARS):
             if hasattr(b, "__array__") or isinstance(b, (list, tuple)):
