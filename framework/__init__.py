@@ -13,9 +13,11 @@ from ._format import set_printoptions
 from ._tensor import Size, Tensor
 from . import ops as _ops  # registers every op and binds the Tensor methods
 from .ops.registry import OPS as _OPS
-from . import autograd, cuda, linalg
-from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,
-                       set_grad_enabled)
+from . import amp, autograd, cuda, linalg, serialization
+from .amp import autocast
+from .serialization import load, save
+from .autograd import (enable_grad, inference_mode, is_grad_enabled,
+                       is_inference_mode_enabled, no_grad, set_grad_enabled)
 from .creation import (arange, as_tensor, asarray, bernoulli, empty, empty_like, eye,
                        from_numpy, full, full_like, linspace, logspace, multinomial, normal, ones,
                        ones_like, rand, rand_like, randint, randint_like, randn, randn_like,

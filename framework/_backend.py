@@ -176,6 +176,8 @@ def scatter_add_into(xp, out, index_tuple, values):
     """out[index_tuple] += values, summing duplicates (np.add.at / cupyx.scatter_add)."""
     if xp is np:
         np.add.at(out, index_tuple, values)
+    elif hasattr(xp.add, "at"):  # CuPy >= 13 (cupyx.scatter_add is deprecated there)
+        xp.add.at(out, index_tuple, values)
     else:
         import cupyx
         cupyx.scatter_add(out, index_tuple, values)

@@ -119,8 +119,16 @@ builtins_float, builtins_int, builtins_bool = _b.float, _b.int, _b.bool
 
 
 def promote_types(a: dtype, b: dtype) -> dtype:
+    """PyTorch's promotion of two dtypes: the higher category (bool < int < float < complex)
+    wins outright (int64 with float32 is float32, unlike NumPy's float64); within one
+    category the wider type wins (uint8 with int8 is int16)."""
     if a is b:
         return a
+    if a.category != b.category:
+        hi, lo = (a, b) if a.category > b.category else (b, a)
+        if hi.category == _CATEGORY_COMPLEX and lo is float64:
+            return complex128
+        return hi
     if a is bfloat16 or b is bfloat16:
         other = b if a is bfloat16 else a
         if other.category <= _CATEGORY_INT:

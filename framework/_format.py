@@ -1,5 +1,14 @@
-"""PyTorch-style printing of tensors: `tensor([1., 2.], grad_fn=<MulBackward0>)`."""
+"""PyTorch-style printing of tensors: `tensor([1., 2.], grad_fn=<MulBackward0>)`.
+
+The layout rules are PyTorch's, so printed output reads (and diffs) the same: every element
+is right-aligned to one width; floats print in integer mode (`1.`), fixed mode (`1.5000`) or
+scientific mode (`1.0000e-05`) chosen from the nonzero finite values; tensors larger than
+`threshold` elements show `edgeitems` items at each end of every dim; lines wrap at
+`linewidth`; the dtype is shown unless it is a default one.
+"""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -13,7 +22,7 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     elif profile == "short":
         PRINT_OPTS.update(precision=2, threshold=1000, edgeitems=2, linewidth=80)
     elif profile == "full":
-        PRINT_OPTS.update(precision=4, threshold=float("inf"), edgeitems=3, linewidth=80)
+        PRINT_OPTS.update(precision=4, threshold=math.inf, edgeitems=3, linewidth=80)
     for k, v in (("precision", precision), ("threshold", threshold), ("edgeitems", edgeitems),
                  ("linewidth", linewidth)):
         if v is not None:
@@ -21,63 +30,131 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     PRINT_OPTS["sci_mode"] = sci_mode
 
 
-def _float_formatter(arr):
-    finite = arr[np.isfinite(arr)] if arr.size else arr
-    prec = PRINT_OPTS["precision"]
-    if finite.size == 0:
-        return lambda v: _special(v) or f"{v:.{prec}f}"
-    amax = np.abs(finite).max()
-    nz = np.abs(finite[finite != 0])
-    amin = nz.min() if nz.size else 0.0
-    integral = bool(np.all(finite == np.round(finite)))
-    sci = PRINT_OPTS["sci_mode"]
-    if sci is None:
-        sci = amax >= 1e8 or (amin > 0 and amin < 1e-4) or (amin > 0 and amax / amin > 1e3 and
-                                                             not integral)
-    if sci:
-        return lambda v: _special(v) or f"{v:.{prec}e}"
-    if integral:
-        return lambda v: _special(v) or f"{v:.0f}."
-    return lambda v: _special(v) or f"{v:.{prec}f}"
+class _Formatter:
+    """Chooses the number format and the common width from the values that will be shown."""
+
+    def __init__(self, arr: np.ndarray):
+        self.floating = arr.dtype.kind == "f"
+        self.int_mode, self.sci_mode, self.width = True, False, 1
+        prec = PRINT_OPTS["precision"]
+        if not self.floating:
+            if arr.size:
+                self.width = max(len(str(v)) for v in arr.reshape(-1).tolist())
+            return
+        vals = arr[np.isfinite(arr) & (arr != 0)]
+        if vals.size:
+            mags = np.abs(vals)
+            lo, hi = float(mags.min()), float(mags.max())
+            self.int_mode = bool(np.all(vals == np.ceil(vals)))
+            if PRINT_OPTS["sci_mode"] is not None:
+                self.sci_mode = PRINT_OPTS["sci_mode"]
+            elif self.int_mode:
+                self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8
+            else:
+                self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4
+            items = vals.tolist()
+            if self.sci_mode:
+                self.width = max(len(f"{v:.{prec}e}") for v in items)
+            elif self.int_mode:
+                self.width = max(len(f"{v:.0f}") + 1 for v in items)
+            else:
+                self.width = max(len(f"{v:.{prec}f}") for v in items)
+        elif PRINT_OPTS["sci_mode"] is not None:
+            self.sci_mode = PRINT_OPTS["sci_mode"]
+
+    def format(self, v) -> str:
+        if self.floating:
+            prec = PRINT_OPTS["precision"]
+            if self.sci_mode:
+                s = f"{v:{self.width}.{prec}e}"
+            elif self.int_mode:
+                s = f"{v:.0f}" + ("" if math.isinf(v) or math.isnan(v) else ".")
+            else:
+                s = f"{v:.{prec}f}"
+        else:
+            s = str(v)
+        return s.rjust(self.width)
 
 
-def _special(v):
-    if np.isnan(v):
-        return "nan"
-    if np.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return None
+def _summarized(arr, edge):
+    """The elements that a summarized print shows (edge items of every dim)."""
+    if arr.ndim == 0:
+        return arr
+    if arr.shape[0] > 2 * edge:
+        arr = np.concatenate([arr[:edge], arr[arr.shape[0] - edge:]])
+    if arr.ndim == 1:
+        return arr
+    return np.stack([_summarized(a, edge) for a in arr]) if len(arr) else arr
 
 
-def format_tensor(t) -> str:
+def _vector_str(arr, indent, summarize, fmt):
+    edge, width = PRINT_OPTS["edgeitems"], fmt.width + 2
+    per_line = max(1, int(math.floor((PRINT_OPTS["linewidth"] - indent) / width)))
+    if summarize and arr.shape[0] > 2 * edge:
+        data = ([fmt.format(v) for v in arr[:edge].tolist()] + [" ..."]
+                + [fmt.format(v) for v in arr[arr.shape[0] - edge:].tolist()])
+    else:
+        data = [fmt.format(v) for v in arr.tolist()]
+    lines = [", ".join(data[i:i + per_line]) for i in range(0, len(data), per_line)]
+    return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
+
+
+def _array_str(arr, indent, summarize, fmt):
+    if arr.ndim == 0:
+        return fmt.format(arr.item())
+    if arr.ndim == 1:
+        return _vector_str(arr, indent, summarize, fmt)
+    edge, n = PRINT_OPTS["edgeitems"], arr.shape[0]
+    if summarize and n > 2 * edge:
+        rows = ([_array_str(arr[i], indent + 1, summarize, fmt) for i in range(edge)] + ["..."]
+                + [_array_str(arr[i], indent + 1, summarize, fmt) for i in range(n - edge, n)])
+    else:
+        rows = [_array_str(arr[i], indent + 1, summarize, fmt) for i in range(n)]
+    return "[" + ("," + "\n" * (arr.ndim - 1) + " " * (indent + 1)).join(rows) + "]"
+
+
+def _host_array(t) -> np.ndarray:
     arr = t._data
     if isinstance(arr, np.generic):
         arr = np.asarray(arr)
     elif not isinstance(arr, np.ndarray):
         arr = arr.get()
-    dt = t.dtype
-    suffix = []
-    if t.device.type != "cpu":
-        suffix.append(f"device='{t.device}'")
-    default_dtypes = ("float32", "int64", "bool")
-    if dt.name not in default_dtypes or (arr.size == 0 and dt.name != "float32"):
-        suffix.append(f"dtype=framework.{dt.name}")
-    if arr.size == 0 and arr.ndim != 1:
-        suffix.insert(0, f"size={tuple(arr.shape)}")
-    if t._grad_fn is not None:
-        suffix.append(f"grad_fn=<{t._grad_fn.name()}>")
-    elif t._requires_grad:
-        suffix.append("requires_grad=True")
-
-    kw = {}
-    if arr.dtype.kind == "f" or dt.name == "bfloat16":
+    if arr.dtype.kind == "f" or t.dtype.name == "bfloat16":
         arr = arr.astype(np.float64)
-        kw["formatter"] = {"float_kind": _float_formatter(arr)}
-    elif arr.dtype.kind == "b":
-        kw["formatter"] = {"bool": lambda v: "True" if v else "False"}
-    body = np.array2string(arr, separator=", ", prefix="tensor(",
-                           threshold=PRINT_OPTS["threshold"], edgeitems=PRINT_OPTS["edgeitems"],
-                           max_line_width=PRINT_OPTS["linewidth"], **kw)
-    if suffix:
-        return "tensor(" + body + ", " + ", ".join(suffix) + ")"
-    return "tensor(" + body + ")"
+    return arr
+
+
+def format_tensor(t, prefix: str = "tensor(") -> str:
+    from . import _dtype as D
+    arr = _host_array(t)
+    indent = len(prefix)
+    suffixes = []
+    if t.device.type != "cpu":
+        suffixes.append(f"device='{t.device}'")
+    default = D.get_default_dtype()
+    if arr.size == 0:
+        if arr.ndim != 1:
+            suffixes.append(f"size={tuple(arr.shape)}")
+        if t.dtype is not default:
+            suffixes.append(f"dtype=framework.{t.dtype.name}")
+        body = "[]"
+    else:
+        if t.dtype not in (default, D.int64, D.bool):
+            suffixes.append(f"dtype=framework.{t.dtype.name}")
+        summarize = arr.size > PRINT_OPTS["threshold"]
+        shown = _summarized(arr, PRINT_OPTS["edgeitems"]) if summarize else arr
+        body = _array_str(arr, indent, summarize, _Formatter(shown))
+    if t._grad_fn is not None:
+        suffixes.append(f"grad_fn=<{t._grad_fn.name()}>")
+    elif t._requires_grad:
+        suffixes.append("requires_grad=True")
+    out = [prefix + body]
+    last = len(out[0]) - out[0].rfind("\n") + 1
+    for s in suffixes:  # a suffix that would pass the line width goes on its own line
+        if last + len(s) + 2 > PRINT_OPTS["linewidth"]:
+            out.append(",\n" + " " * indent + s)
+            last = indent + len(s)
+        else:
+            out.append(", " + s)
+            last += len(s) + 2
+    return "".join(out) + ")"

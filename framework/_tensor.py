@@ -220,6 +220,7 @@ class Tensor:
                 t.grad = g.detach() if not _State.grad_enabled else g
                 if t.grad is g and not _State.grad_enabled:
                     t.grad = Tensor._make(g._data.copy(), None, 0)
+        _keep._retains_grad = True
         self._grad_fn.register_hook(self._out_idx, _keep)
 
     @property

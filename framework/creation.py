@@ -19,32 +19,30 @@ __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty"
 
 
 def _infer_dtype(data):
-    """PyTorch's inference for Python data: bool < int64 < default float."""
-    kind = 0
+    """PyTorch's inference for Python data: the promotion of its elements' types, where a bool
+    is bool, an int int64, a float the default float, a complex the default complex and a
+    NumPy scalar or array its own dtype. Empty data gets the default float."""
+    found = None
 
     def walk(x):
-        nonlocal kind
+        nonlocal found
         if isinstance(x, (list, tuple)):
             for v in x:
                 walk(v)
-        elif isinstance(x, builtins.bool) or isinstance(x, np.bool_):
-            pass
-        elif isinstance(x, (builtins.int, np.integer)):
-            kind = max(kind, 1)
+            return
+        if isinstance(x, (np.generic, np.ndarray)):
+            d = D.from_numpy_dtype(x.dtype)
+        elif isinstance(x, builtins.bool):
+            d = D.bool
+        elif isinstance(x, builtins.int):
+            d = D.int64
         elif isinstance(x, complex):
-            kind = max(kind, 3)
+            d = D._default_for_category(D._CATEGORY_COMPLEX)
         else:
-            kind = max(kind, 2)
+            d = D.get_default_dtype()
+        found = d if found is None else D.promote_types(found, d)
     walk(data)
-    if kind == 0:
-        return D.bool if _nonempty(data) else D.get_default_dtype()
-    return (D.int64, D.int64, D.get_default_dtype(), D.complex64)[kind]
-
-
-def _nonempty(x):
-    if isinstance(x, (list, tuple)):
-        return builtins.any(_nonempty(v) for v in x)
-    return True
+    return found if found is not None else D.get_default_dtype()
 
 
 def _to_array(data, dtype, device, copy):
@@ -104,8 +102,11 @@ def _has_tensor(x):
 
 def _tensors_to_nested(x):
     if isinstance(x, Tensor):
-        return x._data.get() if not isinstance(x._data, np.ndarray) else x._data
-    return [_tensors_to_nested(v) for v in x]
+        d = x._data
+        return d if isinstance(d, (np.ndarray, np.generic)) else d.get()
+    if isinstance(x, (list, tuple)):
+        return [_tensors_to_nested(v) for v in x]
+    return x
 
 
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
@@ -282,6 +283,8 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
             requires_grad=False) -> Tensor:
+    if size is None and isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if size is None:

@@ -138,6 +138,9 @@ GRADCHECK = [c for c in CASES if c.gradcheck]
 def test_gradcheck(case, device):
     xs = _fw_inputs(case, device, framework.float64, grad=True)
     lib = Lib(framework, device)
+    for k, out in enumerate(_flat(case.fn(lib, *xs))):  # float64 in, float64 out
+        if isinstance(out, framework.Tensor) and out.is_floating_point():
+            assert out.dtype is framework.float64, f"output {k} is {out.dtype}"
     assert gradcheck(lambda *a: case.fn(lib, *a), xs, eps=1e-6, atol=1e-5, rtol=1e-3)
 
 

@@ -100,7 +100,11 @@ class Node:
     def register_hook(self, idx, hook):
         if self._hooks is None:
             self._hooks = {}
-        self._hooks.setdefault(idx, []).append(hook)
+        hooks = self._hooks.setdefault(idx, [])
+        if hooks and getattr(hooks[-1], "_retains_grad", False):
+            hooks.insert(len(hooks) - 1, hook)  # retain_grad sees the grad after every hook
+        else:
+            hooks.append(hook)
 
 
 class AccumulateGrad:

@@ -104,9 +104,11 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
     from .._tensor import Tensor
     from ..creation import randn
     inputs = tuple(inputs) if isinstance(inputs, (list, tuple)) else (inputs,)
-    outs = _flatten_outputs(func(*inputs))
+    # Integer outputs (indices of max/sort/topk) carry no gradient: only float ones count.
+    outs = [o for o in _flatten_outputs(func(*inputs)) if o._data.dtype.kind in "fc"]
     if grad_outputs is None:
-        grad_outputs = tuple(randn(*o.shape, dtype=o.dtype).requires_grad_(True) for o in outs)
+        grad_outputs = tuple(randn(*o.shape, dtype=o.dtype, device=o.device).requires_grad_(True)
+                             for o in outs)
     else:
         grad_outputs = tuple(grad_outputs) if isinstance(grad_outputs, (list, tuple)) else \
             (grad_outputs,)
@@ -118,7 +120,7 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
     def first_order(*args):
         xs, gos = args[:n_in], args[n_in:]
         with enable_grad():  # the numerical pass runs under no_grad
-            o = _flatten_outputs(func(*xs))
+            o = [o for o in _flatten_outputs(func(*xs)) if o._data.dtype.kind in "fc"]
             gs = grad(o, [xs[i] for i in diff_idx], grad_outputs=list(gos), create_graph=True,
                       allow_unused=True)
         return tuple(g for g in gs if g is not None)

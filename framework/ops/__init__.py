@@ -5,7 +5,8 @@ from __future__ import annotations
 from .._tensor import Tensor
 from ..autograd.grad_mode import _State
 from . import elementwise, indexing, linalg, reduction, shape, sorting  # noqa: F401
-from .elementwise import (add, bitwise_and, bitwise_not, bitwise_or, bitwise_xor, div, eq,
+from .elementwise import (add, bitwise_and, bitwise_left_shift, bitwise_not, bitwise_or,
+                          bitwise_right_shift, bitwise_xor, div, eq,
                           floor_divide, ge, gt, le, logical_not, lt, mul, ne, neg, pow, remainder,
                           sub)
 from .indexing import getitem, setitem
@@ -35,6 +36,8 @@ _DUNDERS = {
     "__pos__": lambda self: self, "__abs__": elementwise.abs, "__invert__": _invert,
     "__and__": bitwise_and, "__or__": bitwise_or, "__xor__": bitwise_xor,
     "__rand__": _rev(bitwise_and), "__ror__": _rev(bitwise_or), "__rxor__": _rev(bitwise_xor),
+    "__lshift__": bitwise_left_shift, "__rshift__": bitwise_right_shift,
+    "__rlshift__": _rev(bitwise_left_shift), "__rrshift__": _rev(bitwise_right_shift),
     "__eq__": eq, "__ne__": ne, "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge,
     "__getitem__": getitem, "__setitem__": setitem,
 }
@@ -59,9 +62,38 @@ def _inplace(fn, name):
     return method
 
 
+def _inplace_view(fn, name):
+    """`x.t_()`, `x.unsqueeze_(0)`, ...: x itself becomes the view (new shape, same memory)
+    and takes the view op's place in the graph."""
+    def method(self, *args, **kwargs):
+        self._check_inplace()
+        res = fn(self, *args, **kwargs)
+        self._data = res._data
+        if res._grad_fn is not None:
+            self._grad_fn, self._out_idx, self._requires_grad = res._grad_fn, res._out_idx, True
+        self._bump()
+        return self
+    method.__name__ = name + "_"
+    method.__doc__ = f"In-place {name}: changes this tensor's shape, not its memory."
+    return method
+
+
+def _not_implemented_on_type_error(fn):
+    """`t == None` or `t != "a"` is False/True (Python's fallback), as in PyTorch, not an error."""
+    def dunder(self, other):
+        try:
+            return fn(self, other)
+        except TypeError:
+            return NotImplemented
+    dunder.__name__ = fn.__name__
+    return dunder
+
+
 def _fast_arith(ufunc_name, fn):
     """add_/sub_/mul_/div_ without a graph use the array module's ufunc with out=self."""
-    def method(self, other, *, alpha=None):
+    def method(self, other, *, alpha=None, **kwargs):
+        if kwargs:  # div_(x, rounding_mode=...)
+            return _inplace(fn, ufunc_name)(self, other, **kwargs)
         if _State.grad_enabled and (self._requires_grad or (isinstance(other, Tensor) and
                                                             other._requires_grad)):
             return _slow(self, other, alpha)
@@ -91,8 +123,7 @@ _INPLACE = ["neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "reci
             "cos", "tan", "tanh", "sigmoid", "relu", "erf", "sign", "floor", "ceil", "round",
             "trunc", "pow", "remainder", "fmod", "clamp", "clamp_min", "clamp_max", "clip",
             "masked_fill", "lerp", "scatter", "scatter_add", "index_add", "maximum", "minimum",
-            "square", "atan2", "floor_divide", "tril", "triu", "t", "transpose", "squeeze",
-            "unsqueeze", "logical_not", "logical_and", "logical_or", "nan_to_num", "cumsum",
+            "square", "atan2", "floor_divide", "tril", "triu", "logical_not", "logical_and", "logical_or", "nan_to_num", "cumsum",
             "exp2", "log2", "log10", "frac", "asin", "acos", "atan", "sinh", "cosh", "xlogy"]
 
 
@@ -105,6 +136,11 @@ def install():
         fn = entry["fn"] if entry else getattr(elementwise, name, None)
         if fn is not None:
             setattr(Tensor, name + "_", _inplace(fn, name))
+    for name in ("t", "transpose", "squeeze", "unsqueeze", "swapaxes"):
+        setattr(Tensor, name + "_", _inplace_view(OPS[name]["fn"], name))
+    Tensor.swapdims_ = Tensor.swapaxes_
+    Tensor.__eq__ = _not_implemented_on_type_error(eq)
+    Tensor.__ne__ = _not_implemented_on_type_error(ne)
     for ufunc_name, fn in (("add", add), ("sub", sub), ("mul", mul), ("truediv", div)):
         m = _fast_arith(ufunc_name, fn)
         setattr(Tensor, {"truediv": "div"}.get(ufunc_name, ufunc_name) + "_", m)

@@ -15,10 +15,14 @@ _SCALARS = (builtins.int, builtins.float, builtins.bool, complex, np.number, np.
 def scalar_tensor_like(value, like: Tensor, np_dtype) -> Tensor:
     """A 0-d constant on `like`'s device and of `np_dtype`."""
     xp = xp_of(like._data)
+    try:
+        arr = np.asarray(value, dtype=np_dtype)
+    except OverflowError:  # an int out of the dtype's range wraps around, as in PyTorch
+        arr = np.asarray(value).astype(np_dtype)
     if xp is np:
-        return Tensor._make(np.asarray(value, dtype=np_dtype), None, 0)
+        return Tensor._make(arr, None, 0)
     with xp.cuda.Device(like._data.device.id):
-        return Tensor._make(xp.asarray(value, dtype=np_dtype), None, 0)
+        return Tensor._make(xp.asarray(arr), None, 0)
 
 
 _CPU_ARRAYS = (np.ndarray, np.generic)

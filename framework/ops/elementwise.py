@@ -139,7 +139,15 @@ def _zero_grad(self, x, g):
 
 _SQRT_PI_2 = 2.0 / math.sqrt(math.pi)
 
-neg = _unary("neg", lambda xp, x: -x, lambda s, x, g: -g, floating=False)
+def _neg_f(xp, x):
+    if x.dtype.kind == "b":
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you "
+                           "are trying to invert a mask, use the `~` or `logical_not()` operator "
+                           "instead.")
+    return -x
+
+
+neg = _unary("neg", _neg_f, lambda s, x, g: -g, floating=False)
 negative = neg
 abs = _unary("abs", lambda xp, x: xp.abs(x), lambda s, x, g: g * sign(x), floating=False)  # noqa: A001
 exp = _unary("exp", lambda xp, x: xp.exp(x), lambda s, x, g: g * s.out(x), keep_out=True)
@@ -157,7 +165,8 @@ rsqrt = _unary("rsqrt", lambda xp, x: 1.0 / xp.sqrt(x),
                lambda s, x, g: g * (-0.5) * s.out(x) ** 3, keep_out=True)
 reciprocal = _unary("reciprocal", lambda xp, x: 1.0 / x,
                     lambda s, x, g: -g * s.out(x) ** 2, keep_out=True)
-square = _unary("square", lambda xp, x: x * x, lambda s, x, g: g * 2.0 * x, floating=False)
+square = _unary("square", lambda xp, x: x * x if x.dtype.kind != "b" else x.astype(np.int64),
+                lambda s, x, g: g * 2.0 * x, floating=False)
 sin = _unary("sin", lambda xp, x: xp.sin(x), lambda s, x, g: g * cos(x))
 cos = _unary("cos", lambda xp, x: xp.cos(x), lambda s, x, g: -g * sin(x))
 tan = _unary("tan", lambda xp, x: xp.tan(x), lambda s, x, g: g * (1.0 + s.out(x) ** 2),
@@ -190,7 +199,8 @@ class Relu(Op):
 
     def forward(self, x):
         self.mask = x > 0
-        return x * self.mask if x.dtype.kind != "b" else x
+        # maximum, not x * mask: a negative x times False would give -0.0
+        return xp_of(x).maximum(x, 0) if x.dtype.kind != "b" else x
 
     def backward(self, g):
         return (g * Tensor._make(self.mask, None, 0),)
@@ -208,7 +218,8 @@ erf = _unary("erf", lambda xp, x: special_fn(xp, "erf")(x).astype(x.dtype, copy=
              lambda s, x, g: g * _SQRT_PI_2 * exp(-(x * x)))
 erfc = _unary("erfc", lambda xp, x: special_fn(xp, "erfc")(x).astype(x.dtype, copy=False),
               lambda s, x, g: -g * _SQRT_PI_2 * exp(-(x * x)))
-sign = _unary("sign", lambda xp, x: xp.sign(x), _zero_grad, floating=False)
+sign = _unary("sign", lambda xp, x: xp.sign(x) if x.dtype.kind != "b" else x.copy(), _zero_grad,
+             floating=False)
 sgn = sign
 floor = _unary("floor", lambda xp, x: xp.floor(x), _zero_grad, floating=False)
 ceil = _unary("ceil", lambda xp, x: xp.ceil(x), _zero_grad, floating=False)
@@ -495,17 +506,29 @@ def add(input, other, *, alpha=1) -> Tensor:
 def sub(input, other, *, alpha=1) -> Tensor:
     if alpha != 1:
         other = mul(other, alpha)
-    if input.__class__ is Tensor and input._data.dtype.kind != "b":
+    if input.__class__ is Tensor and input._data.dtype.kind != "b" and other is not True and \
+            other is not False and (other.__class__ is not Tensor or other._data.dtype is not _BOOL):
         return _call_binary(Sub, input, other, "sub")
     a, b = binary_operands(input, other, "sub")
     if a._data.dtype.kind == "b":
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
+    if _is_bool(input) or _is_bool(other):  # PyTorch refuses a bool operand even if promoted
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                           "If you are trying to invert a mask, use the `~` or `logical_not()` "
+                           "operator instead.")
     _check_shapes(a, b, "sub")
     return Sub.apply(a, b)
 
 
 subtract = sub
+
+
+_BOOL = np.dtype(bool)
+
+
+def _is_bool(x) -> bool:
+    return isinstance(x, (bool, np.bool_)) or (isinstance(x, Tensor) and x._data.dtype.kind == "b")
 
 
 @register()
@@ -527,6 +550,9 @@ def div(input, other, *, rounding_mode=None) -> Tensor:
         if a._data.dtype.kind in "biu":
             a, b = a.to(dtype=D.get_default_dtype()), b.to(dtype=D.get_default_dtype())
         return Div.apply(a, b)
+    if a._data.dtype.kind == "b":
+        raise RuntimeError(f"div with rounding_mode={rounding_mode!r} is not implemented for "
+                           "bool tensors")
     if rounding_mode == "floor":
         if a._data.dtype.kind in "biu":
             return FloorDivide.apply(a, b)
@@ -553,21 +579,34 @@ def floor_divide(input, other) -> Tensor:
 def pow(input, exponent) -> Tensor:  # noqa: A001
     if isinstance(input, Tensor) and isinstance(exponent, (int, float)) and \
             not isinstance(exponent, bool):
-        if input._data.dtype.kind in "biu" and (isinstance(exponent, float) or exponent < 0):
+        kind = input._data.dtype.kind
+        if kind in "biu":
             if isinstance(exponent, float):
                 input = input.to(dtype=D.get_default_dtype())
-            else:
+            elif exponent < 0:
                 raise RuntimeError("Integers to negative integer powers are not allowed.")
+            elif kind == "b":  # bool ** int is int64 (NumPy would give int8)
+                input = input.to(dtype=D.int64)
         return PowScalar.apply(input, p=exponent)
     if not isinstance(input, Tensor) and isinstance(input, (int, float)):
         exponent = float_input(exponent) if isinstance(input, float) else exponent
         return RPowScalar.apply(exponent, c=input)
     a, b = binary_operands(input, exponent, "pow")
+    if a._data.dtype.kind == "b":
+        raise RuntimeError('"pow" is not implemented for two bool tensors')
     _check_shapes(a, b, "pow")
     return Pow.apply(a, b)
 
 
-float_power = pow
+def float_power(input, exponent) -> Tensor:
+    """pow computed in double precision (float64), as torch.float_power."""
+    if isinstance(input, Tensor):
+        input = input.to(dtype=D.float64)
+    if isinstance(exponent, Tensor):
+        exponent = exponent.to(dtype=D.float64)
+    elif not isinstance(input, Tensor):
+        input = float(input)
+    return pow(input, exponent)
 
 
 @register()
@@ -589,7 +628,10 @@ fmax, fmin = maximum, minimum
 
 @register()
 def atan2(input, other) -> Tensor:
-    a, b = binary_operands(float_input(input), other, "atan2")
+    a, b = binary_operands(input, other, "atan2")
+    if a._data.dtype.kind in "biu":
+        a, b = float_input(a), float_input(b)
+    _check_shapes(a, b, "atan2")
     return Atan2.apply(a, b)
 
 
@@ -599,12 +641,19 @@ arctan2 = atan2
 @register()
 def remainder(input, other) -> Tensor:
     a, b = binary_operands(input, other, "remainder")
+    _no_bool(a, "remainder")
     return Remainder.apply(a, b)
+
+
+def _no_bool(a: Tensor, name: str):
+    if a._data.dtype.kind == "b":
+        raise RuntimeError(f'"{name}" is not implemented for bool tensors')
 
 
 @register()
 def fmod(input, other) -> Tensor:
     a, b = binary_operands(input, other, "fmod")
+    _no_bool(a, "fmod")
     return Fmod.apply(a, b)
 
 
@@ -633,6 +682,11 @@ def where(condition, input=None, other=None):
     if input is None and other is None:
         from .indexing import nonzero
         return nonzero(condition, as_tuple=True)
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):  # where(c, 1.0, 0.0)
+        from ._util import scalar_tensor_like
+        c = ensure_tensor(condition)
+        rt = D.result_type(input, other).np
+        input, other = scalar_tensor_like(input, c, rt), scalar_tensor_like(other, c, rt)
     a, b = binary_operands(input, other, "where")
     cond = ensure_tensor(condition, a)
     if cond._data.dtype.kind != "b":
@@ -792,6 +846,18 @@ def _bitwise(name, f):
 bitwise_and = _bitwise("bitwise_and", lambda a, b: a & b)
 bitwise_or = _bitwise("bitwise_or", lambda a, b: a | b)
 bitwise_xor = _bitwise("bitwise_xor", lambda a, b: a ^ b)
+bitwise_left_shift = _bitwise("bitwise_left_shift", lambda a, b: a << b)
+bitwise_right_shift = _bitwise("bitwise_right_shift", lambda a, b: a >> b)
+
+
+@register(differentiable=False)
+def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False):
+    """Whether each element of `elements` is in `test_elements` (a bool tensor)."""
+    e = ensure_tensor(elements, test_elements if isinstance(test_elements, Tensor) else None)
+    t = ensure_tensor(test_elements, e)
+    xp = xp_of(e._data)
+    return Tensor._make(xp.isin(e._data, t._data, assume_unique=assume_unique, invert=invert),
+                        None, 0)
 
 
 class _UnaryNoGrad(Op):

@@ -1,16 +1,38 @@
-"""In-place fills without a graph: zero_, fill_, copy_, and the random fills used by nn.init."""
+"""In-place fills: zero_, fill_, copy_, and the random fills used by nn.init. They write
+without a graph, except on a tensor that has a history: that history is replaced by a node
+whose value no longer depends on it (it sends zeros back), as in PyTorch."""
 from __future__ import annotations
 
 import math
 
 from .._backend import device_of, to_device_array, xp_of
 from .._tensor import Tensor
+from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from ..random import default_generator_for
 
 
-def _write(self, arr):
+class Fill(Op):
+    """Overwrite with a constant `value` array: the old value's gradient is zero."""
+
+    def forward(self, x):
+        return self.value
+
+    def backward(self, g):
+        return (Tensor._make(xp_of(g._data).zeros(self.in_shape, g._data.dtype), None, 0),)
+
+    def name(self):
+        return self.kind + "Backward0"
+
+    def _release_extra(self):
+        self.value = None
+
+
+def _write(self, arr, kind="Fill"):
     self._check_inplace()
+    if self._grad_fn is not None and _State.grad_enabled:
+        return self._inplace_from(Fill.apply(self, value=arr, kind=kind,
+                                             in_shape=self._data.shape))
     self._copy_into(arr)
     self._bump()
     return self
@@ -18,8 +40,8 @@ def _write(self, arr):
 
 def zero_(self):
     xp = xp_of(self._data)
-    if self._data.ndim == 0:
-        return _write(self, xp.zeros((), self._data.dtype))
+    if self._data.ndim == 0 or (self._grad_fn is not None and _State.grad_enabled):
+        return _write(self, xp.zeros(self._data.shape, self._data.dtype), "Zero")
     self._check_inplace()
     self._writable().fill(0)
     self._bump()
@@ -58,7 +80,7 @@ def copy_(self, src, non_blocking=False):
     arr = src._data
     if arr.dtype != self._data.dtype:
         arr = arr.astype(self._data.dtype)
-    return _write(self, to_device_array(arr, device_of(self._data)))
+    return _write(self, to_device_array(arr, device_of(self._data)), "Copy")
 
 
 def _gen(self, generator):
@@ -67,12 +89,12 @@ def _gen(self, generator):
 
 def uniform_(self, a=0.0, b=1.0, *, generator=None):
     u = _gen(self, generator)._uniform(self._data.shape, self._data.dtype, device_of(self._data))
-    return _write(self, u * (b - a) + a if (a, b) != (0.0, 1.0) else u)
+    return _write(self, u * (b - a) + a if (a, b) != (0.0, 1.0) else u, "Uniform")
 
 
 def normal_(self, mean=0.0, std=1.0, *, generator=None):
     z = _gen(self, generator)._normal(self._data.shape, self._data.dtype, device_of(self._data))
-    return _write(self, (z * std + mean).astype(self._data.dtype, copy=False))
+    return _write(self, (z * std + mean).astype(self._data.dtype, copy=False), "Normal")
 
 
 def bernoulli_(self, p=0.5, *, generator=None):

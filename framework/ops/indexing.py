@@ -114,7 +114,12 @@ class IndexPut(Op):
                                 key=self.key)
         if nv:
             from .elementwise import sum_to
-            gv = sum_to(GetItem.apply(g, key=self.key, advanced=True), self.v_shape)
+            gv = GetItem.apply(g, key=self.key, advanced=True)
+            vs = self.v_shape
+            if len(vs) > gv._data.ndim:  # a value with extra leading 1s, e.g. (1, 4) into (4,)
+                gv = sum_to(gv, vs[len(vs) - gv._data.ndim:]).reshape(vs)
+            else:
+                gv = sum_to(gv, vs)
         return gx, gv
 
 
@@ -226,12 +231,20 @@ class ScatterAdd(Op):
         nx, _, ns = self.needs_input_grad
         gsrc = None
         if ns:
-            gsrc = Gather.apply(g, Tensor._make(self.index, None, 0), dim=self.dim)
-            gsrc = _pad_to(gsrc, self.src_shape)
+            gsrc = _pad_to(_gather_index(g, self.index, self.dim), self.src_shape)
         return (g if nx else None, None, gsrc)
 
     def _release_extra(self):
         self.index = None
+
+
+def _gather_index(g: Tensor, index, dim: int) -> Tensor:
+    """g gathered at the positions of `index` (an array that may be smaller than g in the
+    dims other than `dim`, as scatter allows): the gradient of scatter's source."""
+    if builtins.any(s < g._data.shape[i] for i, s in enumerate(index.shape) if i != dim):
+        g = getitem(g, tuple(slice(0, s) if i != dim else slice(None)
+                             for i, s in enumerate(index.shape)))
+    return Gather.apply(g, Tensor._make(index, None, 0), dim=dim)
 
 
 def _pad_to(t: Tensor, shape):
@@ -261,7 +274,7 @@ class Scatter(Op):
             z = Tensor._make(xp_of(g._data).zeros((), g._data.dtype), None, 0)
             gx = Scatter.apply(g, idx, z, dim=self.dim)
         if ns:
-            gsrc = Gather.apply(g, idx, dim=self.dim)
+            gsrc = _gather_index(g, self.index, self.dim)
             if len(self.src_shape) == 0:
                 gsrc = gsrc.sum()
             else:

@@ -108,6 +108,8 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tens
     out = matmul(mat1, mat2)
     if alpha != 1:
         out = out * alpha
+    if beta == 0:  # input only broadcasts: its nan and inf do not propagate
+        return out.expand(*np.broadcast_shapes(tuple(input.shape), tuple(out.shape))).contiguous()
     return out + (input if beta == 1 else input * beta)
 
 
@@ -172,9 +174,6 @@ class Einsum(Op):
                 grads.append(None)
                 continue
             ti = self.terms[i]
-            if len(set(ti)) != len(ti):
-                raise RuntimeError("einsum backward does not support repeated subscripts within "
-                                   f"one operand ('{ti}')")
             others = [(t, o) for j, (t, o) in enumerate(zip(self.terms, ops)) if j != i]
             avail = set(self.out).union(*[set(t) for t, _ in others])
             target = "".join(c for c in ti if c in avail)
@@ -197,6 +196,18 @@ def einsum(equation: str, *operands) -> Tensor:
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     terms, out = _parse_einsum(equation, [o.shape for o in operands])
+    # A letter repeated within one operand ('ii->i', 'bii') takes that operand's diagonal
+    # first, so the contraction (and its backward) only sees distinct letters.
+    operands = list(operands)
+    for k, t in enumerate(terms):
+        while len(set(t)) != len(t):
+            c = next(c for c in t if t.count(c) > 1)
+            p = t.index(c)
+            q = t.index(c, p + 1)
+            from .shape import diagonal
+            operands[k] = diagonal(operands[k], 0, p, q)
+            t = t[:p] + t[p + 1:q] + t[q + 1:] + c
+        terms[k] = t
     dims = {}
     for t, o in zip(terms, operands):
         for c, n in zip(t, o.shape):

@@ -142,7 +142,8 @@ class _ArgReduce(Op):
         xp = xp_of(x)
         f = xp.argmax if self.largest else xp.argmin
         if self.dim is None:
-            return xp.asarray(f(x.reshape(-1)), dtype=np.int64)
+            out = xp.asarray(f(x.reshape(-1)), dtype=np.int64)
+            return out.reshape((1,) * x.ndim) if self.keepdim else out
         out = f(x, axis=self.dim)
         if self.keepdim:
             out = xp.expand_dims(out, self.dim)
@@ -160,13 +161,13 @@ class ArgMin(_ArgReduce):
 @register(differentiable=False)
 def argmax(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     d = None if dim is None or input._data.ndim == 0 else norm_dim(dim, input._data.ndim, "argmax")
-    return ArgMax.apply(input, dim=d, keepdim=keepdim and d is not None)
+    return ArgMax.apply(input, dim=d, keepdim=keepdim)
 
 
 @register(differentiable=False)
 def argmin(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     d = None if dim is None or input._data.ndim == 0 else norm_dim(dim, input._data.ndim, "argmin")
-    return ArgMin.apply(input, dim=d, keepdim=keepdim and d is not None)
+    return ArgMin.apply(input, dim=d, keepdim=keepdim)
 
 
 class Amax(Op):
@@ -179,8 +180,14 @@ class Amax(Op):
         xp = xp_of(x)
         f = xp.max if self.largest else xp.min
         if x.size == 0:
-            raise IndexError(f"{'amax' if self.largest else 'amin'}(): Expected reduction dim to "
-                             "be specified for input.numel() == 0.")
+            name = "amax" if self.largest else "amin"
+            if len(self.dims) == x.ndim:
+                raise IndexError(f"{name}(): Expected reduction dim to be specified for "
+                                 "input.numel() == 0.")
+            for d in self.dims:
+                if x.shape[d] == 0:
+                    raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero "
+                                     "size.")
         self.yk = f(x, axis=self.dims, keepdims=True)
         return self.yk if self.keepdim else xp.squeeze(self.yk, axis=self.dims)
 
@@ -478,6 +485,8 @@ def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
         input = input.to(dtype=dtype)
     input = float_input(input)
     d = norm_dim(dim, input._data.ndim, "softmax")
+    if input._data.ndim == 0:  # CuPy refuses axis 0 on a 0-d array
+        return Softmax.apply(input.reshape(1), dim=0).reshape(())
     return Softmax.apply(input, dim=d)
 
 
@@ -487,4 +496,6 @@ def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
         input = input.to(dtype=dtype)
     input = float_input(input)
     d = norm_dim(dim, input._data.ndim, "log_softmax")
+    if input._data.ndim == 0:
+        return LogSoftmax.apply(input.reshape(1), dim=0).reshape(())
     return LogSoftmax.apply(input, dim=d)

@@ -251,8 +251,8 @@ class Tile(Op):
 
 
 @register(method=False)
-def tile(input: Tensor, dims) -> Tensor:
-    dims = tuple(dims)
+def tile(input: Tensor, *dims) -> Tensor:
+    dims = _shape_args(dims)  # tile((2, 3)), tile(2, 3) or tile(2)
     dims = (1,) * (input._data.ndim - len(dims)) + dims
     return Tile.apply(input, reps=dims)
 
@@ -545,6 +545,19 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
         n = input._data.shape[0] + builtins.abs(diagonal)
         return DiagEmbed.apply(input, offset=diagonal, d1=0, d2=1, shape=(n, n))
     return Diagonal.apply(input, offset=diagonal, d1=0, d2=1)
+
+
+@register()
+def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+    """Put the last dim of `input` on the (dim1, dim2) diagonal of a new zero tensor."""
+    nd = input._data.ndim + 1
+    d1, d2 = norm_dim(dim1, nd, "diag_embed"), norm_dim(dim2, nd, "diag_embed")
+    if d1 == d2:
+        raise RuntimeError(f"diag_embed: diagonal dimensions cannot be identical {dim1}, {dim2}")
+    m = input._data.shape[-1] + builtins.abs(offset)
+    batch = iter(input._data.shape[:-1])
+    shape = tuple(m if i in (d1, d2) else next(batch) for i in range(nd))
+    return DiagEmbed.apply(input, offset=offset, d1=d1, d2=d2, shape=shape)
 
 
 @register()

@@ -18,10 +18,13 @@ ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
 def _argsort_arr(x, dim, descending, stable):
     xp = xp_of(x)
     if descending:
-        # stable descending order: sort the reversed array ascending on negated keys
+        # stable descending order: sort ascending on negated keys
         if x.dtype.kind == "b":
             x = x.astype(np.int8)
-        idx = xp.argsort(-x if x.dtype.kind in "fi" else (x.max() - x), axis=dim, kind="stable")
+        key = -x if x.dtype.kind in "fi" else (x.max() - x)
+        if x.dtype.kind == "f" and bool(xp.isnan(x).any()):
+            key = xp.where(xp.isnan(x), -xp.inf, key)  # NaN counts as the largest, as in PyTorch
+        idx = xp.argsort(key, axis=dim, kind="stable")
     else:
         idx = xp.argsort(x, axis=dim, kind="stable")
     return idx.astype(np.int64, copy=False)
@@ -89,11 +92,13 @@ def unique(input: Tensor, sorted: bool = True, return_inverse: bool = False,
         res = xp.unique(input._data.reshape(-1), return_inverse=return_inverse,
                         return_counts=return_counts)
     else:
-        if xp is not np:
-            raise NotImplementedError("unique(dim=...) is only supported on the CPU")
-        res = np.unique(input._data, axis=norm_dim(dim, input._data.ndim), return_inverse=True,
+        # CuPy has no unique along an axis: that case runs on the host and comes back
+        host = input._data if xp is np else input._data.get()
+        res = np.unique(host, axis=norm_dim(dim, input._data.ndim), return_inverse=True,
                         return_counts=True)
-        res = (res[0],) + ((res[1],) if return_inverse else ()) + \
+        if xp is not np:
+            res = tuple(xp.asarray(r) for r in res)
+        res = (res[0],) + ((res[1].reshape(-1),) if return_inverse else ()) + \
             ((res[2],) if return_counts else ())
     if not isinstance(res, tuple):
         return Tensor._make(res, None, 0)

@@ -1,1 +1,4 @@
 """`framework.utils`: data loading utilities (as torch.utils)."""
+from . import data
+
+__all__ = ["data"]

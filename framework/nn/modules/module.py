@@ -756,8 +756,9 @@ class Module:
                     missing_keys.append(key)
                 continue
             value = state_dict[key]
-            if isinstance(value, np.ndarray) or isinstance(value, np.generic):
-                value = Tensor._make(np.asarray(value), None, 0)
+            if not isinstance(value, Tensor) and (isinstance(value, (np.ndarray, np.generic)) or
+                                                  hasattr(value, "__array__")):
+                value = Tensor._make(np.asarray(value), None, 0)  # NumPy (or array-like) data
             if not isinstance(value, Tensor):
                 error_msgs.append(f'While copying the parameter named "{key}", expected a '
                                   f"framework Tensor or a NumPy array from checkpoint but received "
@@ -807,7 +808,7 @@ class Module:
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Copy parameters and buffers from `state_dict` into this module, in place (Parameter
-        objects are kept). Values may be framework Tensors or NumPy arrays. Raises a
+        objects are kept). Values may be framework Tensors, NumPy arrays or array-likes. Raises a
         RuntimeError listing missing keys, unexpected keys and shape mismatches (the first two
         only with strict=True); returns (missing_keys, unexpected_keys)."""
         from collections.abc import Mapping

@@ -1,0 +1,440 @@
+"""Activation functions (leaky_relu, elu, selu, celu, gelu, silu, mish, hardswish,
+hardsigmoid, softplus, hardtanh, relu6, logsigmoid, softsign, glu, prelu, rrelu, threshold,
+the shrinks, softmin, gumbel_softmax).
+
+Each fused activation is one Op that saves its input. Its backward is written twice: with
+Tensor ops (used when a graph of the backward is recorded, so second derivatives work) and,
+for the ones on hot paths, as a direct array expression used otherwise (fewer temporaries).
+Gradients at the kinks follow PyTorch's formulas (e.g. hardtanh's is 0 at its bounds).
+"""
+from __future__ import annotations
+
+import math
+
+from .._backend import special_fn, xp_of
+from .._tensor import Tensor
+from ..autograd.function import Op
+from ..autograd.grad_mode import _State
+from ..random import default_generator_for
+from .elementwise import exp, sigmoid, tanh, where
+from .registry import register
+
+_make = Tensor._make
+
+
+def _float(x: Tensor, opname) -> Tensor:
+    if x._data.dtype.kind not in "fc":
+        raise RuntimeError(f"{opname}: expected a floating point input, got {x.dtype.name}")
+    return x
+
+
+def apply_inplace(input: Tensor, fn, inplace: bool) -> Tensor:
+    """fn(input), written into `input` when inplace. When a graph is recorded, fn runs on a
+    clone so that what its op saved for backward is not the memory being overwritten."""
+    if not inplace:
+        return fn(input)
+    if _State.grad_enabled and input._requires_grad:
+        return input._inplace_from(fn(input.clone()))
+    return input._inplace_from(fn(input))
+
+
+class _Act(Op):
+    """y = f(x) elementwise; `_f(xp, x)` on arrays, `_df(x, g)` on Tensors, optional
+    `_df_arr(xp, x, g)` on arrays."""
+
+    save_inputs = (0,)
+    _df_arr = None
+
+    def forward(self, x):
+        return self._f(xp_of(x), x)
+
+    def backward(self, g):
+        (x,) = self.saved_tensors
+        if self._df_arr is not None and not _State.grad_enabled:
+            return (_make(self._df_arr(xp_of(x._data), x._data, g._data), None, 0),)
+        return (self._df(x, g),)
+
+
+def _sigmoid_arr(xp, x):
+    z = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z)).astype(x.dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------- relu family
+class LeakyRelu(_Act):
+    def _f(self, xp, x):
+        return xp.where(x > 0, x, x * self.slope)
+
+    def _df(self, x, g):
+        return where(x > 0, g, g * self.slope)
+
+    def _df_arr(self, xp, x, g):
+        return xp.where(x > 0, g, g * self.slope)
+
+
+@register("leaky_relu", method=False)
+def leaky_relu(input, negative_slope=0.01, inplace=False) -> Tensor:
+    _float(input, "leaky_relu")
+    return apply_inplace(input, lambda t: LeakyRelu.apply(t, slope=float(negative_slope)),
+                         inplace)
+
+
+class Hardtanh(_Act):
+    def _f(self, xp, x):
+        return xp.clip(x, self.lo, self.hi).astype(x.dtype, copy=False)
+
+    def _df(self, x, g):
+        inside = (x > self.lo) & (x < self.hi)
+        return where(inside, g, 0.0)
+
+    def _df_arr(self, xp, x, g):
+        return g * ((x > self.lo) & (x < self.hi))
+
+
+@register("hardtanh", method=False)
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False) -> Tensor:
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return apply_inplace(input, lambda t: Hardtanh.apply(t, lo=min_val, hi=max_val), inplace)
+
+
+@register("relu6", method=False)
+def relu6(input, inplace=False) -> Tensor:
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+class Elu(_Act):
+    """scale * (x if x > 0 else alpha * (exp(x * input_scale) - 1)): elu, selu and celu."""
+
+    def _f(self, xp, x):
+        neg = xp.expm1(xp.minimum(x, 0) * self.iscale) * (self.alpha * self.scale)
+        return xp.where(x > 0, x * self.scale, neg).astype(x.dtype, copy=False)
+
+    def _df(self, x, g):
+        k = self.alpha * self.scale * self.iscale
+        return where(x > 0, g * self.scale, g * (exp(x.clamp(max=0.0) * self.iscale) * k))
+
+    def _df_arr(self, xp, x, g):
+        k = self.alpha * self.scale * self.iscale
+        return xp.where(x > 0, g * self.scale,
+                        g * (xp.exp(xp.minimum(x, 0) * self.iscale) * k)).astype(g.dtype,
+                                                                                copy=False)
+
+
+@register("elu", method=False)
+def elu(input, alpha=1.0, inplace=False) -> Tensor:
+    _float(input, "elu")
+    return apply_inplace(input, lambda t: Elu.apply(t, alpha=float(alpha), scale=1.0,
+                                                    iscale=1.0), inplace)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@register("selu", method=False)
+def selu(input, inplace=False) -> Tensor:
+    _float(input, "selu")
+    return apply_inplace(input, lambda t: Elu.apply(t, alpha=_SELU_ALPHA, scale=_SELU_SCALE,
+                                                    iscale=1.0), inplace)
+
+
+@register("celu", method=False)
+def celu(input, alpha=1.0, inplace=False) -> Tensor:
+    _float(input, "celu")
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError: alpha cannot be 0 for CELU")
+    return apply_inplace(input, lambda t: Elu.apply(t, alpha=float(alpha), scale=1.0,
+                                                    iscale=1.0 / alpha), inplace)
+
+
+# ---------------------------------------------------------------------------- smooth gates
+_SQRT_2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TANH_K = math.sqrt(2.0 / math.pi)
+_TANH_C = 0.044715
+
+
+class Gelu(_Act):
+    def _f(self, xp, x):
+        if self.approximate == "tanh":
+            t = xp.tanh((x + _TANH_C * x * x * x) * _TANH_K)
+            t += 1.0
+            t *= x
+            t *= 0.5
+            return t
+        cdf = special_fn(xp, "erf")(x * (1.0 / _SQRT_2)).astype(x.dtype, copy=False)
+        cdf += 1.0
+        cdf *= x
+        cdf *= 0.5
+        return cdf
+
+    def _df(self, x, g):
+        if self.approximate == "tanh":
+            x2 = x * x
+            t = tanh((x + x2 * x * _TANH_C) * _TANH_K)
+            dt = (1.0 - t * t) * ((x2 * (3.0 * _TANH_C) + 1.0) * _TANH_K)
+            return g * (0.5 * (t + 1.0) + 0.5 * x * dt)
+        from .elementwise import erf
+        cdf = 0.5 * (erf(x * (1.0 / _SQRT_2)) + 1.0)
+        pdf = exp(x * x * -0.5) * _INV_SQRT_2PI
+        return g * (cdf + x * pdf)
+
+    def _df_arr(self, xp, x, g):
+        if self.approximate == "tanh":
+            x2 = x * x
+            t = xp.tanh((x + x2 * x * _TANH_C) * _TANH_K)
+            d = (1.0 - t * t) * ((x2 * (3.0 * _TANH_C) + 1.0) * (0.5 * _TANH_K))
+            d *= x
+            d += 0.5 * (t + 1.0)
+            d *= g
+            return d
+        cdf = special_fn(xp, "erf")(x * (1.0 / _SQRT_2)).astype(x.dtype, copy=False)
+        cdf += 1.0
+        cdf *= 0.5
+        pdf = xp.exp(x * x * -0.5)
+        pdf *= x
+        pdf *= _INV_SQRT_2PI
+        cdf += pdf
+        cdf *= g
+        return cdf
+
+
+@register("gelu", method=False)
+def gelu(input, approximate="none") -> Tensor:
+    """x * Phi(x); approximate='tanh' uses the tanh approximation."""
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError(f"approximate argument must be either none or tanh, got "
+                           f"{approximate!r}")
+    _float(input, "gelu")
+    return Gelu.apply(input, approximate=approximate)
+
+
+class Silu(_Act):
+    def _f(self, xp, x):
+        return x * _sigmoid_arr(xp, x)
+
+    def _df(self, x, g):
+        s = sigmoid(x)
+        return g * (s * (x * (1.0 - s) + 1.0))
+
+    def _df_arr(self, xp, x, g):
+        s = _sigmoid_arr(xp, x)
+        d = 1.0 - s
+        d *= x
+        d += 1.0
+        d *= s
+        d *= g
+        return d
+
+
+@register("silu", method=False)
+def silu(input, inplace=False) -> Tensor:
+    _float(input, "silu")
+    return apply_inplace(input, lambda t: Silu.apply(t), inplace)
+
+
+def _softplus_arr(xp, x):
+    return xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, 0)
+
+
+class Mish(_Act):
+    def _f(self, xp, x):
+        return x * xp.tanh(_softplus_arr(xp, x))
+
+    def _df(self, x, g):
+        t = tanh(softplus(x))
+        return g * (t + x * sigmoid(x) * (1.0 - t * t))
+
+    def _df_arr(self, xp, x, g):
+        t = xp.tanh(_softplus_arr(xp, x))
+        return g * (t + x * _sigmoid_arr(xp, x) * (1.0 - t * t))
+
+
+@register("mish", method=False)
+def mish(input, inplace=False) -> Tensor:
+    _float(input, "mish")
+    return apply_inplace(input, lambda t: Mish.apply(t), inplace)
+
+
+class Hardswish(_Act):
+    def _f(self, xp, x):
+        return x * (xp.clip(x + 3.0, 0.0, 6.0) / 6.0).astype(x.dtype, copy=False)
+
+    def _df(self, x, g):
+        mid = where(x <= 3.0, x / 3.0 + 0.5, 1.0)
+        return where(x < -3.0, 0.0, g * mid)
+
+    def _df_arr(self, xp, x, g):
+        d = xp.where(x < -3.0, 0.0, xp.where(x <= 3.0, x / 3.0 + 0.5, 1.0))
+        return (g * d).astype(g.dtype, copy=False)
+
+
+@register("hardswish", method=False)
+def hardswish(input, inplace=False) -> Tensor:
+    _float(input, "hardswish")
+    return apply_inplace(input, lambda t: Hardswish.apply(t), inplace)
+
+
+class Hardsigmoid(_Act):
+    def _f(self, xp, x):
+        return (xp.clip(x + 3.0, 0.0, 6.0) / 6.0).astype(x.dtype, copy=False)
+
+    def _df(self, x, g):
+        return where((x > -3.0) & (x < 3.0), g * (1.0 / 6.0), 0.0)
+
+    def _df_arr(self, xp, x, g):
+        return g * (((x > -3.0) & (x < 3.0)) * (1.0 / 6.0)).astype(g.dtype, copy=False)
+
+
+@register("hardsigmoid", method=False)
+def hardsigmoid(input, inplace=False) -> Tensor:
+    _float(input, "hardsigmoid")
+    return apply_inplace(input, lambda t: Hardsigmoid.apply(t), inplace)
+
+
+class Softplus(_Act):
+    def _f(self, xp, x):
+        bx = x * self.beta
+        soft = (_softplus_arr(xp, bx) / self.beta).astype(x.dtype, copy=False)
+        return xp.where(bx > self.threshold, x, soft)
+
+    def _df(self, x, g):
+        bx = x * self.beta
+        return where(bx > self.threshold, g, g * sigmoid(bx))
+
+    def _df_arr(self, xp, x, g):
+        bx = x * self.beta
+        return xp.where(bx > self.threshold, g, g * _sigmoid_arr(xp, bx))
+
+
+@register("softplus", method=False)
+def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
+    """log(1 + exp(beta * x)) / beta, linear where beta * x > threshold."""
+    _float(input, "softplus")
+    return Softplus.apply(input, beta=float(beta), threshold=float(threshold))
+
+
+class Logsigmoid(_Act):
+    def _f(self, xp, x):
+        return (xp.minimum(x, 0) - xp.log1p(xp.exp(-xp.abs(x)))).astype(x.dtype, copy=False)
+
+    def _df(self, x, g):
+        return g * sigmoid(-x)
+
+    def _df_arr(self, xp, x, g):
+        return g * _sigmoid_arr(xp, -x)
+
+
+@register("logsigmoid", method=False)
+def logsigmoid(input) -> Tensor:
+    _float(input, "logsigmoid")
+    return Logsigmoid.apply(input)
+
+
+# ---------------------------------------------------------------------------- composites
+@register("softsign", method=False)
+def softsign(input) -> Tensor:
+    return input / (input.abs() + 1.0)
+
+
+@register("tanhshrink", method=False)
+def tanhshrink(input) -> Tensor:
+    return input - tanh(input)
+
+
+@register("softshrink", method=False)
+def softshrink(input, lambd=0.5) -> Tensor:
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+    return where(input > lambd, input - lambd, where(input < -lambd, input + lambd, 0.0))
+
+
+@register("hardshrink", method=False)
+def hardshrink(input, lambd=0.5) -> Tensor:
+    return where((input >= -lambd) & (input <= lambd), 0.0, input)
+
+
+@register("threshold", method=False)
+def threshold(input, threshold, value, inplace=False) -> Tensor:
+    """x where x > threshold, else value."""
+    return apply_inplace(input, lambda t: where(t > threshold, t, value), inplace)
+
+
+@register("glu", method=False)
+def glu(input, dim=-1) -> Tensor:
+    """a * sigmoid(b) for the two halves a, b of `dim`."""
+    if input._data.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    nd = input._data.ndim
+    d = dim % nd
+    n = input._data.shape[d]
+    if n % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {n}")
+    a = input.narrow(d, 0, n // 2)
+    b = input.narrow(d, n // 2, n // 2)
+    return a * sigmoid(b)
+
+
+@register("prelu", method=False)
+def prelu(input, weight) -> Tensor:
+    """x if x > 0 else weight * x; weight has 1 or C (= input.size(1)) elements."""
+    nd = input._data.ndim
+    k = weight._data.size
+    if k != 1:
+        c = input._data.shape[1] if nd >= 2 else (input._data.shape[0] if nd == 1 else 1)
+        if k != c:
+            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
+                               f"parameter numbers = {k} and channel size = {c}.")
+        w = weight.reshape((1, k) + (1,) * (nd - 2)) if nd >= 2 else weight.reshape(k)
+    else:
+        w = weight.reshape(())
+    return where(input > 0, input, input * w)
+
+
+@register("rrelu", method=False)
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False) -> Tensor:
+    """Leaky ReLU with a random slope in [lower, upper] per element when training, the mean
+    slope otherwise."""
+    _float(input, "rrelu")
+    if not training:
+        return leaky_relu(input, (lower + upper) / 2.0, inplace)
+    gen = default_generator_for(input.device)
+    u = gen._uniform(input._data.shape, input._data.dtype, input.device)
+    slope = _make((u * (upper - lower) + lower).astype(input._data.dtype, copy=False), None, 0)
+    return apply_inplace(input, lambda t: where(t >= 0, t, t * slope), inplace)
+
+
+@register("softmin", method=False)
+def softmin(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
+    from .reduction import softmax
+    if dim is None:
+        dim = 0 if input._data.ndim in (0, 1, 3) else 1
+    return softmax(-input, dim, dtype=dtype)
+
+
+@register("gumbel_softmax", method=False)
+def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1) -> Tensor:
+    """Samples from the Gumbel-softmax distribution; `hard` returns one-hot samples with the
+    soft sample's gradient (straight-through)."""
+    from .reduction import softmax
+    xp = xp_of(logits._data)
+    gen = default_generator_for(logits.device)
+    u = gen._uniform(logits._data.shape, logits._data.dtype, logits.device)
+    e = -xp.log1p(-u)  # Exp(1) draws
+    gumbels = _make((-xp.log(e)).astype(logits._data.dtype, copy=False), None, 0)
+    y_soft = softmax((logits + gumbels) / tau, dim)
+    if not hard:
+        return y_soft
+    d = dim % logits._data.ndim
+    idx = xp.argmax(y_soft._data, axis=d)
+    hard_arr = xp.zeros_like(y_soft._data)
+    xp.put_along_axis(hard_arr, xp.expand_dims(idx, d), 1.0, axis=d)
+    return _make(hard_arr, None, 0) - y_soft.detach() + y_soft
+
+
+__all__ = ["leaky_relu", "hardtanh", "relu6", "elu", "selu", "celu", "gelu", "silu", "mish",
+           "hardswish", "hardsigmoid", "softplus", "logsigmoid", "softsign", "tanhshrink",
+           "softshrink", "hardshrink", "threshold", "glu", "prelu", "rrelu", "softmin",
+           "gumbel_softmax", "apply_inplace"]
+

@@ -1,0 +1,738 @@
+"""Dense layers and convolutions: linear, bilinear, conv1d/2d/3d, conv_transpose1d/2d/3d,
+unfold (im2col) and fold (col2im).
+
+Memory layout. A convolution works channels-last inside: the input is read as (N, *spatial, C),
+the column buffer is (N * output pixels, taps * C) and one GEMM with the (taps * C, O) weight
+matrix gives the output as (N, *out, O) in memory. It is returned as an (N, O, *out) tensor, the
+shape PyTorch gives, whose strides are channels-last. Elementwise ops keep that memory order
+and the norms and pools here work in it, so the next convolution reads its input without a
+transposing copy (such a copy of a 64x32x32x32 activation costs more than the GEMM after it).
+
+Gradients. With y = conv(x, w): dx = conv_input_grad(dy, w) (a GEMM, then the columns are
+summed back into pixels by one strided add per kernel tap: col2im) and dw = a GEMM of the
+columns with dy. Both are Ops whose backward is again made of these three Ops, so the
+convolutions are differentiable to any order; conv_transpose is conv_input_grad itself.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import namedtuple
+
+import numpy as np
+
+from .._backend import xp_of
+from .._tensor import Tensor
+from ..autograd.function import Op
+from ..autograd.grad_mode import _State
+from .registry import register
+
+_make = Tensor._make
+
+# Geometry of one convolution, from the point of view of the forward convolution x -> y:
+# in_sp / out_sp are the spatial sizes of x / y, pad_lo the zeros before x on each spatial dim
+# (the zeros after it follow from the sizes).
+ConvGeom = namedtuple("ConvGeom", "stride dilation pad_lo groups ksize in_sp out_sp")
+
+
+# ============================================================================ small helpers
+def ntuple(value, n: int, name: str, opname: str) -> tuple:
+    """An int or a sequence of n ints as a tuple of n ints."""
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * n
+    vals = tuple(int(v) for v in value)
+    if len(vals) == 1 and n > 1:
+        return vals * n
+    if len(vals) != n:
+        raise RuntimeError(f"{opname}: expected {name} to be a single integer value or a list of "
+                           f"{n} values to match the convolution dimensions, but got "
+                           f"{name}={list(vals)}")
+    return vals
+
+
+def prod(values) -> int:
+    p = 1
+    for v in values:
+        p *= int(v)
+    return p
+
+
+def to_channels_last(x):
+    """(N, C, *S) array -> (N, *S, C) view."""
+    return x.transpose((0,) + tuple(range(2, x.ndim)) + (1,))
+
+
+def from_channels_last(y):
+    """(N, *S, C) array -> (N, C, *S) view."""
+    nd = y.ndim
+    return y.transpose((0, nd - 1) + tuple(range(1, nd - 1)))
+
+
+def is_channels_last(x) -> bool:
+    """True when an (N, C, *S) array is laid out as a C-contiguous (N, *S, C) array and not
+    also as a C-contiguous (N, C, *S) one."""
+    return x.ndim >= 3 and not x.flags.c_contiguous and to_channels_last(x).flags.c_contiguous
+
+
+def empty_like_layout(xp, like, shape, dtype=None, fill=None):
+    """A new (N, C, *S) array of `shape` with `like`'s memory order (channels-last or not)."""
+    dtype = like.dtype if dtype is None else dtype
+    if is_channels_last(like) and len(shape) == like.ndim:
+        cl_shape = (shape[0],) + tuple(shape[2:]) + (shape[1],)
+        buf = xp.empty(cl_shape, dtype) if fill is None else xp.full(cl_shape, fill, dtype)
+        return from_channels_last(buf)
+    return xp.empty(shape, dtype) if fill is None else xp.full(shape, fill, dtype)
+
+
+def as_strided(xp, arr, shape, strides):
+    return xp.lib.stride_tricks.as_strided(arr, shape=shape, strides=strides)
+
+
+def channel_sum(arr):
+    """Sum of an (N, C, *S) array over every dim but 1, fast for either memory order."""
+    xp = xp_of(arr)
+    if arr.ndim == 2:
+        rows = arr
+    else:
+        cl = to_channels_last(arr)
+        if cl.flags.c_contiguous:
+            rows = cl.reshape(-1, arr.shape[1])
+        else:
+            return arr.sum(axis=(0,) + tuple(range(2, arr.ndim)))
+    if rows.flags.c_contiguous and rows.dtype.kind == "f" and rows.shape[0] > 1:
+        return xp.ones(rows.shape[0], rows.dtype) @ rows  # a BLAS gemv: 4x a strided sum
+    return rows.sum(axis=0)
+
+
+def _window_span(g: ConvGeom):
+    """Input extent read by the windows of each spatial dim (padding included)."""
+    return tuple((o - 1) * s + d * (k - 1) + 1
+                 for o, s, d, k in zip(g.out_sp, g.stride, g.dilation, g.ksize))
+
+
+# ============================================================================ array kernels
+def _padded_input_cl(xp, x, g: ConvGeom):
+    """x (N, C, *S) as an (N, *span, C) array: x placed at offset pad_lo among zeros, cropped
+    where the windows end before x does. No copy when nothing is padded and x is already
+    channels-last."""
+    xcl = to_channels_last(x)
+    span = _window_span(g)
+    if not any(g.pad_lo) and all(n >= s for n, s in zip(g.in_sp, span)):
+        if tuple(span) != tuple(g.in_sp):
+            xcl = xcl[(slice(None),) + tuple(slice(0, s) for s in span)]
+        if xcl.shape[-1] > 1 and xcl.strides[-1] != xcl.itemsize:
+            xcl = xp.ascontiguousarray(xcl)  # channels must be the inner dim of the columns
+        return xcl
+    n, c = x.shape[0], x.shape[1]
+    buf = xp.zeros((n,) + tuple(span) + (c,), x.dtype)
+    dst, src = [slice(None)], [slice(None)]
+    for p, size, s in zip(g.pad_lo, g.in_sp, span):
+        m = min(size, s - p)
+        if m <= 0:
+            return buf
+        dst.append(slice(p, p + m))
+        src.append(slice(0, m))
+    buf[tuple(dst)] = xcl[tuple(src)]
+    return buf
+
+
+def _im2col(xp, xb, g: ConvGeom):
+    """Columns of the padded channels-last input xb: (M, taps*C) for one group, else
+    (groups, M, taps*Cg); a column's entries are ordered (kernel offsets..., channel)."""
+    n, c = xb.shape[0], xb.shape[-1]
+    d = len(g.ksize)
+    m = n * prod(g.out_sp)
+    taps = prod(g.ksize)
+    grp = g.groups
+    cg = c // grp
+    if taps == 1 and all(s == 1 for s in g.stride):
+        cols = xb.reshape(m, c)
+        if grp == 1:
+            return cols
+        return xp.ascontiguousarray(cols.reshape(m, grp, cg).transpose(1, 0, 2))
+    st = xb.strides
+    win = (st[0],) + tuple(st[1 + i] * g.stride[i] for i in range(d)) + \
+        tuple(st[1 + i] * g.dilation[i] for i in range(d))
+    if grp == 1:
+        view = as_strided(xp, xb, (n,) + tuple(g.out_sp) + tuple(g.ksize) + (c,),
+                          win + (st[-1],))
+        return view.reshape(m, taps * c)  # the one copy of the forward pass
+    view = as_strided(xp, xb, (n,) + tuple(g.out_sp) + tuple(g.ksize) + (grp, cg),
+                      win + (st[-1] * cg, st[-1]))
+    perm = (1 + 2 * d,) + tuple(range(1 + 2 * d)) + (2 + 2 * d,)
+    return xp.ascontiguousarray(view.transpose(perm)).reshape(grp, m, taps * cg)
+
+
+def _weight_matrix(w, groups):
+    """(O, Cg, *K) weight -> (groups, taps*Cg, O/groups), rows ordered as the columns."""
+    o, cg = w.shape[0], w.shape[1]
+    k = w.shape[2:]
+    d = len(k)
+    wg = w.reshape((groups, o // groups, cg) + tuple(k))
+    perm = (0,) + tuple(range(3, 3 + d)) + (2, 1)
+    return wg.transpose(perm).reshape(groups, prod(k) * cg, o // groups)
+
+
+def _weight_from_matrix(xp, wm, w_shape, groups):
+    o, cg = w_shape[0], w_shape[1]
+    k = tuple(w_shape[2:])
+    d = len(k)
+    a = wm.reshape((groups,) + k + (cg, o // groups))
+    perm = (0, d + 2, d + 1) + tuple(range(1, 1 + d))
+    return xp.ascontiguousarray(a.transpose(perm)).reshape(w_shape)
+
+
+def _grad_rows(xp, dy):
+    """dy (N, O, *S) as channels-last rows (M, O) (no copy when dy is channels-last)."""
+    cl = to_channels_last(dy)
+    return cl.reshape(-1, dy.shape[1])
+
+
+def conv_forward(x, w, b, g: ConvGeom, keep_cols=False):
+    """y = conv(x, w) + b; also returns the column buffer when keep_cols (for dw)."""
+    xp = xp_of(x)
+    n, o = x.shape[0], w.shape[0]
+    m = n * prod(g.out_sp)
+    cols = _im2col(xp, _padded_input_cl(xp, x, g), g)
+    wm = _weight_matrix(w, g.groups)
+    if g.groups == 1:
+        out = cols @ wm[0]
+    else:
+        og = o // g.groups
+        out = xp.empty((m, g.groups, og), x.dtype)
+        xp.matmul(cols, wm, out=out.transpose(1, 0, 2))
+        out = out.reshape(m, o)
+    if b is not None:
+        out += b
+    y = from_channels_last(out.reshape((n,) + tuple(g.out_sp) + (o,)))
+    return y, (cols if keep_cols else None)
+
+
+def conv_input_grad(dy, w, g: ConvGeom):
+    """dx of y = conv(x, w) for x of spatial size g.in_sp (the transposed convolution):
+    dcols = dy @ W^T, then col2im: one strided add of each kernel tap's columns."""
+    xp = xp_of(dy)
+    n = dy.shape[0]
+    grp = g.groups
+    c = w.shape[1] * grp
+    o = w.shape[0]
+    m = n * prod(g.out_sp)
+    d = len(g.ksize)
+    rows = _grad_rows(xp, dy)
+    wm = _weight_matrix(w, grp)
+    span = _window_span(g)
+    size = tuple(max(p + s, sp) for p, s, sp in zip(g.pad_lo, g.in_sp, span))
+    taps = prod(g.ksize)
+    if grp == 1 and taps > 1 and all(s == 1 for s in g.stride):
+        return _conv_input_grad_unit_stride(xp, rows, wm[0], g, n, c, size)
+    if grp == 1:
+        dcols = rows @ wm[0].T
+    else:
+        dcols = xp.matmul(rows.reshape(m, grp, o // grp).transpose(1, 0, 2),
+                          wm.transpose(0, 2, 1))
+    if taps == 1 and all(s == 1 for s in g.stride) and not any(g.pad_lo) and \
+            size == tuple(g.in_sp):
+        if grp == 1:
+            dx = dcols.reshape((n,) + tuple(g.in_sp) + (c,))
+        else:
+            dx = xp.ascontiguousarray(dcols.transpose(1, 0, 2)).reshape(
+                (n,) + tuple(g.in_sp) + (c,))
+        return from_channels_last(dx)
+    buf = xp.zeros((n,) + size + (c,), dy.dtype)
+    if grp == 1:
+        src = dcols.reshape((n,) + tuple(g.out_sp) + tuple(g.ksize) + (c,))
+        dst = buf
+    else:
+        cg = c // grp
+        src = dcols.reshape((grp, n) + tuple(g.out_sp) + tuple(g.ksize) + (cg,))
+        src = xp.moveaxis(src, 0, -2)
+        dst = buf.reshape((n,) + size + (grp, cg))
+    lead = (slice(None),) * (1 + d)
+    for tap in itertools.product(*[range(k) for k in g.ksize]):
+        sl = (slice(None),) + tuple(slice(k * dl, k * dl + s * (os_ - 1) + 1, s)
+                                    for k, dl, s, os_ in zip(tap, g.dilation, g.stride,
+                                                             g.out_sp))
+        dst[sl] += src[lead + tap]
+    crop = (slice(None),) + tuple(slice(p, p + s) for p, s in zip(g.pad_lo, g.in_sp))
+    return from_channels_last(buf[crop])
+
+
+def _conv_input_grad_unit_stride(xp, rows, wm, g: ConvGeom, n, c, size):
+    """col2im for stride 1, one tap at a time: tap t's columns are rows @ W_t, a dense
+    (M, C) block, added into a window of the buffer that is itself contiguous along (W, C);
+    both sides of every add are then long contiguous runs (with one (M, taps*C) GEMM the
+    source of each add would be strided by taps*C, several times slower)."""
+    m = rows.shape[0]
+    taps = prod(g.ksize)
+    wt = wm.reshape(taps, c, -1)
+    buf = xp.zeros((n,) + size + (c,), rows.dtype)
+    tmp = xp.empty((m, c), rows.dtype)
+    blk = (n,) + tuple(g.out_sp) + (c,)
+    for t, tap in enumerate(itertools.product(*[range(k) for k in g.ksize])):
+        xp.matmul(rows, wt[t].T, out=tmp)
+        sl = (slice(None),) + tuple(slice(k * dl, k * dl + o) for k, dl, o in
+                                    zip(tap, g.dilation, g.out_sp))
+        buf[sl] += tmp.reshape(blk)
+    crop = (slice(None),) + tuple(slice(p, p + s) for p, s in zip(g.pad_lo, g.in_sp))
+    return from_channels_last(buf[crop])
+
+
+def conv_weight_grad(x, dy, g: ConvGeom, w_shape, cols=None):
+    """dw of y = conv(x, w): the columns of x (reused from the forward pass when given)
+    times dy, one GEMM per group."""
+    xp = xp_of(dy)
+    if cols is None:
+        cols = _im2col(xp, _padded_input_cl(xp, x, g), g)
+    rows = _grad_rows(xp, dy)
+    if g.groups == 1:
+        dwm = (cols.T @ rows)[None]
+    else:
+        m, o = rows.shape
+        dwm = xp.matmul(cols.transpose(0, 2, 1),
+                        rows.reshape(m, g.groups, o // g.groups).transpose(1, 0, 2))
+    return _weight_from_matrix(xp, dwm, tuple(w_shape), g.groups)
+
+
+# ============================================================================ ops
+def _bias_grad(g: Tensor) -> Tensor:
+    if _State.grad_enabled:
+        return g.sum((0,) + tuple(range(2, g.ndim)))
+    return _make(channel_sum(g._data), None, 0)
+
+
+class ConvNd(Op):
+    """y = conv(x, w) [+ b]; inputs (x, w) or (x, w, b)."""
+
+    save_inputs = (0, 1)
+
+    def forward(self, x, w, b=None):
+        y, self.cols = conv_forward(x, w, b, self.geom, self.keep_cols)
+        return y
+
+    def backward(self, g):
+        x, w = self.saved_tensors
+        edges = self.next_edges
+        gx = ConvInputGrad.apply(g, w, geom=self.geom) if edges[0] is not None else None
+        gw = None
+        if edges[1] is not None:
+            cols = None if _State.grad_enabled else self.cols
+            gw = ConvWeightGrad.apply(x, g, geom=self.geom, w_shape=w._data.shape, cols=cols)
+        if len(edges) == 3:
+            return gx, gw, (_bias_grad(g) if edges[2] is not None else None)
+        return gx, gw
+
+    def _release_extra(self):
+        self.cols = None
+
+
+class ConvInputGrad(Op):
+    """dx = T(dy, w), the adjoint of x -> conv(x, w); also the transposed convolution."""
+
+    save_inputs = (0, 1)
+
+    def forward(self, dy, w):
+        return conv_input_grad(dy, w, self.geom)
+
+    def backward(self, gg):
+        dy, w = self.saved_tensors
+        e_dy, e_w = self.next_edges
+        g_dy = ConvNd.apply(gg, w, geom=self.geom, keep_cols=False) if e_dy is not None else None
+        g_w = ConvWeightGrad.apply(gg, dy, geom=self.geom, w_shape=w._data.shape,
+                                   cols=None) if e_w is not None else None
+        return g_dy, g_w
+
+
+class ConvWeightGrad(Op):
+    """dw = W(x, dy), the adjoint of w -> conv(x, w)."""
+
+    save_inputs = (0, 1)
+
+    def forward(self, x, dy):
+        cols, self.cols = self.cols, None  # the forward's columns: used once, not kept
+        return conv_weight_grad(x, dy, self.geom, self.w_shape, cols)
+
+    def backward(self, gw):
+        x, dy = self.saved_tensors
+        e_x, e_dy = self.next_edges
+        g_x = ConvInputGrad.apply(dy, gw, geom=self.geom) if e_x is not None else None
+        g_dy = ConvNd.apply(x, gw, geom=self.geom, keep_cols=False) if e_dy is not None else None
+        return g_x, g_dy
+
+
+# ============================================================================ argument checks
+def _check_float_pair(input: Tensor, weight: Tensor, bias, opname):
+    if input._data.dtype.kind not in "fc":
+        raise RuntimeError(f"{opname}: expected a floating point input, got {input.dtype.name}")
+    if weight._data.dtype != input._data.dtype:
+        raise RuntimeError(f"{opname}: Input type ({input.dtype.name}) and weight type "
+                           f"({weight.dtype.name}) should be the same")
+    if bias is not None and bias._data.dtype != input._data.dtype:
+        raise RuntimeError(f"{opname}: Input type ({input.dtype.name}) and bias type "
+                           f"({bias.dtype.name}) should be the same")
+    if type(input._data) is not type(weight._data):
+        raise RuntimeError(f"{opname}: Input ({input.device}) and weight ({weight.device}) must "
+                           "be on the same device")
+
+
+def _batched(input: Tensor, d: int, opname: str):
+    """(input with a batch dim, whether one was added) for an op over d spatial dims."""
+    nd = input._data.ndim
+    if nd == d + 2:
+        return input, False
+    if nd == d + 1:
+        return input.unsqueeze(0), True
+    raise RuntimeError(f"{opname}: Expected {d + 1}D (unbatched) or {d + 2}D (batched) input to "
+                       f"{opname}, but got input of size: {list(input.shape)}")
+
+
+def _conv(input, weight, bias, stride, padding, dilation, groups, d, opname):
+    _check_float_pair(input, weight, bias, opname)
+    x, unbatched = _batched(input, d, opname)
+    if weight._data.ndim != d + 2:
+        raise RuntimeError(f"{opname}: Expected {d + 2}-dimensional weight for {d + 2}-dimensional "
+                           f"input {list(x.shape)}, but got {weight._data.ndim}-dimensional weight "
+                           f"of size {list(weight.shape)}")
+    groups = int(groups)
+    if groups <= 0:
+        raise RuntimeError(f"{opname}: non-positive groups is not supported")
+    o, cg = weight._data.shape[:2]
+    ksize = tuple(weight._data.shape[2:])
+    n, c = x._data.shape[:2]
+    in_sp = tuple(x._data.shape[2:])
+    if c != cg * groups:
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, expected "
+                           f"input{list(x.shape)} to have {cg * groups} channels, but got {c} "
+                           "channels instead")
+    if o % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} "
+                           f"at dimension 0, but got weight of size {list(weight.shape)} instead")
+    if bias is not None and tuple(bias._data.shape) != (o,):
+        raise RuntimeError(f"Given weight of size {list(weight.shape)}, expected bias to be "
+                           f"1-dimensional with {o} elements, but got bias of size "
+                           f"{list(bias.shape)} instead")
+    stride = ntuple(stride, d, "stride", opname)
+    dilation = ntuple(dilation, d, "dilation", opname)
+    if any(s <= 0 for s in stride):
+        raise RuntimeError(f"{opname}: non-positive stride is not supported")
+    if any(v <= 0 for v in dilation):
+        raise RuntimeError(f"{opname}: dilation should be greater than zero")
+    if isinstance(padding, str):
+        if padding == "valid":
+            lo = hi = (0,) * d
+        elif padding == "same":
+            if any(s != 1 for s in stride):
+                raise RuntimeError(f"{opname}: padding='same' is not supported for strided "
+                                   "convolutions")
+            total = tuple(dl * (k - 1) for dl, k in zip(dilation, ksize))
+            lo = tuple(t // 2 for t in total)
+            hi = tuple(t - t // 2 for t in total)
+        else:
+            raise RuntimeError(f"{opname}: Invalid padding string '{padding}', should be one of "
+                               "'valid' or 'same'")
+    else:
+        lo = hi = ntuple(padding, d, "padding", opname)
+        if any(p < 0 for p in lo):
+            raise RuntimeError(f"{opname}: negative padding is not supported")
+    eff = tuple(dl * (k - 1) + 1 for dl, k in zip(dilation, ksize))
+    padded = tuple(s + a + b for s, a, b in zip(in_sp, lo, hi))
+    if any(p < e for p, e in zip(padded, eff)):
+        raise RuntimeError(f"{opname}: Calculated padded input size per channel: "
+                           f"({' x '.join(map(str, padded))}). Kernel size: "
+                           f"({' x '.join(map(str, eff))}). Kernel size can't be greater than "
+                           "actual input size")
+    out_sp = tuple((p - e) // s + 1 for p, e, s in zip(padded, eff, stride))
+    geom = ConvGeom(stride, dilation, lo, groups, ksize, in_sp, out_sp)
+    keep_cols = _State.grad_enabled and weight._requires_grad
+    args = (x, weight) if bias is None else (x, weight, bias)
+    y = ConvNd.apply(*args, geom=geom, keep_cols=keep_cols)
+    return y.squeeze(0) if unbatched else y
+
+
+def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, d,
+                    opname):
+    _check_float_pair(input, weight, bias, opname)
+    x, unbatched = _batched(input, d, opname)
+    if weight._data.ndim != d + 2:
+        raise RuntimeError(f"{opname}: Expected {d + 2}-dimensional weight for {d + 2}-dimensional "
+                           f"input {list(x.shape)}, but got {weight._data.ndim}-dimensional weight "
+                           f"of size {list(weight.shape)}")
+    groups = int(groups)
+    if groups <= 0:
+        raise RuntimeError(f"{opname}: non-positive groups is not supported")
+    cin, cout_g = weight._data.shape[:2]
+    ksize = tuple(weight._data.shape[2:])
+    c = x._data.shape[1]
+    if c != cin:
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
+                           f"input{list(x.shape)} to have {cin} channels, but got {c} channels "
+                           "instead")
+    if cin % groups:
+        raise RuntimeError(f"{opname}: weight of size {list(weight.shape)} must have a first "
+                           f"dimension divisible by groups={groups}")
+    cout = cout_g * groups
+    if bias is not None and tuple(bias._data.shape) != (cout,):
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
+                           f"bias to be 1-dimensional with {cout} elements, but got bias of size "
+                           f"{list(bias.shape)} instead")
+    if isinstance(padding, str):
+        raise RuntimeError(f"{opname}: padding must be an int or a tuple of ints (string padding "
+                           "is not supported for transposed convolutions)")
+    stride = ntuple(stride, d, "stride", opname)
+    pad = ntuple(padding, d, "padding", opname)
+    opad = ntuple(output_padding, d, "output_padding", opname)
+    dilation = ntuple(dilation, d, "dilation", opname)
+    if any(s <= 0 for s in stride) or any(v <= 0 for v in dilation):
+        raise RuntimeError(f"{opname}: stride and dilation should be greater than zero")
+    if any(p < 0 for p in pad) or any(p < 0 for p in opad):
+        raise RuntimeError(f"{opname}: negative padding is not supported")
+    for op_, s, dl in zip(opad, stride, dilation):
+        if op_ >= s and op_ >= dl:
+            raise RuntimeError(f"{opname}: output padding must be smaller than either stride or "
+                               f"dilation, but got output_padding={list(opad)}, "
+                               f"stride={list(stride)}, dilation={list(dilation)}")
+    in_sp = tuple(x._data.shape[2:])
+    out_sp = tuple((i - 1) * s - 2 * p + dl * (k - 1) + op_ + 1
+                   for i, s, p, dl, k, op_ in zip(in_sp, stride, pad, dilation, ksize, opad))
+    if any(v <= 0 for v in out_sp):
+        raise RuntimeError(f"{opname}: Given input size per channel: {list(in_sp)}, calculated "
+                           f"output size per channel: {list(out_sp)}. Output size is too small")
+    # the transposed conv is the input-gradient of the conv that maps its output to its input
+    geom = ConvGeom(stride, dilation, pad, groups, ksize, out_sp, in_sp)
+    y = ConvInputGrad.apply(x, weight, geom=geom)
+    if bias is not None:
+        y = y + bias.reshape((1, cout) + (1,) * d)
+    return y.squeeze(0) if unbatched else y
+
+
+# ============================================================================ public API
+@register("conv1d", method=False)
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """1-D convolution over (N, C, L) (or unbatched (C, L)) input, as torch's."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
+
+
+@register("conv2d", method=False)
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """2-D convolution over (N, C, H, W) input; padding an int, a pair, 'same' or 'valid'."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
+
+
+@register("conv3d", method=False)
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 3, "conv3d")
+
+
+@register("conv_transpose1d", method=False)
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1) -> Tensor:
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
+                           dilation, 1, "conv_transpose1d")
+
+
+@register("conv_transpose2d", method=False)
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1) -> Tensor:
+    """Transposed 2-D convolution; weight (C_in, C_out/groups, kH, kW)."""
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
+                           dilation, 2, "conv_transpose2d")
+
+
+@register("conv_transpose3d", method=False)
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1) -> Tensor:
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
+                           dilation, 3, "conv_transpose3d")
+
+
+# ---------------------------------------------------------------------------- linear
+class Linear(Op):
+    """y = x @ w.T [+ b] over the last dim of x; one GEMM on the flattened leading dims."""
+
+    save_inputs = (0, 1)
+
+    def forward(self, x, w, b=None):
+        lead = x.shape[:-1]
+        y = x.reshape(-1, x.shape[-1]) @ w.T
+        if b is not None:
+            y += b
+        return y.reshape(lead + (w.shape[0],))
+
+    def backward(self, g):
+        x, w = self.saved_tensors
+        edges = self.next_edges
+        has_b = len(edges) == 3
+        if _State.grad_enabled:
+            gx = g.matmul(w) if edges[0] is not None else None
+            g2 = g.reshape(-1, g.shape[-1])
+            gw = g2.t().matmul(x.reshape(-1, x.shape[-1])) if edges[1] is not None else None
+            gb = g2.sum(0) if has_b and edges[2] is not None else None
+        else:
+            ga = g._data
+            g2 = ga.reshape(-1, ga.shape[-1])
+            gx = _make(ga @ w._data, None, 0) if edges[0] is not None else None
+            gw = _make(g2.T @ x._data.reshape(-1, x._data.shape[-1]), None, 0) \
+                if edges[1] is not None else None
+            gb = _make(g2.sum(0), None, 0) if has_b and edges[2] is not None else None
+        return (gx, gw, gb) if has_b else (gx, gw)
+
+
+@register("linear", method=False)
+def linear(input, weight, bias=None) -> Tensor:
+    """y = input @ weight.T + bias, weight (out_features, in_features)."""
+    _check_float_pair(input, weight, bias, "linear")
+    if weight._data.ndim not in (1, 2):
+        raise RuntimeError(f"linear: weight must be 1-D or 2-D, got shape {list(weight.shape)}")
+    if input._data.ndim == 0:
+        raise RuntimeError("linear: input must have at least one dimension")
+    in_f = weight._data.shape[-1]
+    if input._data.shape[-1] != in_f:
+        shape_a = "x".join(map(str, (prod(input.shape[:-1]), input.shape[-1])))
+        shape_b = "x".join(map(str, tuple(reversed(weight.shape))))
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({shape_a} and {shape_b})")
+    if weight._data.ndim == 1:
+        y = (input * weight).sum(-1)
+        return y + bias if bias is not None else y
+    if bias is not None and tuple(bias._data.shape) != (weight._data.shape[0],):
+        if bias._data.ndim == 0 or bias._data.size == 1:
+            return Linear.apply(input, weight) + bias
+        raise RuntimeError(f"linear: bias of shape {list(bias.shape)} does not match "
+                           f"out_features={weight.shape[0]}")
+    if input._data.ndim == 1:
+        out = Linear.apply(input.unsqueeze(0), weight, *(() if bias is None else (bias,)))
+        return out.squeeze(0)
+    return Linear.apply(input, weight, *(() if bias is None else (bias,)))
+
+
+@register("bilinear", method=False)
+def bilinear(input1, input2, weight, bias=None) -> Tensor:
+    """y_k = input1^T W_k input2 + b_k over the last dims; weight (out, in1, in2)."""
+    if weight._data.ndim != 3:
+        raise RuntimeError(f"bilinear: expected a 3-D weight, got shape {list(weight.shape)}")
+    o, i1, i2 = weight._data.shape
+    if input1._data.shape[-1] != i1 or input2._data.shape[-1] != i2:
+        raise RuntimeError(f"bilinear: input1 {list(input1.shape)} and input2 "
+                           f"{list(input2.shape)} do not match weight {list(weight.shape)} in "
+                           "their last dims")
+    if input1._data.shape[:-1] != input2._data.shape[:-1]:
+        raise RuntimeError(f"bilinear: input1 {list(input1.shape)} and input2 "
+                           f"{list(input2.shape)} must have the same leading dims")
+    lead = tuple(input1._data.shape[:-1])
+    a = input1.reshape(-1, i1)
+    bmat = input2.reshape(-1, 1, i2)
+    # (B, i1) @ (i1, o*i2) -> (B, o, i2), then the contraction with input2 over i2
+    t = a.matmul(weight.permute(1, 0, 2).reshape(i1, o * i2)).reshape(-1, o, i2)
+    y = (t * bmat).sum(-1)
+    if bias is not None:
+        y = y + bias
+    return y.reshape(lead + (o,))
+
+
+# ---------------------------------------------------------------------------- unfold / fold
+class Unfold(Op):
+    """(N, C, H, W) -> (N, C*kh*kw, L) sliding blocks, channel-major as torch's."""
+
+    def forward(self, x):
+        xp = xp_of(x)
+        g = self.geom
+        n, c = x.shape[:2]
+        span = _window_span(g)
+        xb = x
+        if any(g.pad_lo) or tuple(span) != tuple(g.in_sp):
+            size = tuple(max(p + s, sp) for p, s, sp in zip(g.pad_lo, g.in_sp, span))
+            xb = xp.zeros((n, c) + size, x.dtype)
+            xb[(slice(None), slice(None)) + tuple(slice(p, p + s) for p, s in
+                                                  zip(g.pad_lo, g.in_sp))] = x
+        st = xb.strides
+        shape = (n, c) + tuple(g.ksize) + tuple(g.out_sp)
+        strides = (st[0], st[1]) + tuple(st[2 + i] * g.dilation[i] for i in range(2)) + \
+            tuple(st[2 + i] * g.stride[i] for i in range(2))
+        view = as_strided(xp, xb, shape, strides)
+        return view.reshape(n, c * prod(g.ksize), prod(g.out_sp))
+
+    def backward(self, g):
+        return (Fold.apply(g, geom=self.geom),)
+
+
+class Fold(Op):
+    """(N, C*kh*kw, L) -> (N, C, H, W), summing overlapping values (col2im)."""
+
+    def forward(self, cols):
+        xp = xp_of(cols)
+        g = self.geom
+        n = cols.shape[0]
+        taps = prod(g.ksize)
+        c = cols.shape[1] // taps
+        span = _window_span(g)
+        size = tuple(max(p + s, sp) for p, s, sp in zip(g.pad_lo, g.in_sp, span))
+        buf = xp.zeros((n, c) + size, cols.dtype)
+        src = cols.reshape((n, c) + tuple(g.ksize) + tuple(g.out_sp))
+        for tap in itertools.product(*[range(k) for k in g.ksize]):
+            sl = (slice(None), slice(None)) + tuple(
+                slice(k * dl, k * dl + s * (o - 1) + 1, s)
+                for k, dl, s, o in zip(tap, g.dilation, g.stride, g.out_sp))
+            buf[sl] += src[(slice(None), slice(None)) + tap]
+        return buf[(slice(None), slice(None)) + tuple(slice(p, p + s) for p, s in
+                                                      zip(g.pad_lo, g.in_sp))]
+
+    def backward(self, gg):
+        return (Unfold.apply(gg, geom=self.geom),)
+
+
+def _fold_geom(in_sp, kernel_size, dilation, padding, stride, opname):
+    k = ntuple(kernel_size, 2, "kernel_size", opname)
+    dl = ntuple(dilation, 2, "dilation", opname)
+    p = ntuple(padding, 2, "padding", opname)
+    s = ntuple(stride, 2, "stride", opname)
+    if any(v <= 0 for v in k + dl + s) or any(v < 0 for v in p):
+        raise RuntimeError(f"{opname}: kernel_size, dilation and stride must be positive and "
+                           f"padding non-negative, got kernel_size={list(k)}, dilation={list(dl)}, "
+                           f"padding={list(p)}, stride={list(s)}")
+    out = tuple((i + 2 * pp - d_ * (kk - 1) - 1) // ss + 1
+                for i, pp, d_, kk, ss in zip(in_sp, p, dl, k, s))
+    if any(o <= 0 for o in out):
+        raise RuntimeError(f"{opname}: Given input with spatial size {list(in_sp)}, "
+                           f"kernel_size={list(k)}, dilation={list(dl)}, padding={list(p)}, "
+                           f"calculated shape of the array of sliding blocks as {list(out)}, but "
+                           "its components must be at least one.")
+    return ConvGeom(s, dl, p, 1, k, tuple(in_sp), out)
+
+
+@register("unfold", method=False)
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """Extract sliding local blocks: (N, C, H, W) -> (N, C*prod(kernel_size), L)."""
+    if input._data.ndim not in (3, 4):
+        raise RuntimeError(f"Input Error: Only 3D or 4D input Tensors are supported (got "
+                           f"{input._data.ndim}D)")
+    x, unbatched = (input.unsqueeze(0), True) if input._data.ndim == 3 else (input, False)
+    g = _fold_geom(tuple(x._data.shape[2:]), kernel_size, dilation, padding, stride, "unfold")
+    y = Unfold.apply(x, geom=g)
+    return y.squeeze(0) if unbatched else y
+
+
+@register("fold", method=False)
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """Combine sliding local blocks into a tensor: (N, C*prod(k), L) -> (N, C, *output_size)."""
+    if input._data.ndim not in (2, 3):
+        raise RuntimeError(f"Input Error: Only unbatched (2D) or batched (3D) input Tensors are "
+                           f"supported (got {input._data.ndim}D)")
+    x, unbatched = (input.unsqueeze(0), True) if input._data.ndim == 2 else (input, False)
+    osz = ntuple(output_size, 2, "output_size", "fold")
+    g = _fold_geom(osz, kernel_size, dilation, padding, stride, "fold")
+    taps = prod(g.ksize)
+    if x._data.shape[1] % taps:
+        raise RuntimeError(f"Expected size of input's dimension 1 to be divisible by the product "
+                           f"of kernel_size, but got input.size(1)={x._data.shape[1]} and "
+                           f"kernel_size={list(g.ksize)}")
+    if x._data.shape[2] != prod(g.out_sp):
+        raise RuntimeError(f"Given output_size={list(osz)}, kernel_size={list(g.ksize)}, "
+                           f"dilation={list(g.dilation)}, padding={list(g.pad_lo)}, "
+                           f"stride={list(g.stride)}, expected size of input's dimension 2 to "
+                           f"match the calculated number of sliding blocks "
+                           f"{' * '.join(map(str, g.out_sp))} = {prod(g.out_sp)}, but got "
+                           f"input.size(2)={x._data.shape[2]}.")
+    y = Fold.apply(x, geom=g)
+    return y.squeeze(0) if unbatched else y
+
+
+__all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+           "conv_transpose3d", "linear", "bilinear", "unfold", "fold"]
+

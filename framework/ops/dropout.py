@@ -1,0 +1,144 @@
+"""Dropout: dropout, dropout1d/2d/3d (whole channels), alpha_dropout and
+feature_alpha_dropout. The kept elements are scaled by 1/(1-p) in training; in evaluation
+the input is returned unchanged. Masks come from the device's default generator
+(`framework.manual_seed` makes them reproducible)."""
+from __future__ import annotations
+
+import math
+
+from .._tensor import Tensor
+from ..autograd.function import Op
+from ..random import default_generator_for
+from .activation import apply_inplace
+from .registry import register
+
+_make = Tensor._make
+
+
+class Dropout(Op):
+    """y = x * mask * scale (+ shift), mask drawn once per call (broadcast over `mask_shape`)."""
+
+    def forward(self, x):
+        gen = default_generator_for(self.device)
+        u = gen._uniform(self.mask_shape, x.dtype, self.device)
+        keep = u >= self.p
+        m = keep * x.dtype.type(self.scale)
+        self.m = m
+        y = x * m
+        if self.shift is not None:  # alpha dropout: dropped units take a fixed value
+            y += (~keep) * x.dtype.type(self.shift)
+        return y
+
+    def backward(self, g):
+        return (g * _make(self.m, None, 0),)
+
+    def _release_extra(self):
+        self.m = None
+
+
+def _check_p(p):
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def _dropout(input, p, training, inplace, mask_shape, shift_fn=None):
+    _check_p(p)
+    if not training or p == 0.0:
+        return input
+    if input._data.dtype.kind not in "fc":
+        raise RuntimeError(f"dropout: expected a floating point input, got {input.dtype.name}")
+    if p == 1.0:
+        return apply_inplace(input, lambda t: t * 0.0, inplace)
+    if shift_fn is None:
+        scale, shift = 1.0 / (1.0 - p), None
+    else:
+        scale, shift = shift_fn(p)
+    dev = input.device
+    return apply_inplace(input, lambda t: Dropout.apply(t, p=float(p), scale=scale, shift=shift,
+                                                        mask_shape=mask_shape, device=dev),
+                         inplace)
+
+
+@register("dropout", method=False)
+def dropout(input, p=0.5, training=True, inplace=False) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) (training only)."""
+    return _dropout(input, p, training, inplace, tuple(input._data.shape))
+
+
+def _feature_shape(input, d, opname):
+    nd = input._data.ndim
+    if nd not in (d + 1, d + 2):
+        raise RuntimeError(f"{opname}: Expected {d + 1}D or {d + 2}D input, but received a {nd}D "
+                           f"input of size {list(input.shape)}")
+    sh = input._data.shape
+    if nd == d + 1:  # unbatched (C, *S)
+        return (sh[0],) + (1,) * d
+    return sh[:2] + (1,) * d
+
+
+@register("dropout1d", method=False)
+def dropout1d(input, p=0.5, training=True, inplace=False) -> Tensor:
+    """Zero whole channels of (N, C, L) input."""
+    return _dropout(input, p, training, inplace, _feature_shape(input, 1, "dropout1d"))
+
+
+@register("dropout2d", method=False)
+def dropout2d(input, p=0.5, training=True, inplace=False) -> Tensor:
+    """Zero whole channels of (N, C, H, W) input (a 3-D input is taken as (N, C, L), as
+    PyTorch does)."""
+    nd = input._data.ndim
+    if nd == 3:
+        shape = tuple(input._data.shape[:2]) + (1,)
+    else:
+        shape = _feature_shape(input, 2, "dropout2d")
+    return _dropout(input, p, training, inplace, shape)
+
+
+@register("dropout3d", method=False)
+def dropout3d(input, p=0.5, training=True, inplace=False) -> Tensor:
+    return _dropout(input, p, training, inplace, _feature_shape(input, 3, "dropout3d"))
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _alpha_affine(p):
+    """(a, a*b') so that alpha dropout keeps zero mean and unit variance (as PyTorch's)."""
+    alpha_p = -_SELU_ALPHA * _SELU_SCALE
+    a = 1.0 / math.sqrt((alpha_p * alpha_p * p + 1) * (1 - p))
+    b = -a * alpha_p * p
+    return a, a * alpha_p + b, b
+
+
+def _alpha_dropout(input, p, training, inplace, mask_shape):
+    _check_p(p)
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return apply_inplace(input, lambda t: t * 0.0, inplace)
+    a, dropped, b = _alpha_affine(p)
+    dev = input.device
+    # y = (x * keep + alpha' * (1 - keep)) * a + b = x * (keep * a) + (1 - keep) * (alpha'a) + b
+    return apply_inplace(input, lambda t: Dropout.apply(t, p=float(p), scale=a, shift=dropped - b,
+                                                        mask_shape=mask_shape, device=dev) + b,
+                         inplace)
+
+
+@register("alpha_dropout", method=False)
+def alpha_dropout(input, p=0.5, training=False, inplace=False) -> Tensor:
+    """Dropout for SELU networks: dropped units are set to the SELU saturation value and the
+    result is affinely corrected to keep the mean and variance."""
+    return _alpha_dropout(input, p, training, inplace, tuple(input._data.shape))
+
+
+@register("feature_alpha_dropout", method=False)
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False) -> Tensor:
+    nd = input._data.ndim
+    shape = tuple(input._data.shape[:2]) + (1,) * (nd - 2) if nd >= 2 else \
+        tuple(input._data.shape)
+    return _alpha_dropout(input, p, training, inplace, shape)
+
+
+__all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
+           "feature_alpha_dropout"]

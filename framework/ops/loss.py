@@ -1,0 +1,682 @@
+"""Losses and distances, with PyTorch's reductions ('none' | 'mean' | 'sum', and the legacy
+size_average/reduce flags).
+
+cross_entropy is one fused op (log-softmax and NLL together, over the class dim 1 of
+(N, C, d1, ...) without moving it): its backward is (softmax - target distribution) * scale
+written directly on arrays, and with Tensor ops when a graph of the backward is recorded
+(so it is twice differentiable). The other losses are short compositions of differentiable
+ops, which makes them differentiable to any order (binary_cross_entropy is one op for
+PyTorch's clamped-log formula and gradient).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .._backend import xp_of
+from .._tensor import Tensor
+from ..autograd.function import Op
+from ..autograd.grad_mode import _State
+from .activation import logsigmoid
+from .elementwise import exp, log, where
+from .registry import register
+
+_make = Tensor._make
+
+
+# ============================================================================ reductions
+def _legacy_reduction(size_average, reduce):
+    if size_average is None:
+        size_average = True
+    if reduce is None:
+        reduce = True
+    if size_average and reduce:
+        return "mean"
+    if reduce:
+        return "sum"
+    return "none"
+
+
+def _reduction(size_average, reduce, reduction):
+    if size_average is not None or reduce is not None:
+        warnings.warn("size_average and reduce args will be deprecated, please use "
+                      "reduction='mean' instead.", stacklevel=3)
+        reduction = _legacy_reduction(size_average, reduce)
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    return reduction
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _check_same_size(input, target, opname):
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(f"Using a target size ({list(target.shape)}) that is different to the "
+                      f"input size ({list(input.shape)}). This will likely lead to incorrect "
+                      "results due to broadcasting. Please ensure they have the same size.",
+                      stacklevel=3)
+
+
+def _as_float_like(t, like):
+    if not isinstance(t, Tensor):
+        from ..creation import as_tensor
+        t = as_tensor(t, device=like.device)
+    if t._data.dtype != like._data.dtype:
+        t = t.to(dtype=like.dtype)
+    return t
+
+
+# ============================================================================ cross entropy
+class CrossEntropy(Op):
+    """Mean/sum/per-sample cross entropy of logits z (N, C, *d) over dim 1.
+
+    Class targets (`tgt` array (N, *d)): loss_i = sum_c Q_ic (lse_i - z_ic) with
+    Q = (1-eps) w_y onehot + (eps/C) w (zero rows for ignore_index); the mean divides by
+    sum_i w_{y_i}. Probability targets (second input, same shape as z): Q = w * ((1-eps) t +
+    eps/C), the mean divides by N*prod(d). The gradient is (softmax * rowsum(Q) - Q) * scale.
+    """
+
+    save_inputs = "all"
+
+    def forward(self, z, *prob):
+        xp = xp_of(z)
+        m = z.max(axis=1, keepdims=True)
+        e = xp.exp(z - m)
+        s = e.sum(axis=1, keepdims=True)
+        lse = m + xp.log(s)  # (N, 1, *d)
+        e /= s
+        self.p = e
+        c = z.shape[1]
+        eps = self.eps
+        w = self.weight  # array (C,) or None
+        wb = None if w is None else w.reshape((1, c) + (1,) * (z.ndim - 2))
+        if not prob:
+            tgt = self.tgt
+            valid = tgt != self.ignore_index
+            ts = xp.where(valid, tgt, 0)
+            self.ts = ts
+            zt = xp.take_along_axis(z, ts[:, None], axis=1)[:, 0]
+            nll = lse[:, 0] - zt
+            wt = (w[ts] if w is not None else xp.ones(ts.shape, z.dtype)) * valid
+            self.wt = wt.astype(z.dtype, copy=False)
+            loss = nll * self.wt * (1.0 - eps) if eps else nll * self.wt
+            if eps:
+                if w is None:
+                    smooth = lse[:, 0] * c - z.sum(axis=1)
+                else:
+                    smooth = lse[:, 0] * w.sum() - (z * wb).sum(axis=1)
+                loss = loss + (eps / c) * smooth * valid
+            self.valid = valid
+            self.denom = self.wt.sum()
+        else:
+            t = prob[0]
+            if eps:
+                t = t * (1.0 - eps) + eps / c
+            q = t if wb is None else t * wb
+            loss = (q * (lse - z)).sum(axis=1)
+            self.lse = lse
+            self.denom = loss.size
+        loss = loss.astype(z.dtype, copy=False)
+        if self.reduction == "none":
+            return loss
+        total = loss.sum()
+        if self.reduction == "sum":
+            return xp.asarray(total, dtype=z.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):  # all targets ignored: nan
+            return xp.asarray(total / self.denom, dtype=z.dtype)
+
+    def _scale(self, g, xp, shape):
+        """Per-sample (N, 1, *d) factor of the upstream gradient."""
+        ga = g._data
+        if self.reduction == "none":
+            return xp.asarray(ga).reshape((shape[0], 1) + shape[2:])
+        if self.reduction == "sum":
+            return ga
+        return ga / self.denom
+
+    def backward(self, g):
+        saved = self.saved_tensors
+        z = saved[0]
+        edges = self.next_edges
+        if _State.grad_enabled:
+            return self._backward_graph(g, saved)
+        xp = xp_of(z._data)
+        shape = z._data.shape
+        c = shape[1]
+        eps = self.eps
+        w = self.weight
+        k = self._scale(g, xp, shape)
+        gz = gt = None
+        if len(saved) == 1:  # class targets
+            ts = self.ts[:, None]
+            wt = self.wt[:, None]
+            valid = self.valid[:, None]
+            qsum = wt * (1.0 - eps)
+            if eps:
+                qsum = qsum + valid * ((eps / c) * (w.sum() if w is not None else c))
+            if edges[0] is not None:
+                gz = self.p * (qsum * k)
+                hit = xp.take_along_axis(gz, ts, axis=1) - (1.0 - eps) * wt * k
+                xp.put_along_axis(gz, ts, hit, axis=1)
+                if eps:
+                    wc = (w if w is not None else xp.ones(c, z._data.dtype)).reshape(
+                        (1, c) + (1,) * (z._data.ndim - 2))
+                    gz -= (eps / c) * wc * (valid * k)
+                gz = _make(gz.astype(z._data.dtype, copy=False), None, 0)
+            return (gz,)
+        t = saved[1]._data
+        wb = None if w is None else w.reshape((1, c) + (1,) * (z._data.ndim - 2))
+        te = t * (1.0 - eps) + eps / c if eps else t
+        q = te if wb is None else te * wb
+        if edges[0] is not None:
+            gz = (self.p * q.sum(axis=1, keepdims=True) - q) * k
+            gz = _make(gz.astype(z._data.dtype, copy=False), None, 0)
+        if edges[1] is not None:
+            logp = z._data - self.lse
+            gt_arr = -logp * (1.0 - eps) * k
+            if wb is not None:
+                gt_arr = gt_arr * wb
+            gt = _make(gt_arr.astype(t.dtype, copy=False), None, 0)
+        return gz, gt
+
+    def _backward_graph(self, g, saved):
+        from .reduction import log_softmax, softmax
+        z = saved[0]
+        xp = xp_of(z._data)
+        c = z._data.shape[1]
+        nd = z._data.ndim
+        eps = self.eps
+        bshape = (1, c) + (1,) * (nd - 2)
+        wt_c = None if self.weight is None else _make(self.weight.reshape(bshape), None, 0)
+        if self.reduction == "none":
+            k = g.unsqueeze(1)
+        elif self.reduction == "sum":
+            k = g
+        else:
+            k = g / float(self.denom)
+        p = softmax(z, 1)
+        if len(saved) == 1:
+            ts = self.ts[:, None]
+            onehot = xp.zeros(z._data.shape, z._data.dtype)
+            xp.put_along_axis(onehot, ts, 1.0, axis=1)
+            q = onehot * (self.wt[:, None] * (1.0 - eps))
+            if eps:
+                wc = self.weight.reshape(bshape) if self.weight is not None else 1.0
+                q = q + (eps / c) * wc * self.valid[:, None]
+            qt = _make(q.astype(z._data.dtype, copy=False), None, 0)
+            gz = (p * qt.sum(1, keepdim=True) - qt) * k
+            return (gz,)
+        t = saved[1]
+        te = t * (1.0 - eps) + eps / c if eps else t
+        q = te * wt_c if wt_c is not None else te
+        gz = (p * q.sum(1, keepdim=True) - q) * k
+        gt = -log_softmax(z, 1) * (1.0 - eps) * k
+        if wt_c is not None:
+            gt = gt * wt_c
+        return gz, gt
+
+    def _release_extra(self):
+        self.p = self.lse = None
+
+
+@register("cross_entropy", method=False)
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0) -> Tensor:
+    """Cross entropy between logits `input` (N, C, d1, ...) (or (C,)) and class indices
+    (N, d1, ...) or class probabilities (same shape as input)."""
+    reduction = _reduction(size_average, reduce, reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    z = input
+    if z._data.dtype.kind not in "fc":
+        raise RuntimeError(f"cross_entropy: expected floating point logits, got {z.dtype.name}")
+    unbatched = z._data.ndim == 1
+    if z._data.ndim == 0:
+        raise RuntimeError("cross_entropy: input must have at least one dimension (classes)")
+    prob_target = target._data.dtype.kind in "fc"
+    if unbatched:
+        z = z.unsqueeze(0)
+        target = target.unsqueeze(0)
+    c = z._data.shape[1]
+    w = None
+    if weight is not None:
+        if weight._data.ndim != 1 or weight._data.shape[0] != c:
+            raise RuntimeError(f"cross_entropy: weight tensor should be defined either for all "
+                               f"{c} classes or no classes but got weight tensor of shape: "
+                               f"{list(weight.shape)}")
+        w = weight._data.astype(z._data.dtype, copy=False)
+    if prob_target:
+        if tuple(target._data.shape) != tuple(z._data.shape):
+            raise RuntimeError(f"cross_entropy: expected target of shape {list(input.shape)} "
+                               f"(probabilities) but got {list(target.shape)}")
+        t = target.to(dtype=z.dtype)
+        out = CrossEntropy.apply(z, t, weight=w, eps=float(label_smoothing),
+                                 reduction=reduction, tgt=None, ignore_index=None)
+    else:
+        tgt = target._data
+        if tgt.dtype.kind not in "iu":
+            raise RuntimeError(f"cross_entropy: expected integer class targets, got "
+                               f"{target.dtype.name}")
+        exp_shape = (z._data.shape[0],) + tuple(z._data.shape[2:])
+        if tuple(tgt.shape) != exp_shape:
+            raise RuntimeError(f"cross_entropy: expected target of shape {list(exp_shape)} for "
+                               f"input of shape {list(input.shape)}, got {list(target.shape)}")
+        _check_targets(tgt, c, ignore_index)
+        out = CrossEntropy.apply(z, weight=w, eps=float(label_smoothing), reduction=reduction,
+                                 tgt=tgt.astype(np.int64, copy=False), ignore_index=ignore_index)
+    if unbatched and reduction == "none":
+        out = out.squeeze(0)
+    return out
+
+
+def _check_targets(tgt, c, ignore_index):
+    if tgt.size == 0:
+        return
+    xp = xp_of(tgt)
+    bad = (tgt != ignore_index) & ((tgt < 0) | (tgt >= c))
+    if bool(bad.any()):
+        v = int(tgt[bad].reshape(-1)[0]) if xp is np else int(tgt[bad].reshape(-1)[0].get())
+        raise IndexError(f"Target {v} is out of bounds.")
+
+
+@register("nll_loss", method=False)
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean") -> Tensor:
+    """Negative log likelihood of log-probabilities `input` (N, C, d1, ...) at class targets."""
+    reduction = _reduction(size_average, reduce, reduction)
+    x = input
+    if x._data.ndim == 1:
+        x = x.unsqueeze(0)
+        target = target.unsqueeze(0)
+    c = x._data.shape[1]
+    tgt = target._data
+    if tgt.dtype.kind not in "iu":
+        raise RuntimeError(f"nll_loss: expected integer class targets, got {target.dtype.name}")
+    if tuple(tgt.shape) != (x._data.shape[0],) + tuple(x._data.shape[2:]):
+        raise ValueError(f"Expected target size {[x.shape[0]] + list(x.shape[2:])}, got "
+                         f"{list(target.shape)}")
+    _check_targets(tgt, c, ignore_index)
+    xp = xp_of(tgt)
+    valid = tgt != ignore_index
+    ts = xp.where(valid, tgt, 0).astype(np.int64)
+    picked = x.gather(1, _make(ts[:, None], None, 0)).squeeze(1)
+    if weight is not None:
+        wt = weight._data.astype(x._data.dtype)[ts] * valid
+    else:
+        wt = valid.astype(x._data.dtype)
+    wt_t = _make(wt, None, 0)
+    loss = -picked * wt_t
+    if reduction == "none":
+        return loss.squeeze(0) if input._data.ndim == 1 else loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / wt_t.sum()
+
+
+# ============================================================================ binary losses
+class BinaryCrossEntropy(Op):
+    """-w (t log x + (1-t) log(1-x)), logs clamped at -100; inputs (x, t)."""
+
+    save_inputs = "all"
+
+    def forward(self, x, t):
+        xp = xp_of(x)
+        lx = xp.maximum(xp.log(x), -100.0)
+        l1x = xp.maximum(xp.log1p(-x), -100.0)
+        out = -(t * lx + (1.0 - t) * l1x)
+        return out.astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        x, t = self.saved_tensors
+        ex, et = self.next_edges
+        gx = gt = None
+        if ex is not None:
+            gx = g * (x - t) / ((1.0 - x) * x).clamp_min(1e-12)
+        if et is not None:
+            gt = g * (log(1.0 - x).clamp_min(-100.0) - log(x).clamp_min(-100.0))
+        return gx, gt
+
+
+@register("binary_cross_entropy", method=False)
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction="mean") -> Tensor:
+    """Binary cross entropy of probabilities `input` against `target` in [0, 1]."""
+    reduction = _reduction(size_average, reduce, reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Using a target size ({list(target.shape)}) that is different to the "
+                         f"input size ({list(input.shape)}) is deprecated. Please ensure they "
+                         "have the same size.")
+    xa = input._data
+    if xa.size and (bool((xa < 0).any()) or bool((xa > 1).any())):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    t = _as_float_like(target, input)
+    loss = BinaryCrossEntropy.apply(input, t)
+    if weight is not None:
+        loss = loss * _as_float_like(weight, input)
+    return _reduce(loss, reduction)
+
+
+@register("binary_cross_entropy_with_logits", method=False)
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None) -> Tensor:
+    """Sigmoid + binary cross entropy in one stable expression; pos_weight weights the
+    positive term per class."""
+    reduction = _reduction(size_average, reduce, reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Target size ({list(target.shape)}) must be the same as input size "
+                         f"({list(input.shape)})")
+    t = _as_float_like(target, input)
+    if pos_weight is not None:
+        pw = _as_float_like(pos_weight, input)
+        log_weight = (pw - 1.0) * t + 1.0
+        loss = (1.0 - t) * input - log_weight * logsigmoid(input)
+    else:
+        loss = (1.0 - t) * input - logsigmoid(input)
+    if weight is not None:
+        loss = loss * _as_float_like(weight, input)
+    return _reduce(loss, reduction)
+
+
+# ============================================================================ regression
+def _weighted(loss, weight, input, reduction, mean_by_weight):
+    if weight is None:
+        return _reduce(loss, reduction)
+    if tuple(weight.shape) != tuple(input.shape):
+        raise ValueError("Weights and input must have the same size.")
+    wl = loss * weight
+    if reduction == "none":
+        return wl
+    if reduction == "sum":
+        return wl.sum()
+    return wl.sum() / weight.sum() if mean_by_weight else wl.mean()
+
+
+@register("mse_loss", method=False)
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean",
+             weight=None) -> Tensor:
+    _check_same_size(input, target, "mse_loss")
+    reduction = _reduction(size_average, reduce, reduction)
+    d = input - target
+    return _weighted(d * d, weight, input, reduction, True)
+
+
+@register("l1_loss", method=False)
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean",
+            weight=None) -> Tensor:
+    _check_same_size(input, target, "l1_loss")
+    reduction = _reduction(size_average, reduce, reduction)
+    return _weighted((input - target).abs(), weight, input, reduction, True)
+
+
+@register("smooth_l1_loss", method=False)
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean",
+                   beta=1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta."""
+    _check_same_size(input, target, "smooth_l1_loss")
+    reduction = _reduction(size_average, reduce, reduction)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    d = input - target
+    ad = d.abs()
+    if beta == 0.0:
+        return _reduce(ad, reduction)
+    loss = where(ad < beta, d * d * (0.5 / beta), ad - 0.5 * beta)
+    return _reduce(loss, reduction)
+
+
+@register("huber_loss", method=False)
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None) -> Tensor:
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)."""
+    _check_same_size(input, target, "huber_loss")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    d = input - target
+    ad = d.abs()
+    loss = where(ad < delta, d * d * 0.5, (ad - 0.5 * delta) * delta)
+    return _weighted(loss, weight, input, reduction, False)
+
+
+@register("kl_div", method=False)
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean",
+           log_target=False) -> Tensor:
+    """KL(target || exp(input)) pointwise: input holds log-probabilities."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
+    if reduction not in ("none", "mean", "sum", "batchmean"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the "
+                      "support size.'batchmean' divides only by the batch size, and aligns with "
+                      "the KL div math definition.'mean' will be changed to behave the same as "
+                      "'batchmean' in the next major release.", stacklevel=2)
+    if log_target:
+        loss = exp(target) * (target - input)
+    else:
+        from .elementwise import xlogy
+        loss = xlogy(target, target) - target * input
+    if reduction == "batchmean":
+        if input._data.ndim == 0:
+            return loss.sum()
+        return loss.sum() / input._data.shape[0]
+    return _reduce(loss, reduction)
+
+
+@register("poisson_nll_loss", method=False)
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-08,
+                     reduce=None, reduction="mean") -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    if log_input:
+        loss = exp(input) - target * input
+    else:
+        loss = input - target * log(input + eps)
+    if full:
+        big = target > 1
+        safe = where(big, target, 1.0)
+        stirling = safe * log(safe) - safe + 0.5 * log(safe * (2 * math.pi))
+        loss = loss + where(big, stirling, 0.0)
+    return _reduce(loss, reduction)
+
+
+def _value_clamped_min(t: Tensor, lo: float) -> Tensor:
+    """t with values clamped below at lo, the gradient passing as if unclamped (PyTorch's
+    in-place clamp under no_grad)."""
+    d = t.detach()
+    return t + (d.clamp_min(lo) - d)
+
+
+@register("gaussian_nll_loss", method=False)
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-06, reduction="mean") -> Tensor:
+    if not isinstance(var, Tensor):
+        from ..creation import full as full_
+        var = full_(tuple(input.shape), float(var), dtype=input.dtype, device=input.device)
+    if tuple(var.shape) != tuple(input.shape):
+        if tuple(input.shape[:-1]) == tuple(var.shape):
+            var = var.unsqueeze(-1)
+        elif tuple(input.shape[:-1]) == tuple(var.shape[:-1]) and var.shape[-1] == 1:
+            pass
+        else:
+            raise ValueError("var is of incorrect size")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not valid")
+    if bool((var._data < 0).any()):
+        raise ValueError("var has negative entry/entries")
+    var = _value_clamped_min(var, eps)
+    d = input - target
+    loss = 0.5 * (log(var) + d * d / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
+
+
+# ============================================================================ margins, distances
+@register("pairwise_distance", method=False)
+def pairwise_distance(x1, x2, p=2.0, eps=1e-06, keepdim=False) -> Tensor:
+    """||x1 - x2 + eps||_p over the last dim."""
+    return (x1 - x2 + eps).norm(p, -1, keepdim=keepdim)
+
+
+@register("cosine_similarity", method=False)
+def cosine_similarity(x1, x2, dim=1, eps=1e-08) -> Tensor:
+    """sum(x1/||x1|| * x2/||x2||) over dim, each norm clamped below at eps."""
+    from .elementwise import broadcast_to
+    shape = tuple(np.broadcast_shapes(tuple(x1.shape), tuple(x2.shape)))
+    a = broadcast_to(x1, shape)
+    b = broadcast_to(x2, shape)
+    na = _value_clamped_min(a.norm(2, dim, keepdim=True), eps)
+    nb = _value_clamped_min(b.norm(2, dim, keepdim=True), eps)
+    return ((a / na) * (b / nb)).sum(dim)
+
+
+@register("cosine_embedding_loss", method=False)
+def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
+                          reduction="mean") -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    d = target._data.ndim
+    prod_sum = (input1 * input2).sum(d)
+    m1 = (input1 * input1).sum(d) + 1e-12
+    m2 = (input2 * input2).sum(d) + 1e-12
+    cos = prod_sum / (m1 * m2).sqrt()
+    pos = 1.0 - cos
+    neg = (cos - margin).clamp_min(0.0)
+    out = where(target == 1, pos, 0.0) + where(target == -1, neg, 0.0)
+    return _reduce(out, reduction)
+
+
+@register("margin_ranking_loss", method=False)
+def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
+                        reduction="mean") -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    if input1._data.ndim != input2._data.ndim or input1._data.ndim != target._data.ndim:
+        raise RuntimeError(f"margin_ranking_loss : All input tensors should have same dimension "
+                           f"but got sizes: input1: {list(input1.shape)}, input2: "
+                           f"{list(input2.shape)}, target: {list(target.shape)} ")
+    return _reduce((-target * (input1 - input2) + margin).clamp_min(0.0), reduction)
+
+
+@register("hinge_embedding_loss", method=False)
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None,
+                         reduction="mean") -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    margin_clamp = (margin - input).clamp_min(0.0)
+    out = where(target != 1, margin_clamp, 0.0) + where(target != -1, input, 0.0)
+    return _reduce(out, reduction)
+
+
+@register("soft_margin_loss", method=False)
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean") -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    return _reduce(-logsigmoid(input * target), reduction)
+
+
+@register("multilabel_soft_margin_loss", method=False)
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
+                                reduction="mean") -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    loss = -(target * logsigmoid(input) + (1.0 - target) * logsigmoid(-input))
+    if weight is not None:
+        loss = loss * weight
+    cd = input._data.ndim - 1
+    loss = loss.sum(cd) / input._data.shape[cd]
+    return _reduce(loss, reduction)
+
+
+@register("multi_margin_loss", method=False)
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
+                      reduce=None, reduction="mean") -> Tensor:
+    """sum_{j != y} max(0, margin - x_y + x_j)^p / C per sample."""
+    reduction = _reduction(size_average, reduce, reduction)
+    if p not in (1, 2):
+        raise ValueError("only p == 1 and p == 2 supported")
+    x = input.unsqueeze(0) if input._data.ndim == 1 else input
+    t = target.reshape(-1)
+    c = x._data.shape[1]
+    xp = xp_of(x._data)
+    ta = t._data.astype(np.int64)
+    if ta.size and (int(ta.min()) < 0 or int(ta.max()) >= c):
+        raise IndexError(f"multi_margin_loss: target out of range for {c} classes")
+    xy = x.gather(1, _make(ta[:, None], None, 0))
+    z = (x - xy + margin).clamp_min(0.0)
+    if p == 2:
+        z = z * z
+    if weight is not None:
+        z = z * _make(weight._data.astype(x._data.dtype)[ta][:, None], None, 0)
+    not_y = (xp.arange(c)[None, :] != ta[:, None]).astype(x._data.dtype)
+    loss = (z * _make(not_y, None, 0)).sum(1) / c
+    if input._data.ndim == 1:
+        loss = loss.squeeze(0)
+    return _reduce(loss, reduction)
+
+
+@register("multilabel_margin_loss", method=False)
+def multilabel_margin_loss(input, target, size_average=None, reduce=None,
+                           reduction="mean") -> Tensor:
+    """Targets are class indices padded with -1 (the first -1 ends each sample's list)."""
+    reduction = _reduction(size_average, reduce, reduction)
+    x = input.unsqueeze(0) if input._data.ndim == 1 else input
+    ta = target._data.reshape(x._data.shape)
+    xp = xp_of(ta)
+    n, c = x._data.shape
+    stop = xp.cumsum(ta < 0, axis=1) > 0
+    is_t = xp.zeros((n, c), bool)
+    rows = xp.broadcast_to(xp.arange(n)[:, None], ta.shape)
+    live = ~stop
+    is_t[rows[live], ta[live]] = True
+    pair = (is_t[:, :, None] & ~is_t[:, None, :]).astype(x._data.dtype)  # (n, j, k)
+    hinge = (1.0 - x.unsqueeze(2) + x.unsqueeze(1)).clamp_min(0.0)
+    loss = (hinge * _make(pair, None, 0)).sum((1, 2)) / c
+    if input._data.ndim == 1:
+        loss = loss.squeeze(0)
+    return _reduce(loss, reduction)
+
+
+@register("triplet_margin_loss", method=False)
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-06, swap=False,
+                        size_average=None, reduce=None, reduction="mean") -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    nd = anchor._data.ndim
+    if positive._data.ndim != nd or negative._data.ndim != nd:
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the "
+                           f"same number of dimensions, but got: anchor {nd}D, positive "
+                           f"{positive._data.ndim}D, and negative {negative._data.ndim}D inputs")
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        from .elementwise import minimum
+        d_neg = minimum(d_neg, pairwise_distance(positive, negative, p, eps))
+    return _reduce((d_pos - d_neg + margin).clamp_min(0.0), reduction)
+
+
+@register("triplet_margin_with_distance_loss", method=False)
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None,
+                                      margin=1.0, swap=False, reduction="mean") -> Tensor:
+    if margin <= 0:
+        raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater than 0, "
+                         f"got {margin} instead")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    dist = distance_function if distance_function is not None else pairwise_distance
+    d_pos = dist(anchor, positive)
+    d_neg = dist(anchor, negative)
+    if swap:
+        from .elementwise import minimum
+        d_neg = minimum(d_neg, dist(positive, negative))
+    return _reduce((d_pos - d_neg + margin).clamp_min(0.0), reduction)
+
+
+__all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "mse_loss", "l1_loss", "smooth_l1_loss",
+           "huber_loss", "kl_div", "poisson_nll_loss", "gaussian_nll_loss", "pairwise_distance",
+           "cosine_similarity", "cosine_embedding_loss", "margin_ranking_loss",
+           "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
+           "multi_margin_loss", "multilabel_margin_loss", "triplet_margin_loss",
+           "triplet_margin_with_distance_loss"]

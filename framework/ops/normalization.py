@@ -1,0 +1,498 @@
+"""Normalization: batch_norm, instance_norm, layer_norm, group_norm, rms_norm (one fused op,
+`Normalize`, with a hand-written backward), plus normalize and local_response_norm.
+
+Every norm is the same computation on a view of the input: statistics over some axes `A` of
+the view, an affine weight broadcast over the others. The view is chosen so that no
+transposing copy is needed: batch norm over a channels-last activation reduces the rows of an
+(M, C) matrix (sums are a BLAS gemv, sums of products an einsum), over an (N, C, *S) one it
+reduces axes (0, 2) of (N, C, L). The backward is the closed form
+    dx = invstd * (dxhat - mean_A(dxhat) - xhat * mean_A(dxhat * xhat)),  dxhat = dy * w,
+on arrays; when a graph of the backward is wanted (create_graph) the same formula runs on
+Tensors instead, so the norms are twice differentiable.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import xp_of
+from .._tensor import Tensor
+from ..autograd.function import Op
+from ..autograd.grad_mode import _State
+from .conv import from_channels_last, is_channels_last, prod, to_channels_last
+from .registry import register
+
+_make = Tensor._make
+_LETTERS = "abcdefgh"
+
+
+# ============================================================================ views
+class _View:
+    """How a norm sees its input: `rows(arr)` gives the view (same memory order every call,
+    copying only when an array's layout differs), `back(v)` restores the input's shape;
+    `axes` are the statistics axes, `aff` the affine weight's broadcast shape in the view."""
+
+    def __init__(self, kind, shape, axes, aff, groups=1):
+        self.kind, self.shape, self.axes, self.aff, self.groups = kind, tuple(shape), axes, \
+            tuple(aff), groups
+        self.red = tuple(i for i, s in enumerate(self.aff) if s == 1)
+
+    def rows(self, arr):
+        xp = xp_of(arr)
+        k = self.kind
+        if k == "flat":  # (R, D): rows of the trailing normalized dims
+            return arr.reshape(-1, self.aff[-1])
+        if k == "bn2d":
+            return arr
+        if k == "bncl":
+            cl = to_channels_last(arr)
+            if not cl.flags.c_contiguous:
+                cl = xp.ascontiguousarray(cl)
+            return cl.reshape(-1, arr.shape[1])
+        if k == "bnnc":
+            return arr.reshape(arr.shape[0], arr.shape[1], -1)
+        if k == "gncl":
+            cl = to_channels_last(arr)
+            if not cl.flags.c_contiguous:
+                cl = xp.ascontiguousarray(cl)
+            n, c = arr.shape[:2]
+            return cl.reshape(n, -1, self.groups, c // self.groups)
+        if k == "gnnc":
+            n, c = arr.shape[:2]
+            return arr.reshape(n, self.groups, c // self.groups, -1)
+        raise AssertionError(k)
+
+    def back(self, v):
+        k = self.kind
+        if k in ("bncl", "gncl"):
+            n, c = self.shape[:2]
+            return from_channels_last(v.reshape((n,) + self.shape[2:] + (c,)))
+        return v.reshape(self.shape)
+
+    def stat_count(self, vshape):
+        return prod(vshape[a] for a in self.axes)
+
+
+def _bn_view(x, logical=False):
+    n, c = x.shape[:2]
+    if x.ndim == 2:
+        return _View("bn2d", x.shape, (0,), (1, c))
+    if not logical and is_channels_last(x):
+        return _View("bncl", x.shape, (0,), (1, c))
+    return _View("bnnc", x.shape, (0, 2), (1, c, 1))
+
+
+def _gn_view(x, groups, logical=False):
+    n, c = x.shape[:2]
+    if not logical and is_channels_last(x):
+        return _View("gncl", x.shape, (1, 3), (1, 1, groups, c // groups), groups)
+    return _View("gnnc", x.shape, (2, 3), (1, groups, c // groups, 1), groups)
+
+
+def _flat_view(x, d):
+    return _View("flat", x.shape, (1,), (1, d))
+
+
+# ============================================================================ reductions
+def _rsum(v, axes):
+    """Sum over `axes` (no keepdims); a gemv for the rows or columns of a matrix."""
+    xp = xp_of(v)
+    if v.ndim == 2 and v.flags.c_contiguous and v.dtype.kind == "f" and v.size:
+        if axes == (0,):
+            return xp.ones(v.shape[0], v.dtype) @ v
+        if axes == (1,):
+            return v @ xp.ones(v.shape[1], v.dtype)
+    return v.sum(axis=axes)
+
+
+def _rdot(a, b, axes):
+    """sum(a * b) over `axes` without materialising the product (einsum)."""
+    xp = xp_of(a)
+    sub = _LETTERS[:a.ndim]
+    out = "".join(ch for i, ch in enumerate(sub) if i not in axes)
+    return xp.einsum(f"{sub},{sub}->{out}", a, b)
+
+
+def _keep(v, vshape, axes):
+    return v.reshape(tuple(1 if i in axes else s for i, s in enumerate(vshape)))
+
+
+# ============================================================================ the fused op
+class Normalize(Op):
+    """y = (x - mean) * invstd * w + b over a view of x (see `_View`); inputs (x[, w][, b]).
+
+    Params: view, eps, center (False: RMS norm), has_w, has_b, fixed (None, or (mean, var)
+    arrays over the view's non-statistics axes: normalize with given statistics, as batch
+    norm in eval mode), running (None, or a callback receiving the batch mean and biased
+    variance to update running statistics)."""
+
+    save_inputs = "all"
+
+    def forward(self, x, *wb):
+        xp = xp_of(x)
+        view = self.view
+        v = view.rows(x)
+        axes = view.axes
+        w = wb[0] if self.has_w else None
+        b = wb[-1] if self.has_b else None
+        if w is not None:
+            w = w.reshape(view.aff)
+        if b is not None:
+            b = b.reshape(view.aff)
+        if self.fixed is None:
+            n = view.stat_count(v.shape)
+            if self.center:
+                mean = _rsum(v, axes) / n
+                xc = v - _keep(mean, v.shape, axes)
+            else:
+                mean, xc = None, v
+            var = _rdot(xc, xc, axes) / n
+            invstd = 1.0 / xp.sqrt(var + self.eps)
+            if self.running is not None:
+                self.running(mean, var, n)
+            inv_k = _keep(invstd, v.shape, axes)
+            if self.center:
+                xc *= inv_k  # xc is ours: becomes xhat in place
+                xhat = xc
+            else:
+                xhat = v * inv_k
+            self.xhat = xhat
+            if w is not None:
+                y = xhat * w
+                if b is not None:
+                    y += b
+            else:
+                y = xhat + b if b is not None else xhat.copy()
+        else:
+            mean, var = self.fixed
+            invstd = 1.0 / xp.sqrt(var + self.eps)
+            shape = tuple(view.aff)
+            inv_k = invstd.reshape(shape)
+            k = inv_k * w if w is not None else inv_k
+            shift = -mean.reshape(shape) * k
+            if b is not None:
+                shift = shift + b
+            y = v * k
+            y += shift
+            self.mean = mean.reshape(shape)
+        self.invstd = invstd
+        return view.back(y)
+
+    def backward(self, g):
+        saved = self.saved_tensors
+        x = saved[0]
+        w = saved[1] if self.has_w else None
+        edges = self.next_edges
+        want_x = edges[0] is not None
+        want_w = self.has_w and edges[1] is not None
+        want_b = self.has_b and edges[-1] is not None
+        if _State.grad_enabled:
+            gx, gw, gb = self._backward_graph(x, w, g, want_x, want_w, want_b)
+        else:
+            gx, gw, gb = self._backward_arrays(x, w, g, want_x, want_w, want_b)
+        out = [gx]
+        if self.has_w:
+            out.append(gw)
+        if self.has_b:
+            out.append(gb)
+        return tuple(out)
+
+    def _backward_arrays(self, x, w, g, want_x, want_w, want_b):
+        view = self.view
+        gv = view.rows(g._data)
+        red = view.red
+        axes = view.axes
+        wa = w._data.reshape(view.aff) if w is not None else None
+        gx = gw = gb = None
+        if self.fixed is None:
+            xhat = self.xhat
+            xp = xp_of(gv)
+            same = red == axes  # batch norm: the affine and the statistics share their axes
+            dot = _rdot(gv, xhat, red) if (want_w or (want_x and same)) else None
+            gsum = _rsum(gv, red) if (want_b or (want_x and same and self.center)) else None
+            if want_w:
+                gw = _make(dot.reshape(w._data.shape), None, 0)
+            if want_b:
+                gb = _make(gsum.reshape(self.b_shape), None, 0)
+            if want_x:
+                n = view.stat_count(gv.shape)
+                dxhat = gv * wa if wa is not None else gv
+                wk = wa.reshape(dot.shape) if (same and wa is not None) else None
+                if same:  # sums of dxhat = w * sums of dy: reuse the weight-grad reductions
+                    proj = dot * wk if wk is not None else dot
+                    mdx = (gsum * wk if wk is not None else gsum) if self.center else None
+                else:
+                    proj = _rdot(dxhat, xhat, axes)
+                    mdx = _rsum(dxhat, axes) if self.center else None
+                dx = xhat * _keep(proj / n, gv.shape, axes)
+                if mdx is not None:
+                    dx += _keep(mdx / n, gv.shape, axes)
+                xp.subtract(dxhat, dx, out=dx)
+                dx *= _keep(self.invstd, gv.shape, axes)
+                gx = _make(view.back(dx), None, 0)
+        else:
+            inv_k = self.invstd.reshape(view.aff)
+            if want_w or want_b:
+                gsum = _rsum(gv, red)
+                if want_b:
+                    gb = _make(gsum.reshape(self.b_shape), None, 0)
+                if want_w:
+                    v = view.rows(x._data)
+                    dot = _rdot(gv, v, red)
+                    mean = self.mean.reshape(dot.shape)
+                    gw = _make(((dot - mean * gsum) * inv_k.reshape(dot.shape)).reshape(
+                        w._data.shape), None, 0)
+            if want_x:
+                k = inv_k * wa if wa is not None else inv_k
+                gx = _make(view.back(gv * k), None, 0)
+        return gx, gw, gb
+
+    def _backward_graph(self, x, w, g, want_x, want_w, want_b):
+        """The same gradients from differentiable Tensor ops (for create_graph)."""
+        lv = self.logical
+        axes, aff = lv.axes, lv.aff
+        red = lv.red
+        xv = x.reshape(lv.tshape)
+        gv = g.reshape(lv.tshape)
+        wv = w.reshape(aff) if w is not None else None
+        if self.fixed is None:
+            if self.center:
+                xc = xv - xv.mean(axes, keepdim=True)
+            else:
+                xc = xv
+            invstd = ((xc * xc).mean(axes, keepdim=True) + self.eps).rsqrt()
+            xhat = xc * invstd
+            dxhat = gv * wv if wv is not None else gv
+            gx = None
+            if want_x:
+                inner = dxhat - xhat * (dxhat * xhat).mean(axes, keepdim=True)
+                if self.center:
+                    inner = inner - dxhat.mean(axes, keepdim=True)
+                gx = (invstd * inner).reshape(x.shape)
+        else:
+            xp = xp_of(x._data)
+            mean = _make(xp.asarray(self.mean).reshape(aff), None, 0)
+            invstd = _make(xp.asarray(self.invstd).reshape(aff), None, 0)
+            xhat = (xv - mean) * invstd
+            gx = (gv * (invstd * wv if wv is not None else invstd)).reshape(x.shape) \
+                if want_x else None
+        gw = (gv * xhat).sum(red).reshape(w.shape) if want_w else None
+        gb = gv.sum(red).reshape(self.b_shape) if want_b else None
+        return gx, gw, gb
+
+    def _release_extra(self):
+        self.xhat = None
+
+
+class _Logical:
+    """The view of a norm in logical (NC*) terms, for the Tensor-op backward."""
+
+    def __init__(self, tshape, axes, aff):
+        self.tshape, self.axes, self.aff = tuple(tshape), tuple(axes), tuple(aff)
+        self.red = tuple(i for i, s in enumerate(self.aff) if s == 1)
+
+
+def _affine_inputs(x, weight, bias, expect, opname):
+    args = [x]
+    for t, name in ((weight, "weight"), (bias, "bias")):
+        if t is None:
+            continue
+        if tuple(t._data.shape) != tuple(expect) and t._data.size != prod(expect):
+            raise RuntimeError(f"{opname}: expected {name} of shape {list(expect)}, got "
+                               f"{list(t.shape)} (input {list(x.shape)})")
+        if t._data.dtype != x._data.dtype:
+            t = t.to(dtype=x.dtype)
+        args.append(t)
+    return args
+
+
+def _float(x: Tensor, opname):
+    if x._data.dtype.kind not in "fc":
+        raise RuntimeError(f"{opname}: expected a floating point input, got {x.dtype.name}")
+    return x
+
+
+# ============================================================================ batch norm
+def _running_updater(running_mean, running_var, momentum, unbias=True, per_instance=None):
+    """A callback that folds the batch statistics into the running ones, in place (no grad),
+    with PyTorch's unbiased running variance."""
+    def update(mean, var, n):
+        xp = xp_of(var)
+        if per_instance is not None:  # instance norm: average the per-instance statistics
+            mean = mean.reshape(per_instance).mean(axis=0) if mean is not None else None
+            var = var.reshape(per_instance).mean(axis=0)
+        if running_mean is not None and mean is not None:
+            d = running_mean._writable()
+            d *= 1.0 - momentum
+            d += (momentum * mean).astype(d.dtype, copy=False).reshape(d.shape)
+            running_mean._bump()
+        if running_var is not None:
+            d = running_var._writable()
+            uv = var * (n / (n - 1)) if unbias and n > 1 else var
+            d *= 1.0 - momentum
+            d += (momentum * uv).astype(d.dtype, copy=False).reshape(d.shape)
+            running_var._bump()
+        del xp
+    return update
+
+
+@register("batch_norm", method=False)
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-05) -> Tensor:
+    """Batch normalization over dim 1 of (N, C, *S); in training mode the running
+    statistics (when given) are updated in place with `momentum` and the unbiased variance."""
+    x = _float(input, "batch_norm")
+    if x._data.ndim < 2:
+        raise ValueError(f"batch_norm: expected 2D or more input (got {x._data.ndim}D input)")
+    c = x._data.shape[1]
+    for t, name in ((running_mean, "running_mean"), (running_var, "running_var")):
+        if t is not None and t._data.size != c:
+            raise RuntimeError(f"batch_norm: {name} should contain {c} elements not "
+                               f"{t._data.size}")
+    if momentum is None:
+        momentum = 0.0
+    if training:
+        n = x._data.size // max(c, 1)
+        if n <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input "
+                             f"size {list(x.shape)}")
+        fixed = None
+        running = _running_updater(running_mean, running_var, momentum) \
+            if (running_mean is not None or running_var is not None) else None
+    else:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("batch_norm: running_mean and running_var must be defined in "
+                               "evaluation mode")
+        fixed = (running_mean._data.astype(x._data.dtype, copy=False),
+                 running_var._data.astype(x._data.dtype, copy=False))
+        running = None
+    args = _affine_inputs(x, weight, bias, (c,), "batch_norm")
+    view = _bn_view(x._data)
+    lshape = (x._data.shape[0], c, -1) if x._data.ndim > 2 else (x._data.shape[0], c, 1)
+    return Normalize.apply(*args, view=view, eps=float(eps), center=True,
+                           has_w=weight is not None, has_b=bias is not None, fixed=fixed,
+                           running=running, b_shape=(c,),
+                           logical=_Logical(lshape, (0, 2), (1, c, 1)))
+
+
+@register("instance_norm", method=False)
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-05) -> Tensor:
+    """Normalization of each (sample, channel) over its spatial dims."""
+    x = _float(input, "instance_norm")
+    if x._data.ndim < 3:
+        raise ValueError(f"instance_norm: expected 3D or more input (got {x._data.ndim}D input)")
+    n, c = x._data.shape[:2]
+    if not use_input_stats:
+        return batch_norm(x, running_mean, running_var, weight, bias, False, momentum, eps)
+    spatial = prod(x._data.shape[2:])
+    if spatial <= 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size "
+                         f"{list(x.shape)}")
+    running = None
+    if running_mean is not None or running_var is not None:
+        running = _running_updater(running_mean, running_var,
+                                   0.0 if momentum is None else momentum, per_instance=(n, c))
+    args = _affine_inputs(x, weight, bias, (c,), "instance_norm")
+    view = _gn_view(x._data, c)
+    return Normalize.apply(*args, view=view, eps=float(eps), center=True,
+                           has_w=weight is not None, has_b=bias is not None, fixed=None,
+                           running=running, b_shape=(c,),
+                           logical=_Logical((n, c, 1, -1), (2, 3), (1, c, 1, 1)))
+
+
+@register("group_norm", method=False)
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05) -> Tensor:
+    """Statistics over each group of channels (and the spatial dims) of each sample."""
+    x = _float(input, "group_norm")
+    if x._data.ndim < 2:
+        raise RuntimeError(f"group_norm: expected at least 2 dims, got input {list(x.shape)}")
+    n, c = x._data.shape[:2]
+    if num_groups <= 0 or c % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, "
+                           f"but got input of shape {list(x.shape)} and num_groups={num_groups}")
+    args = _affine_inputs(x, weight, bias, (c,), "group_norm")
+    view = _gn_view(x._data, num_groups) if x._data.ndim > 2 else \
+        _View("gnnc", x._data.shape, (2, 3), (1, num_groups, c // num_groups, 1), num_groups)
+    cg = c // num_groups
+    return Normalize.apply(*args, view=view, eps=float(eps), center=True,
+                           has_w=weight is not None, has_b=bias is not None, fixed=None,
+                           running=None, b_shape=(c,),
+                           logical=_Logical((n, num_groups, cg, -1), (2, 3),
+                                            (1, num_groups, cg, 1)))
+
+
+def _normalized_shape(x, normalized_shape, opname):
+    ns = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else \
+        tuple(int(s) for s in normalized_shape)
+    k = len(ns)
+    if k == 0 or tuple(x._data.shape[x._data.ndim - k:]) != ns or x._data.ndim < k:
+        raise RuntimeError(f"Given normalized_shape={list(ns)}, expected input with shape "
+                           f"[*, {', '.join(map(str, ns))}], but got input of size "
+                           f"{list(x.shape)}")
+    return ns
+
+
+@register("layer_norm", method=False)
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05) -> Tensor:
+    """Normalization over the trailing `normalized_shape` dims."""
+    x = _float(input, "layer_norm")
+    ns = _normalized_shape(x, normalized_shape, "layer_norm")
+    d = prod(ns)
+    args = _affine_inputs(x, weight, bias, ns, "layer_norm")
+    return Normalize.apply(*args, view=_flat_view(x._data, d), eps=float(eps), center=True,
+                           has_w=weight is not None, has_b=bias is not None, fixed=None,
+                           running=None, b_shape=ns, logical=_Logical((-1, d), (1,), (1, d)))
+
+
+@register("rms_norm", method=False)
+def rms_norm(input, normalized_shape, weight=None, eps=None) -> Tensor:
+    """x / sqrt(mean(x^2) + eps) * weight over the trailing dims; eps defaults to the
+    dtype's machine epsilon, as PyTorch's."""
+    x = _float(input, "rms_norm")
+    ns = _normalized_shape(x, normalized_shape, "rms_norm")
+    d = prod(ns)
+    if eps is None:
+        eps = float(np.finfo(x._data.dtype).eps)
+    args = _affine_inputs(x, weight, None, ns, "rms_norm")
+    return Normalize.apply(*args, view=_flat_view(x._data, d), eps=float(eps), center=False,
+                           has_w=weight is not None, has_b=False, fixed=None, running=None,
+                           b_shape=ns, logical=_Logical((-1, d), (1,), (1, d)))
+
+
+@register("normalize", method=False)
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None) -> Tensor:
+    """input / max(||input||_p over dim, eps)."""
+    denom = input.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(input)
+    res = input / denom
+    if out is not None:
+        out.copy_(res)
+        return out
+    return res
+
+
+@register("local_response_norm", method=False)
+def local_response_norm(input, size, alpha=0.0001, beta=0.75, k=1.0) -> Tensor:
+    """x / (k + alpha/size * sum of squares over `size` neighbouring channels) ** beta."""
+    from .pooling import avg_pool2d, avg_pool3d
+    from .sampling import pad
+    dim = input._data.ndim
+    if dim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality input (got {dim} dimensions)")
+    if input._data.size == 0:
+        return input
+    div = (input * input).unsqueeze(1)
+    if dim == 3:
+        div = pad(div, (0, 0, size // 2, (size - 1) // 2))
+        div = avg_pool2d(div, (size, 1), stride=1).squeeze(1)
+    else:
+        sizes = input.shape
+        div = div.reshape(sizes[0], 1, sizes[1], sizes[2], -1)
+        div = pad(div, (0, 0, 0, 0, size // 2, (size - 1) // 2))
+        div = avg_pool3d(div, (size, 1, 1), stride=1).squeeze(1)
+        div = div.reshape(sizes)
+    div = (div * alpha + k) ** beta
+    return input / div
+
+
+__all__ = ["batch_norm", "instance_norm", "group_norm", "layer_norm", "rms_norm", "normalize",
+           "local_response_norm"]

@@ -1,0 +1,581 @@
+"""Pooling: max_pool1d/2d/3d (dilation, ceil_mode, return_indices), avg_pool1d/2d/3d
+(ceil_mode, count_include_pad, divisor_override), adaptive avg/max pools, lp pools and
+max_unpool.
+
+Every window op here is a loop over the kernel's taps (at most kh*kw*kd iterations), each a
+whole-tensor strided-slice op, never a loop over pixels; the tensor keeps its memory order
+(channels-last inputs give channels-last outputs). Max pooling records, per output, which tap
+won (int8): its backward routes the gradient back tap by tap, and that routing (`MaxPoolGrad`)
+and its adjoint (`MaxPoolSelect`) are each other's backward, as are `AvgPool` and
+`AvgPoolGrad`, so pooling is differentiable to any order.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from .._backend import xp_of
+from .._tensor import Tensor
+from ..autograd.function import Op
+from ..autograd.grad_mode import _State
+from .conv import ConvGeom, _window_span, empty_like_layout, ntuple, prod
+from .registry import register
+from .resample import AxisGather, AxisMap, SpatialGather, SpatialScatter
+
+_make = Tensor._make
+
+
+# ============================================================================ helpers
+def _taps(g: ConvGeom):
+    return list(itertools.product(*[range(k) for k in g.ksize]))
+
+
+def _tap_view(xb, tap, g: ConvGeom):
+    return xb[(slice(None), slice(None)) + tuple(
+        slice(k * dl, k * dl + s * (o - 1) + 1, s)
+        for k, dl, s, o in zip(tap, g.dilation, g.stride, g.out_sp))]
+
+
+def _padded(xp, x, g: ConvGeom, fill):
+    """x (N, C, *S) inside an (N, C, *size) buffer of `fill` at offset pad_lo, size covering
+    both the padded input and every window; x itself (or a crop of it) when nothing pads."""
+    span = _window_span(g)
+    if not any(g.pad_lo) and all(s <= n for s, n in zip(span, g.in_sp)):
+        return x[(slice(None), slice(None)) + tuple(slice(0, s) for s in span)]
+    size = tuple(max(p + n, s) for p, n, s in zip(g.pad_lo, g.in_sp, span))
+    buf = empty_like_layout(xp, x, x.shape[:2] + size, fill=fill)
+    buf[(slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in
+                                           zip(g.pad_lo, g.in_sp))] = x
+    return buf
+
+
+def _crop(buf, g: ConvGeom):
+    return buf[(slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in
+                                                  zip(g.pad_lo, g.in_sp))]
+
+
+def _grad_buffer(xp, like, g: ConvGeom):
+    span = _window_span(g)
+    size = tuple(max(p + n, s) for p, n, s in zip(g.pad_lo, g.in_sp, span))
+    return empty_like_layout(xp, like, like.shape[:2] + size, fill=0)
+
+
+def _overlapping(g: ConvGeom) -> bool:
+    """Whether two windows can read the same input position."""
+    return any(s < dl * (k - 1) + 1 for s, dl, k in zip(g.stride, g.dilation, g.ksize))
+
+
+def _pool_out(n, k, s, p, dl, ceil_mode):
+    num = n + 2 * p - dl * (k - 1) - 1
+    o = (num + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (o - 1) * s >= n + p:
+        o -= 1
+    return o
+
+
+def _batched(input: Tensor, d: int, opname: str):
+    nd = input._data.ndim
+    if nd == d + 2:
+        return input, False
+    if nd == d + 1:
+        return input.unsqueeze(0), True
+    raise RuntimeError(f"{opname}: Expected {d + 1}D or {d + 2}D input tensor, but got "
+                       f"{nd}D input of size {list(input.shape)}")
+
+
+def _pool_geom(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode, d, opname,
+               is_max):
+    k = ntuple(kernel_size, d, "kernel_size", opname)
+    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else \
+        ntuple(stride, d, "stride", opname)
+    p = ntuple(padding, d, "padding", opname)
+    dl = ntuple(dilation, d, "dilation", opname)
+    if any(v <= 0 for v in k):
+        raise RuntimeError(f"{opname}: kernel_size must be greater than zero, but got "
+                           f"{list(k)}")
+    if any(v <= 0 for v in s):
+        raise RuntimeError(f"{opname}: stride must be greater than zero, but got {list(s)}")
+    if any(v <= 0 for v in dl):
+        raise RuntimeError(f"{opname}: dilation must be greater than zero, but got {list(dl)}")
+    for pp, kk, dd in zip(p, k, dl):
+        eff = (kk - 1) * dd + 1 if is_max else kk
+        if pp < 0 or pp > eff // 2:
+            raise RuntimeError(f"{opname}: pad should be at most half of effective kernel size, "
+                               f"but got pad={pp}, kernel_size={kk} and dilation={dd}")
+    in_sp = tuple(x._data.shape[2:])
+    out = tuple(_pool_out(n, kk, ss, pp, dd, ceil_mode)
+                for n, kk, ss, pp, dd in zip(in_sp, k, s, p, dl))
+    if any(o <= 0 for o in out):
+        raise RuntimeError(f"{opname}: Given input size: ({'x'.join(map(str, x.shape[1:]))}). "
+                           f"Calculated output size: ({x.shape[1]}x{'x'.join(map(str, out))}). "
+                           "Output size is too small")
+    return ConvGeom(s, dl, p, 1, k, in_sp, out)
+
+
+# ============================================================================ max pooling
+def _min_value(dtype):
+    if dtype.kind == "f":
+        return -math.inf
+    if dtype.kind == "b":
+        return False
+    return np.iinfo(dtype).min
+
+
+def _arg_dtype(n_taps):
+    return np.int8 if n_taps < 128 else np.int32
+
+
+class MaxPool(Op):
+    """Max over each window; with `need_arg`, also which tap won (first maximum; NaN wins as
+    in PyTorch)."""
+
+    def forward(self, x):
+        xp = xp_of(x)
+        g = self.geom
+        xb = _padded(xp, x, g, _min_value(x.dtype))
+        taps = _taps(g)
+        out = empty_like_layout(xp, x, x.shape[:2] + tuple(g.out_sp))
+        xp.copyto(out, _tap_view(xb, taps[0], g))
+        if not self.need_arg:
+            self.arg = self.arg_box = None
+            for tap in taps[1:]:
+                xp.maximum(out, _tap_view(xb, tap, g), out=out)
+            return out
+        arg = empty_like_layout(xp, x, out.shape, dtype=_arg_dtype(len(taps)), fill=0)
+        nan_aware = x.dtype.kind == "f" and not bool(xp.isfinite(x.sum()))
+        for t, tap in enumerate(taps[1:], 1):
+            v = _tap_view(xb, tap, g)
+            m = v > out
+            if nan_aware:
+                m |= xp.isnan(v)
+            xp.copyto(out, v, where=m)
+            xp.copyto(arg, t, where=m)
+        self.arg = arg
+        self.arg_box.append(arg)
+        self.arg_box = None
+        return out
+
+    def backward(self, gy):
+        return (MaxPoolGrad.apply(gy, arg=self.arg, geom=self.geom),)
+
+    def _release_extra(self):
+        self.arg = None
+
+
+class MaxPoolGrad(Op):
+    """Routes each output gradient to the input position its window's maximum came from."""
+
+    def forward(self, gy):
+        xp = xp_of(gy)
+        g = self.geom
+        buf = _grad_buffer(xp, gy, g)
+        overlap = _overlapping(g)
+        arg = self.arg
+        for t, tap in enumerate(_taps(g)):
+            dst = _tap_view(buf, tap, g)
+            m = arg == t
+            if overlap:
+                dst += xp.where(m, gy, 0)
+            else:
+                xp.copyto(dst, gy, where=m)
+        return _crop(buf, g)
+
+    def backward(self, gg):
+        return (MaxPoolSelect.apply(gg, arg=self.arg, geom=self.geom),)
+
+
+class MaxPoolSelect(Op):
+    """Reads, per window, the value at the recorded maximum's position (MaxPoolGrad's adjoint)."""
+
+    def forward(self, x):
+        xp = xp_of(x)
+        g = self.geom
+        xb = _padded(xp, x, g, 0)
+        out = empty_like_layout(xp, x, x.shape[:2] + tuple(g.out_sp), fill=0)
+        for t, tap in enumerate(_taps(g)):
+            xp.copyto(out, _tap_view(xb, tap, g), where=self.arg == t)
+        return out
+
+    def backward(self, gy):
+        return (MaxPoolGrad.apply(gy, arg=self.arg, geom=self.geom),)
+
+
+def _flat_indices(xp, arg, g: ConvGeom):
+    """Per output: the flat index (over the input's spatial dims) of its window's maximum."""
+    table = np.array(_taps(g), dtype=np.int64).reshape(-1, len(g.ksize))
+    d = len(g.ksize)
+    idx = None
+    argi = arg.astype(np.int64)
+    for i in range(d):
+        koff = xp.asarray(table[:, i] * g.dilation[i])[argi]
+        shape = [1] * (2 + d)
+        shape[2 + i] = g.out_sp[i]
+        base = (xp.arange(g.out_sp[i], dtype=np.int64) * g.stride[i] - g.pad_lo[i]).reshape(shape)
+        pos = base + koff
+        idx = pos if idx is None else idx * g.in_sp[i] + pos
+    return xp.ascontiguousarray(idx)
+
+
+def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, d,
+              opname):
+    x, unbatched = _batched(input, d, opname)
+    g = _pool_geom(x, kernel_size, stride, padding, dilation, ceil_mode, d, opname, True)
+    need_arg = return_indices or (_State.grad_enabled and x._requires_grad)
+    box = []
+    out = MaxPool.apply(x, geom=g, need_arg=need_arg, arg_box=box)
+    if return_indices:
+        idx = _make(_flat_indices(xp_of(x._data), box[0], g), None, 0)
+        if unbatched:
+            return out.squeeze(0), idx.squeeze(0)
+        return out, idx
+    return out.squeeze(0) if unbatched else out
+
+
+@register("max_pool1d", method=False)
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                     1, "max_pool1d")
+
+
+@register("max_pool2d", method=False)
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling; with return_indices also the flat (h*W + w) index of each maximum."""
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                     2, "max_pool2d")
+
+
+@register("max_pool3d", method=False)
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                     3, "max_pool3d")
+
+
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+# ============================================================================ average pooling
+class AvgPool(Op):
+    def forward(self, x):
+        xp = xp_of(x)
+        g = self.geom
+        xb = _padded(xp, x, g, 0)
+        taps = _taps(g)
+        out = empty_like_layout(xp, x, x.shape[:2] + tuple(g.out_sp))
+        xp.copyto(out, _tap_view(xb, taps[0], g))
+        for tap in taps[1:]:
+            out += _tap_view(xb, tap, g)
+        out *= _scale_on(xp, self.scale, x.dtype)
+        return out
+
+    def backward(self, gy):
+        return (AvgPoolGrad.apply(gy, geom=self.geom, scale=self.scale),)
+
+
+class AvgPoolGrad(Op):
+    def forward(self, gy):
+        xp = xp_of(gy)
+        g = self.geom
+        gs = gy * _scale_on(xp, self.scale, gy.dtype)
+        buf = _grad_buffer(xp, gy, g)
+        overlap = _overlapping(g)
+        for tap in _taps(g):
+            dst = _tap_view(buf, tap, g)
+            if overlap:
+                dst += gs
+            else:
+                dst[...] = gs
+        return _crop(buf, g)
+
+    def backward(self, gg):
+        return (AvgPool.apply(gg, geom=self.geom, scale=self.scale),)
+
+
+def _scale_on(xp, scale, dtype):
+    if isinstance(scale, float):
+        return scale
+    return xp.asarray(scale.astype(dtype, copy=False))
+
+
+def _avg_scale(g: ConvGeom, count_include_pad, divisor_override):
+    """1/divisor per output: a float, or an array (1, 1, *out) when it varies."""
+    if divisor_override is not None:
+        if divisor_override == 0:
+            raise RuntimeError("avg_pool: divisor must be not zero")
+        return 1.0 / float(divisor_override)
+    d = len(g.ksize)
+    div = np.ones((1, 1) + (1,) * d)
+    for i, (n, k, s, p, o) in enumerate(zip(g.in_sp, g.ksize, g.stride, g.pad_lo, g.out_sp)):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, n + p)
+        size = end - start if count_include_pad else \
+            np.minimum(end, n) - np.maximum(start, 0)
+        shape = [1] * (2 + d)
+        shape[2 + i] = o
+        div = div * size.reshape(shape)
+    if np.all(div == div.flat[0]):
+        return 1.0 / float(div.flat[0])
+    return 1.0 / div
+
+
+def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+              divisor_override, d, opname):
+    x, unbatched = _batched(input, d, opname)
+    if x._data.dtype.kind not in "fc":
+        raise RuntimeError(f"{opname}: \"avg_pool\" not implemented for '{x.dtype.name}'")
+    g = _pool_geom(x, kernel_size, stride, padding, 1, ceil_mode, d, opname, False)
+    scale = _avg_scale(g, count_include_pad, divisor_override)
+    out = AvgPool.apply(x, geom=g, scale=scale)
+    return out.squeeze(0) if unbatched else out
+
+
+@register("avg_pool1d", method=False)
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1,
+                     "avg_pool1d")
+
+
+@register("avg_pool2d", method=False)
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, 2, "avg_pool2d")
+
+
+@register("avg_pool3d", method=False)
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, 3, "avg_pool3d")
+
+
+# ============================================================================ adaptive pooling
+def _adaptive_sizes(x: Tensor, output_size, d, opname):
+    if isinstance(output_size, (int, np.integer)) or output_size is None:
+        output_size = (output_size,) * d
+    output_size = tuple(output_size)
+    if len(output_size) == 1 and d > 1:
+        output_size = output_size * d
+    if len(output_size) != d:
+        raise RuntimeError(f"{opname}: output_size must be {d} values, got {list(output_size)}")
+    in_sp = tuple(x._data.shape[2:])
+    out = tuple(n if o is None else int(o) for o, n in zip(output_size, in_sp))
+    if any(o < 0 for o in out):
+        raise RuntimeError(f"{opname}: elements of output_size must be greater than or equal to "
+                           f"0 but received {list(out)}")
+    if any(n == 0 for n in in_sp):
+        raise RuntimeError(f"{opname}: Expected input to have non-zero size for non-batch "
+                           f"dimensions, but input has sizes {list(x.shape)}")
+    return in_sp, out
+
+
+def _adaptive_bounds(n, o):
+    j = np.arange(o)
+    start = (j * n) // o
+    end = -((-(j + 1) * n) // o)  # ceil((j+1) * n / o)
+    return start, end
+
+
+def _adaptive_avg(input, output_size, d, opname):
+    x, unbatched = _batched(input, d, opname)
+    in_sp, out_sp = _adaptive_sizes(x, output_size, d, opname)
+    if all(o > 0 and n % o == 0 for n, o in zip(in_sp, out_sp)):
+        if all(o == 1 for o in out_sp):
+            y = x.mean(tuple(range(2, 2 + d)), keepdim=True)
+        else:
+            k = tuple(n // o for n, o in zip(in_sp, out_sp))
+            g = ConvGeom(k, (1,) * d, (0,) * d, 1, k, in_sp, out_sp)
+            y = AvgPool.apply(x, geom=g, scale=1.0 / prod(k))
+    else:
+        y = x
+        for i, (n, o) in enumerate(zip(in_sp, out_sp)):
+            if n == o:
+                continue
+            start, end = _adaptive_bounds(n, o)
+            length = end - start
+            taps = int(length.max()) if o else 1
+            idx = np.minimum(start[None, :] + np.arange(taps)[:, None], n - 1)
+            w = np.where(np.arange(taps)[:, None] < length[None, :], 1.0 / length[None, :], 0.0)
+            y = AxisGather.apply(y, amap=AxisMap(idx, w, n), axis=2 + i)
+    return y.squeeze(0) if unbatched else y
+
+
+@register("adaptive_avg_pool1d", method=False)
+def adaptive_avg_pool1d(input, output_size):
+    return _adaptive_avg(input, output_size, 1, "adaptive_avg_pool1d")
+
+
+@register("adaptive_avg_pool2d", method=False)
+def adaptive_avg_pool2d(input, output_size):
+    return _adaptive_avg(input, output_size, 2, "adaptive_avg_pool2d")
+
+
+@register("adaptive_avg_pool3d", method=False)
+def adaptive_avg_pool3d(input, output_size):
+    return _adaptive_avg(input, output_size, 3, "adaptive_avg_pool3d")
+
+
+def _adaptive_max(input, output_size, return_indices, d, opname):
+    x, unbatched = _batched(input, d, opname)
+    in_sp, out_sp = _adaptive_sizes(x, output_size, d, opname)
+    xp = xp_of(x._data)
+    # per dim: (o, L) window positions, short windows padded by repeating their last position
+    # (a repeat never changes the max nor the first argmax)
+    wins, lens = [], []
+    for n, o in zip(in_sp, out_sp):
+        start, end = _adaptive_bounds(n, o)
+        L = int((end - start).max()) if o else 1
+        wins.append(np.minimum(start[:, None] + np.arange(L)[None, :], end[:, None] - 1))
+        lens.append(L)
+    index = []
+    for i, w in enumerate(wins):
+        shape = [1] * (2 * d)
+        shape[2 * i], shape[2 * i + 1] = w.shape
+        index.append(xp.asarray(w.reshape(shape)))
+    xa = x._data
+    win = xa[(slice(None), slice(None)) + tuple(index)]  # (N, C, o1, L1, o2, L2, ...)
+    perm = (0, 1) + tuple(2 + 2 * i for i in range(d)) + tuple(3 + 2 * i for i in range(d))
+    n_, c_ = xa.shape[:2]
+    win = win.transpose(perm).reshape((n_, c_) + tuple(out_sp) + (-1,))
+    best = xp.argmax(win, axis=-1)  # first maximum; NaN counts as the largest
+    # flat input index of each winner
+    flat = None
+    rem = best
+    sub = []
+    for L in reversed(lens):
+        sub.append(rem % L)
+        rem = rem // L
+    sub = sub[::-1]
+    for i, (w, n) in enumerate(zip(wins, in_sp)):
+        oshape = [1] * (2 + d)
+        oshape[2 + i] = out_sp[i]
+        o_idx = xp.arange(out_sp[i]).reshape(oshape)
+        pos = xp.asarray(w)[o_idx, sub[i]]
+        flat = pos if flat is None else flat * n + pos
+    flat = xp.ascontiguousarray(flat.astype(np.int64))
+    out = SpatialGather.apply(x, flat=flat)
+    if unbatched:
+        out, flat = out.squeeze(0), flat[0]
+    if return_indices:
+        return out, _make(flat, None, 0)
+    return out
+
+
+@register("adaptive_max_pool1d", method=False)
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    return _adaptive_max(input, output_size, return_indices, 1, "adaptive_max_pool1d")
+
+
+@register("adaptive_max_pool2d", method=False)
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    return _adaptive_max(input, output_size, return_indices, 2, "adaptive_max_pool2d")
+
+
+@register("adaptive_max_pool3d", method=False)
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    return _adaptive_max(input, output_size, return_indices, 3, "adaptive_max_pool3d")
+
+
+# ============================================================================ lp pool, unpool
+def _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, d, opname):
+    k = ntuple(kernel_size, d, "kernel_size", opname)
+    avg = {1: avg_pool1d, 2: avg_pool2d, 3: avg_pool3d}[d]
+    out = avg(input.pow(norm_type), k, stride if stride is not None else k, 0, ceil_mode)
+    return (out.sign() * out.abs().relu()).mul(prod(k)).pow(1.0 / norm_type)
+
+
+@register("lp_pool1d", method=False)
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 1, "lp_pool1d")
+
+
+@register("lp_pool2d", method=False)
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 2, "lp_pool2d")
+
+
+@register("lp_pool3d", method=False)
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 3, "lp_pool3d")
+
+
+def _max_unpool(input, indices, kernel_size, stride, padding, output_size, d, opname):
+    x, unbatched = _batched(input, d, opname)
+    idx = indices.unsqueeze(0) if unbatched else indices
+    if tuple(idx._data.shape) != tuple(x._data.shape):
+        raise RuntimeError(f"{opname}: Expected shape of indices to be same as that of the input "
+                           f"tensor ({list(x.shape)}) but got indices tensor with shape: "
+                           f"{list(indices.shape)}")
+    k = ntuple(kernel_size, d, "kernel_size", opname)
+    s = k if stride is None else ntuple(stride, d, "stride", opname)
+    p = ntuple(padding, d, "padding", opname)
+    in_sp = tuple(x._data.shape[2:])
+    default = tuple((i - 1) * ss - 2 * pp + kk for i, ss, pp, kk in zip(in_sp, s, p, k))
+    if output_size is None:
+        out_sp = default
+    else:
+        osz = tuple(int(v) for v in output_size)
+        if len(osz) == d + 2:
+            osz = osz[2:]
+        elif len(osz) == d + 1:
+            osz = osz[1:]
+        if len(osz) != d:
+            raise ValueError(f"{opname}: output_size should be a sequence containing {d} or "
+                             f"{d + 2} elements, but it has a length of '{len(output_size)}'")
+        for o, dv, ss in zip(osz, default, s):
+            if not dv - ss < o < dv + ss:
+                raise ValueError(f"{opname}: invalid output_size {list(osz)} (dim size must be "
+                                 f"between {dv - ss} and {dv + ss})")
+        out_sp = osz
+    flat = idx._data
+    total = prod(out_sp)
+    if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= total):
+        raise RuntimeError(f"{opname}: Found an invalid max index: {int(flat.max())} (output "
+                           f"volumes are of size {'x'.join(map(str, out_sp))})")
+    out = SpatialScatter.apply(x, flat=xp_of(flat).ascontiguousarray(flat.astype(np.int64)),
+                               in_sp=out_sp)
+    return out.squeeze(0) if unbatched else out
+
+
+@register("max_unpool1d", method=False)
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 1,
+                       "max_unpool1d")
+
+
+@register("max_unpool2d", method=False)
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Inverse of max_pool2d: places each value at its index among zeros (values sharing an
+    index are summed, which keeps the op linear; PyTorch keeps one of them)."""
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2,
+                       "max_unpool2d")
+
+
+@register("max_unpool3d", method=False)
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 3,
+                       "max_unpool3d")
+
+
+__all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+           "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+           "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "lp_pool1d",
+           "lp_pool2d", "lp_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d",
+           "max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices"]

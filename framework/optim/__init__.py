@@ -1,0 +1,16 @@
+"""`framework.optim`: optimizers and learning-rate schedulers with PyTorch's names, options,
+update rules and state_dict layout (see `optimizer.py` for the design, and for why CPU training
+loops should call ``framework.set_flush_denormal(True)``)."""
+from . import lr_scheduler
+from .adadelta import Adadelta
+from .adagrad import Adagrad
+from .adam import Adam
+from .adamw import AdamW
+from .nadam import NAdam
+from .optimizer import Optimizer
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "NAdam",
+           "RAdam", "lr_scheduler"]

@@ -1,0 +1,64 @@
+"""Adadelta, as `torch.optim.Adadelta`."""
+from __future__ import annotations
+
+from . import _functional as F
+from .optimizer import (Optimizer, _arrays, _check_flags, _check_lr, _check_nonneg, _next_step,
+                        _sarr, _scalar_state, _zeros_state)
+
+__all__ = ["Adadelta"]
+
+
+class Adadelta(Optimizer):
+    r"""Adadelta: :math:`v \leftarrow \rho v + (1-\rho) g^2`,
+    :math:`\Delta = g \sqrt{u + \epsilon} / \sqrt{v + \epsilon}`,
+    :math:`u \leftarrow \rho u + (1-\rho) \Delta^2`,
+    :math:`\theta \leftarrow \theta - \gamma\Delta`.
+    State: 'step', 'square_avg', 'acc_delta'."""
+
+    _param_shaped_state = ("square_avg", "acc_delta")
+
+    def __init__(self, params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
+                 weight_decay: float = 0, foreach: bool | None = None, *,
+                 capturable: bool = False, maximize: bool = False,
+                 differentiable: bool = False) -> None:
+        _check_lr(lr)
+        if not 0.0 <= rho <= 1.0:
+            raise ValueError(f"Invalid rho value: {rho}")
+        _check_nonneg(eps, "epsilon value")
+        _check_nonneg(weight_decay, "weight_decay value")
+        defaults = {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay,
+                    "maximize": maximize, "capturable": capturable, "foreach": foreach,
+                    "differentiable": differentiable}
+        _check_flags(defaults)
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        """Perform a single optimization step; `closure` re-evaluates the loss and returns it."""
+        loss = self._eval_closure(closure)
+        state_of = self.state
+        for group in self.param_groups:
+            params, grads, sqs, accs, touched = [], [], [], [], []
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                pa, ga = _arrays(p, g)
+                state = state_of[p]
+                if len(state) == 0:
+                    state["step"] = _scalar_state(0.0)
+                    state["square_avg"] = _zeros_state(p._data)
+                    state["acc_delta"] = _zeros_state(p._data)
+                params.append(pa)
+                grads.append(ga)
+                sqs.append(_sarr(state["square_avg"]))
+                accs.append(_sarr(state["acc_delta"]))
+                _next_step(state)
+                touched.append(p)
+            if not params:
+                continue
+            F.adadelta(params, grads, sqs, accs, lr=float(group["lr"]), rho=group["rho"],
+                       eps=group["eps"], weight_decay=group["weight_decay"],
+                       maximize=group["maximize"])
+            for p in touched:
+                p._bump()
+        return loss

@@ -1,0 +1,71 @@
+"""NAdam (Adam with Nesterov momentum and momentum decay), as `torch.optim.NAdam`."""
+from __future__ import annotations
+
+from . import _functional as F
+from .optimizer import (Optimizer, _arrays, _check_betas, _check_flags, _check_lr, _check_nonneg,
+                        _next_step, _sarr, _scalar_state, _zeros_state)
+
+__all__ = ["NAdam"]
+
+
+class NAdam(Optimizer):
+    r"""NAdam (Dozat): Adam whose first moment gets a Nesterov look-ahead with the momentum
+    schedule :math:`\mu_t = \beta_1 (1 - \frac12 0.96^{t\psi})` (:math:`\psi` = momentum_decay).
+    `decoupled_weight_decay=True` gives NAdamW. State: 'step', 'mu_product' (a float32 scalar, as in
+    PyTorch), 'exp_avg', 'exp_avg_sq'."""
+
+    _param_shaped_state = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, momentum_decay: float = 4e-3,
+                 decoupled_weight_decay: bool = False, *, foreach: bool | None = None,
+                 maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False) -> None:
+        _check_lr(lr)
+        _check_nonneg(eps, "epsilon value")
+        betas = _check_betas(betas)
+        _check_nonneg(weight_decay, "weight_decay value")
+        _check_nonneg(momentum_decay, "momentum_decay value")
+        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
+                    "momentum_decay": momentum_decay,
+                    "decoupled_weight_decay": decoupled_weight_decay, "maximize": maximize,
+                    "foreach": foreach, "capturable": capturable,
+                    "differentiable": differentiable}
+        _check_flags(defaults)
+        super().__init__(params, defaults)
+
+    def step(self, closure=None):
+        """Perform a single optimization step; `closure` re-evaluates the loss and returns it."""
+        loss = self._eval_closure(closure)
+        state_of = self.state
+        for group in self.param_groups:
+            params, grads, ms, vs, mus, steps, touched = [], [], [], [], [], [], []
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                pa, ga = _arrays(p, g)
+                state = state_of[p]
+                if len(state) == 0:
+                    state["step"] = _scalar_state(0.0)
+                    state["mu_product"] = _scalar_state(1.0)
+                    state["exp_avg"] = _zeros_state(p._data)
+                    state["exp_avg_sq"] = _zeros_state(p._data)
+                params.append(pa)
+                grads.append(ga)
+                ms.append(_sarr(state["exp_avg"]))
+                vs.append(_sarr(state["exp_avg_sq"]))
+                mus.append(state["mu_product"])
+                steps.append(_next_step(state))
+                touched.append(p)
+            if not params:
+                continue
+            beta1, beta2 = group["betas"]
+            F.nadam(params, grads, ms, vs, mus, steps, beta1=float(beta1), beta2=float(beta2),
+                    lr=float(group["lr"]), weight_decay=group["weight_decay"],
+                    momentum_decay=group["momentum_decay"], eps=group["eps"],
+                    decoupled_weight_decay=group["decoupled_weight_decay"],
+                    maximize=group["maximize"])
+            for p in touched:
+                p._bump()
+        return loss
