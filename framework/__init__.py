@@ -14,6 +14,7 @@ from ._tensor import Size, Tensor
 from . import ops as _ops  # registers every op and binds the Tensor methods
 from .ops.registry import OPS as _OPS
 from . import amp, autograd, cuda, linalg, serialization
+from . import nn, optim, utils  # noqa: E402  (after the core: they build on it)
 from .amp import autocast
 from .serialization import load, save
 from .autograd import (enable_grad, inference_mode, is_grad_enabled,

@@ -472,7 +472,7 @@ class Tensor:
 
     def _copy_into(self, arr):
         d = self._writable()
-        if d.ndim == 0 and not d.flags.writeable:
+        if d.ndim == 0 and type(d) is np.ndarray and not d.flags.writeable:  # CuPy has no flag
             self._data = arr.copy()
             return
         xp = xp_of(d)

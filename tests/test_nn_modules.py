@@ -14,7 +14,6 @@ import pytest
 
 import framework as fw
 import framework.nn as nn
-import framework.nn.functional as F
 from framework.autograd import gradcheck
 from framework.nn.utils.rnn import (PackedSequence, pack_padded_sequence, pack_sequence,
                                     pad_packed_sequence, pad_sequence)
@@ -917,6 +916,7 @@ def test_maxpool_return_indices_and_unpool():
     pm, pt = nn.MaxPool2d(2, return_indices=True), torch.nn.MaxPool2d(2, return_indices=True)
     (om, im), (ot, it) = pm(fw.tensor(x)), pt(torch.tensor(x))
     np.testing.assert_array_equal(_np(im), it.numpy())
+    np.testing.assert_array_equal(_np(om), ot.numpy())
     _parity(nn.MaxUnpool2d(2), torch.nn.MaxUnpool2d(2), _np(om), _np(im).astype(np.int64))
     _parity(nn.AdaptiveMaxPool1d(3, return_indices=True),
             torch.nn.AdaptiveMaxPool1d(3, return_indices=True), _randn(2, 3, 8))
@@ -1493,3 +1493,23 @@ def test_init_and_factory_kwargs_on_device(device):
     np.testing.assert_allclose(_np(p.grad), [0.6, 0.8, 0.0], rtol=1e-5)
     nn.utils.clip_grad_value_([p], 0.7)
     np.testing.assert_allclose(_np(p.grad), [0.6, 0.7, 0.0], rtol=1e-5)
+
+
+def test_double_backward_through_modules():
+    """A gradient penalty (create_graph=True) through Linear/Tanh/LSTM matches torch."""
+    torch = _torch()
+    mm = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 1))
+    mt = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 1))
+    _sync(mm, mt)
+    lm, lt = nn.LSTM(3, 2), torch.nn.LSTM(3, 2)
+    _sync(lm, lt)
+    x = _randn(4, 2, 3)
+    res = []
+    for lib, seq, rnn in ((fw, mm, lm), (torch, mt, lt)):
+        xi = lib.tensor(x, requires_grad=True)
+        out = seq(xi).sum() + (rnn(xi)[0] ** 2).sum()
+        (g,) = lib.autograd.grad(out, xi, create_graph=True)
+        ((g ** 2).sum()).backward()
+        res.append((g, seq[0].weight.grad, rnn.weight_hh_l0.grad))
+    for a, b in zip(*res):
+        np.testing.assert_allclose(_np(a), _np(b), rtol=1e-4, atol=1e-5)

@@ -372,11 +372,6 @@ def test_closure_runs_with_grad_enabled():
     np.testing.assert_allclose(_np(w), _np(tw), rtol=1e-12)
 
 
-def _opt_pair(name):
-    kw = dict(CONFIGS_BY_NAME[name])
-    return kw
-
-
 CONFIGS_BY_NAME = {
     "SGD": dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
     "Adam": dict(lr=0.01, amsgrad=True),
@@ -732,7 +727,6 @@ def test_momentum_cycling_of_adam_betas(kind):
 
 
 def test_cosine_warm_restarts_fractional_epochs():
-    torch = _torch()
     opt, topt, s, ts = _sched_pair(
         lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.001))
     with warnings.catch_warnings():
@@ -744,7 +738,6 @@ def test_cosine_warm_restarts_fractional_epochs():
                 ts.step(e)
                 assert s.get_last_lr() == pytest.approx(ts.get_last_lr(), rel=1e-13)
                 assert s.T_cur == pytest.approx(ts.T_cur) and s.T_i == ts.T_i
-    del torch
 
 
 @pytest.mark.parametrize("name", ["StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
@@ -770,7 +763,6 @@ PLATEAU = [
 
 @pytest.mark.parametrize("kw", PLATEAU, ids=[str(i) for i in range(len(PLATEAU))])
 def test_reduce_lr_on_plateau_matches_torch(kw):
-    torch = _torch()
     rng = np.random.default_rng(11)
     # a metric that improves, stalls, improves a little, oscillates
     metrics = np.concatenate([np.linspace(1.0, 0.5, 10), np.full(15, 0.5),
@@ -786,7 +778,6 @@ def test_reduce_lr_on_plateau_matches_torch(kw):
         assert (s.num_bad_epochs, s.cooldown_counter, s.best) == \
             (ts.num_bad_epochs, ts.cooldown_counter, ts.best)
     assert opt.param_groups[0]["lr"] < 0.1  # something was reduced
-    del torch
 
 
 @pytest.mark.parametrize("name", ["StepLR", "CosineAnnealingLR", "OneCycleLR-cos", "LambdaLR",

@@ -205,7 +205,6 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) 
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
     d = tensor._data
-    xp = xp_of(d)
     rows, cols = d.shape
     n_zero = int(math.ceil(sparsity * rows))
     g = _gen(tensor, generator)

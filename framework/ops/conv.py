@@ -222,8 +222,8 @@ def conv_input_grad(dy, w, g: ConvGeom):
     span = _window_span(g)
     size = tuple(max(p + s, sp) for p, s, sp in zip(g.pad_lo, g.in_sp, span))
     taps = prod(g.ksize)
-    if grp == 1 and taps > 1 and all(s == 1 for s in g.stride):
-        return _conv_input_grad_unit_stride(xp, rows, wm[0], g, n, c, size)
+    if grp == 1 and taps > 1:
+        return _conv_input_grad_by_tap(xp, rows, wm[0], g, n, c, size)
     if grp == 1:
         dcols = rows @ wm[0].T
     else:
@@ -256,23 +256,47 @@ def conv_input_grad(dy, w, g: ConvGeom):
     return from_channels_last(buf[crop])
 
 
-def _conv_input_grad_unit_stride(xp, rows, wm, g: ConvGeom, n, c, size):
-    """col2im for stride 1, one tap at a time: tap t's columns are rows @ W_t, a dense
-    (M, C) block, added into a window of the buffer that is itself contiguous along (W, C);
-    both sides of every add are then long contiguous runs (with one (M, taps*C) GEMM the
-    source of each add would be strided by taps*C, several times slower)."""
+def _conv_input_grad_by_tap(xp, rows, wm, g: ConvGeom, n, c, size):
+    """col2im one kernel tap at a time: tap t's columns are rows @ W_t, a dense (M, C)
+    block. With stride 1 it is added into a window of the buffer that is contiguous along
+    (W, C). With stride s, the buffer is split into its s**d phases (positions congruent mod
+    s), each its own dense array: a tap adds into one phase at an offset, again with long
+    contiguous runs on both sides, and the phases are interleaved into the result once at the
+    end. (With one (M, taps*C) GEMM the source of every add would be strided by taps*C and,
+    with a stride, the target too: several times slower.)"""
     m = rows.shape[0]
     taps = prod(g.ksize)
     wt = wm.reshape(taps, c, -1)
-    buf = xp.zeros((n,) + size + (c,), rows.dtype)
+    s = g.stride
+    unit = all(v == 1 for v in s)
+    if unit:
+        buf = xp.zeros((n,) + size + (c,), rows.dtype)
+    else:
+        psize = tuple(-(-sz // st) for sz, st in zip(size, s))  # ceil(size / stride)
+        phases = {}
     tmp = xp.empty((m, c), rows.dtype)
     blk = (n,) + tuple(g.out_sp) + (c,)
     for t, tap in enumerate(itertools.product(*[range(k) for k in g.ksize])):
         xp.matmul(rows, wt[t].T, out=tmp)
-        sl = (slice(None),) + tuple(slice(k * dl, k * dl + o) for k, dl, o in
-                                    zip(tap, g.dilation, g.out_sp))
-        buf[sl] += tmp.reshape(blk)
-    crop = (slice(None),) + tuple(slice(p, p + s) for p, s in zip(g.pad_lo, g.in_sp))
+        pos = tuple(k * dl for k, dl in zip(tap, g.dilation))
+        if unit:
+            dst = buf
+            off = pos
+        else:
+            key = tuple(p % st for p, st in zip(pos, s))
+            dst = phases.get(key)
+            if dst is None:
+                dst = phases[key] = xp.zeros((n,) + psize + (c,), rows.dtype)
+            off = tuple(p // st for p, st in zip(pos, s))
+        sl = (slice(None),) + tuple(slice(a, a + o) for a, o in zip(off, g.out_sp))
+        dst[sl] += tmp.reshape(blk)
+    if not unit:
+        buf = xp.zeros((n,) + size + (c,), rows.dtype) if len(phases) < prod(s) else \
+            xp.empty((n,) + size + (c,), rows.dtype)
+        for key, ph in phases.items():
+            dst = buf[(slice(None),) + tuple(slice(k, None, st) for k, st in zip(key, s))]
+            dst[...] = ph[(slice(None),) + tuple(slice(0, e) for e in dst.shape[1:-1])]
+    crop = (slice(None),) + tuple(slice(p, p + sz) for p, sz in zip(g.pad_lo, g.in_sp))
     return from_channels_last(buf[crop])
 
 

@@ -112,6 +112,21 @@ def _rdot(a, b, axes):
     return xp.einsum(f"{sub},{sub}->{out}", a, b)
 
 
+def _wide_factor(m):
+    for r in (64, 32, 16, 8, 4, 2):
+        if m % r == 0 and m // r >= 16:
+            return r
+    return 1
+
+
+def _fold(v, wide, c):
+    return v.reshape(wide, c).sum(axis=0) if wide > 1 else v
+
+
+def _tile(xp, v, wide):
+    return xp.tile(v, wide) if wide > 1 else v
+
+
 def _keep(v, vshape, axes):
     return v.reshape(tuple(1 if i in axes else s for i, s in enumerate(vshape)))
 
@@ -126,6 +141,7 @@ class Normalize(Op):
     variance to update running statistics)."""
 
     save_inputs = "all"
+    wide = 0  # > 0: batch-norm rows kept as a (M/wide, wide*C) array (see _bn_rows_forward)
 
     def forward(self, x, *wb):
         xp = xp_of(x)
@@ -134,6 +150,8 @@ class Normalize(Op):
         axes = view.axes
         w = wb[0] if self.has_w else None
         b = wb[-1] if self.has_b else None
+        if self.fixed is None and self.center and view.kind in ("bncl", "bn2d") and v.ndim == 2:
+            return self._bn_rows_forward(xp, v, w, b)
         if w is not None:
             w = w.reshape(view.aff)
         if b is not None:
@@ -150,18 +168,27 @@ class Normalize(Op):
             if self.running is not None:
                 self.running(mean, var, n)
             inv_k = _keep(invstd, v.shape, axes)
-            if self.center:
-                xc *= inv_k  # xc is ours: becomes xhat in place
-                xhat = xc
-            else:
-                xhat = v * inv_k
-            self.xhat = xhat
-            if w is not None:
-                y = xhat * w
+            self.xc = self.xhat = None
+            if self.center and view.red == axes:
+                # batch norm: keep x - mean; y = (x - mean) * (invstd * w) + b in two passes
+                self.xc = xc
+                k = inv_k * w if w is not None else inv_k
+                y = xc * k
                 if b is not None:
                     y += b
             else:
-                y = xhat + b if b is not None else xhat.copy()
+                if self.center:
+                    xc *= inv_k  # xc is ours: becomes xhat in place
+                    xhat = xc
+                else:
+                    xhat = v * inv_k
+                self.xhat = xhat
+                if w is not None:
+                    y = xhat * w
+                    if b is not None:
+                        y += b
+                else:
+                    y = xhat + b if b is not None else xhat.copy()
         else:
             mean, var = self.fixed
             invstd = 1.0 / xp.sqrt(var + self.eps)
@@ -177,6 +204,54 @@ class Normalize(Op):
         self.invstd = invstd
         return view.back(y)
 
+    def _bn_rows_forward(self, xp, v, w, b):
+        """Batch norm of (M, C) rows (channels-last activations). Per-channel broadcasts over
+        rows of only C elements run at a fraction of memory speed (one inner loop per row), so
+        the rows are viewed `wide` at a time as (M/wide, wide*C) with coefficients tiled
+        `wide` times, and reductions fold the wide*C partial sums back to C."""
+        m, c = v.shape
+        wide = _wide_factor(m) if v.flags.c_contiguous else 1
+        vw = v.reshape(m // wide, wide * c)
+        mean = _fold(_rsum(vw, (0,)), wide, c) / m
+        xc = vw - _tile(xp, mean, wide)
+        var = _fold(_rdot(xc, xc, (0,)), wide, c) / m
+        invstd = 1.0 / xp.sqrt(var + self.eps)
+        if self.running is not None:
+            self.running(mean, var, m)
+        k = invstd * w.reshape(c) if w is not None else invstd
+        y = xc * _tile(xp, k, wide)
+        if b is not None:
+            y += _tile(xp, b.reshape(c), wide)
+        self.xc, self.xhat, self.wide, self.invstd = xc, None, wide, invstd
+        return self.view.back(y.reshape(m, c))
+
+    def _bn_rows_backward(self, w, g, want_x, want_w, want_b):
+        view = self.view
+        xp = xp_of(g._data)
+        gv = view.rows(g._data)
+        m, c = gv.shape
+        wide = self.wide
+        gw_ = gv.reshape(m // wide, wide * c)
+        xc = self.xc
+        inv = self.invstd
+        dotc = _fold(_rdot(gw_, xc, (0,)), wide, c)
+        gsum = _fold(_rsum(gw_, (0,)), wide, c)
+        gx = gw = gb = None
+        if want_w:
+            gw = _make((dotc * inv).reshape(w._data.shape), None, 0)
+        if want_b:
+            gb = _make(gsum.reshape(self.b_shape), None, 0)
+        if want_x:
+            wv = w._data.reshape(c) if w is not None else 1.0
+            k1 = wv * inv
+            k2 = wv * dotc * (inv * inv * inv / m)
+            k3 = wv * gsum * (inv / m)
+            dx = gw_ * _tile(xp, k1, wide)
+            dx -= xc * _tile(xp, k2, wide)
+            dx -= _tile(xp, k3, wide)
+            gx = _make(view.back(dx.astype(gv.dtype, copy=False).reshape(m, c)), None, 0)
+        return gx, gw, gb
+
     def backward(self, g):
         saved = self.saved_tensors
         x = saved[0]
@@ -187,6 +262,8 @@ class Normalize(Op):
         want_b = self.has_b and edges[-1] is not None
         if _State.grad_enabled:
             gx, gw, gb = self._backward_graph(x, w, g, want_x, want_w, want_b)
+        elif self.wide:
+            gx, gw, gb = self._bn_rows_backward(w, g, want_x, want_w, want_b)
         else:
             gx, gw, gb = self._backward_arrays(x, w, g, want_x, want_w, want_b)
         out = [gx]
@@ -203,29 +280,41 @@ class Normalize(Op):
         axes = view.axes
         wa = w._data.reshape(view.aff) if w is not None else None
         gx = gw = gb = None
-        if self.fixed is None:
-            xhat = self.xhat
+        if self.fixed is None and self.xc is not None:
+            # statistics and affine share their axes (batch norm): per-channel coefficients
             xp = xp_of(gv)
-            same = red == axes  # batch norm: the affine and the statistics share their axes
-            dot = _rdot(gv, xhat, red) if (want_w or (want_x and same)) else None
-            gsum = _rsum(gv, red) if (want_b or (want_x and same and self.center)) else None
+            xc = self.xc
+            inv = self.invstd
+            dotc = _rdot(gv, xc, red)  # sum dy * (x - mean)
+            gsum = _rsum(gv, red)
             if want_w:
-                gw = _make(dot.reshape(w._data.shape), None, 0)
+                gw = _make((dotc * inv).reshape(w._data.shape), None, 0)
             if want_b:
                 gb = _make(gsum.reshape(self.b_shape), None, 0)
             if want_x:
                 n = view.stat_count(gv.shape)
+                wv = wa.reshape(inv.shape) if wa is not None else 1.0
+                k1 = wv * inv
+                k2 = wv * dotc * (inv * inv * inv / n)
+                k3 = wv * gsum * (inv / n)
+                dx = gv * _keep(k1, gv.shape, axes)
+                dx -= xc * _keep(k2, gv.shape, axes)
+                dx -= _keep(k3, gv.shape, axes)
+                gx = _make(view.back(dx.astype(gv.dtype, copy=False)), None, 0)
+        elif self.fixed is None:
+            xhat = self.xhat
+            xp = xp_of(gv)
+            if want_w:
+                gw = _make(_rdot(gv, xhat, red).reshape(w._data.shape), None, 0)
+            if want_b:
+                gb = _make(_rsum(gv, red).reshape(self.b_shape), None, 0)
+            if want_x:
+                n = view.stat_count(gv.shape)
                 dxhat = gv * wa if wa is not None else gv
-                wk = wa.reshape(dot.shape) if (same and wa is not None) else None
-                if same:  # sums of dxhat = w * sums of dy: reuse the weight-grad reductions
-                    proj = dot * wk if wk is not None else dot
-                    mdx = (gsum * wk if wk is not None else gsum) if self.center else None
-                else:
-                    proj = _rdot(dxhat, xhat, axes)
-                    mdx = _rsum(dxhat, axes) if self.center else None
+                proj = _rdot(dxhat, xhat, axes)
                 dx = xhat * _keep(proj / n, gv.shape, axes)
-                if mdx is not None:
-                    dx += _keep(mdx / n, gv.shape, axes)
+                if self.center:
+                    dx += _keep(_rsum(dxhat, axes) / n, gv.shape, axes)
                 xp.subtract(dxhat, dx, out=dx)
                 dx *= _keep(self.invstd, gv.shape, axes)
                 gx = _make(view.back(dx), None, 0)
@@ -280,7 +369,7 @@ class Normalize(Op):
         return gx, gw, gb
 
     def _release_extra(self):
-        self.xhat = None
+        self.xhat = self.xc = None
 
 
 class _Logical:

@@ -26,8 +26,14 @@ class Adam(Optimizer):
     `weight_decay` is an L2 penalty added to the gradient, or with
     `decoupled_weight_decay=True` (AdamW) a shrink
     :math:`\theta \leftarrow \theta(1-\gamma\lambda)`.
-    State: 'step', 'exp_avg', 'exp_avg_sq' and, with amsgrad, 'max_exp_avg_sq'. `foreach`,
-    `fused` and `capturable` are accepted for compatibility and compute the same update.
+    State: 'step', 'exp_avg', 'exp_avg_sq' and, with amsgrad, 'max_exp_avg_sq'.
+
+    `foreach` picks the flat path, which updates a whole parameter group with a dozen array
+    calls on flat buffers instead of a dozen per tensor (the values are identical): True uses it
+    whenever the group qualifies (every tensor has a gradient; one real dtype, device and step
+    count), None (the default) also requires small tensors (it pays for many small ones, e.g.
+    1.6x faster for a 4-128-128-2 MLP on the CPU, 3x with CuPy), False never uses it. `fused` and
+    `capturable` are accepted for compatibility and compute the same update.
     """
 
     _param_shaped_state = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 import warnings
 
-from ..._tensor import Tensor
 from ...creation import empty
 from ...ops.elementwise import sigmoid as _sigmoid, tanh as _tanh
 from .. import functional as F
