@@ -329,6 +329,14 @@ CASES += [
       lambda m, a, p, n: F(m).triplet_margin_with_distance_loss(
           a, p, n, distance_function=lambda x, y: 1.0 - F(m).cosine_similarity(x, y),
           margin=0.4, reduction="sum"), [(4, 3), (4, 3), (4, 3)], note="cosine"),
+    C("ctc_loss", lambda m, x: F(m).ctc_loss(x.log_softmax(2), m.tensor([[1, 2, 2], [3, 1, 0]]),
+                                             (6, 5), (3, 1)), [(6, 2, 4)], gg=False),
+    C("ctc_loss", lambda m, x: F(m).ctc_loss(x, m.tensor([1, 2, 3]), (4, 3), (2, 1),
+                                             reduction="sum"), [(4, 2, 4)], parity=False,
+      gg=False, note="exact-gradient"),  # PyTorch's gradient adds exp(log_probs)
+    C("ctc_loss", lambda m, x: F(m).ctc_loss(x.log_softmax(1), m.tensor([2, 2]), (5,), (2,),
+                                             blank=3, reduction="none"), [(5, 4)], gg=False,
+      note="unbatched-blank"),
 ]
 
 # ---------------------------------------------------------------------------- resampling

@@ -101,7 +101,8 @@ def test_random_creation_shapes_dtypes_ranges(device):
     (3, "int64"), (2.5, "float32"), (True, "bool"), ([1, 2.5, True], "float32"), ([], "float32"),
     ([[]], "float32"), (np.array([1.0, 2.0]), "float64"), (np.array([1, 2], np.int32), "int32"),
     (np.float64(2.0), "float64"), (np.array(3, dtype=np.uint8), "uint8"), ([np.int32(1)], "int32"),
-    ([np.int32(1), 2], "int64"), ([np.float64(1.0), 2.5], "float64"), ([np.float16(1), 2], "float16"),
+    ([np.int32(1), 2], "int64"), ([np.float64(1.0), 2.5], "float64"),
+    ([np.float16(1), 2], "float16"),
     ([np.float16(1), 2.5], "float32"), ([np.uint8(1), np.int8(2)], "int16"),
 ])
 def test_tensor_dtype_inference_matches_torch(data, dtype, device):

@@ -19,7 +19,7 @@ from ..ops.dropout import (alpha_dropout, dropout, dropout1d, dropout2d, dropout
                            feature_alpha_dropout)
 from ..ops.embedding import embedding, embedding_bag  # noqa: F401
 from ..ops.loss import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
-                        cosine_embedding_loss, cosine_similarity, cross_entropy,
+                        cosine_embedding_loss, ctc_loss, cosine_similarity, cross_entropy,
                         gaussian_nll_loss, hinge_embedding_loss, huber_loss, kl_div, l1_loss,
                         margin_ranking_loss, mse_loss, multi_margin_loss,
                         multilabel_margin_loss, multilabel_soft_margin_loss, nll_loss,

@@ -123,7 +123,8 @@ _INPLACE = ["neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "reci
             "cos", "tan", "tanh", "sigmoid", "relu", "erf", "sign", "floor", "ceil", "round",
             "trunc", "pow", "remainder", "fmod", "clamp", "clamp_min", "clamp_max", "clip",
             "masked_fill", "lerp", "scatter", "scatter_add", "index_add", "maximum", "minimum",
-            "square", "atan2", "floor_divide", "tril", "triu", "logical_not", "logical_and", "logical_or", "nan_to_num", "cumsum",
+            "square", "atan2", "floor_divide", "tril", "triu", "logical_not", "logical_and",
+            "logical_or", "nan_to_num", "cumsum",
             "exp2", "log2", "log10", "frac", "asin", "acos", "atan", "sinh", "cosh", "xlogy"]
 
 

@@ -507,7 +507,8 @@ def sub(input, other, *, alpha=1) -> Tensor:
     if alpha != 1:
         other = mul(other, alpha)
     if input.__class__ is Tensor and input._data.dtype.kind != "b" and other is not True and \
-            other is not False and (other.__class__ is not Tensor or other._data.dtype is not _BOOL):
+            other is not False and (other.__class__ is not Tensor or
+                                    other._data.dtype is not _BOOL):
         return _call_binary(Sub, input, other, "sub")
     a, b = binary_operands(input, other, "sub")
     if a._data.dtype.kind == "b":

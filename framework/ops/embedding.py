@@ -14,7 +14,7 @@ from .._backend import xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
 from .registry import register
-from .resample import AxisMap, AxisScatter
+from .resample import AxisMap, AxisScatter, take
 
 _make = Tensor._make
 
@@ -97,7 +97,7 @@ class _Lookup(Op):
     (0 for padding_idx, 1/frequency with scale_grad_by_freq)."""
 
     def forward(self, w):
-        out = xp_of(w).take(w, self.idx_dev, axis=0, mode="clip")
+        out = take(xp_of(w), w, self.idx_dev, 0)
         return out.reshape(self.out_shape)
 
     def backward(self, g):

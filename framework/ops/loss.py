@@ -680,3 +680,185 @@ __all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy",
            "hinge_embedding_loss", "soft_margin_loss", "multilabel_soft_margin_loss",
            "multi_margin_loss", "multilabel_margin_loss", "triplet_margin_loss",
            "triplet_margin_with_distance_loss"]
+
+
+# ============================================================================ CTC
+def _as_int_array(v, xp, name):
+    if isinstance(v, Tensor):
+        a = v._data if xp is np else v._data.get() if hasattr(v._data, "get") else v._data
+        return np.asarray(a, dtype=np.int64).reshape(-1)
+    return np.asarray(list(v) if not isinstance(v, (int, np.integer)) else [v],
+                      dtype=np.int64).reshape(-1)
+
+
+def _logsumexp3(xp, a, b, c):
+    m = xp.maximum(xp.maximum(a, b), c)
+    safe = xp.where(xp.isfinite(m), m, 0.0)
+    s = xp.exp(a - safe) + xp.exp(b - safe) + xp.exp(c - safe)
+    with np.errstate(divide="ignore"):
+        return xp.where(xp.isfinite(m), xp.log(s) + safe, -np.inf)
+
+
+class CTCLoss(Op):
+    """-log p(target | log_probs) per sample by the forward (alpha) and backward (beta)
+    recursions in log space, vectorized over the batch and the extended label sequence
+    (a loop over time only). The gradient with respect to log_probs is the exact one:
+    -(alignment posterior of each label) for t < input_length."""
+
+    save_inputs = ()
+
+    def forward(self, lp):
+        xp = xp_of(lp)
+        T, N, C = lp.shape
+        ext = self.ext  # (N, L) extended labels (blank, l1, blank, ..., blank), on host
+        L = ext.shape[1]
+        in_len, ext_len = self.in_len, self.ext_len
+        ext_d = xp.asarray(ext)
+        lab = xp.take_along_axis(lp, xp.broadcast_to(ext_d[None], (T, N, L)), axis=2)  # (T,N,L)
+        skip = np.zeros((N, L), bool)
+        skip[:, 2:] = (ext[:, 2:] != self.blank) & (ext[:, 2:] != ext[:, :-2])
+        skip_d = xp.asarray(skip)
+        valid_s = xp.asarray(np.arange(L)[None, :] < ext_len[:, None])
+        neg = -np.inf
+        alpha = xp.full((T, N, L), neg, lp.dtype)
+        alpha[0, :, 0] = lab[0, :, 0]
+        has_label = xp.asarray(ext_len > 1)
+        alpha[0, :, 1] = xp.where(has_label, lab[0, :, 1], neg)
+        alpha[0] = xp.where(valid_s, alpha[0], neg)
+        for t in range(1, T):
+            a = alpha[t - 1]
+            a1 = xp.concatenate([xp.full((N, 1), neg, lp.dtype), a[:, :-1]], axis=1)
+            a2 = xp.concatenate([xp.full((N, 2), neg, lp.dtype), a[:, :-2]], axis=1)
+            a2 = xp.where(skip_d, a2, neg)
+            alpha[t] = xp.where(valid_s, _logsumexp3(xp, a, a1, a2) + lab[t], neg)
+        last_t = xp.asarray(in_len - 1)
+        n_idx = xp.arange(N)
+        end = xp.asarray(ext_len - 1)
+        a_end = alpha[last_t, n_idx, end]
+        a_pen = xp.where(xp.asarray(ext_len > 1), alpha[last_t, n_idx, xp.maximum(end - 1, 0)],
+                         neg)
+        loglik = xp.logaddexp(a_end, a_pen)
+        # beta: started at each sample's own last frame
+        beta = xp.full((T, N, L), neg, lp.dtype)
+        t_last = xp.asarray(in_len - 1)
+        for t in range(T - 1, -1, -1):
+            if t < T - 1:
+                b = beta[t + 1]
+                b1 = xp.concatenate([b[:, 1:], xp.full((N, 1), neg, lp.dtype)], axis=1)
+                b2 = xp.concatenate([b[:, 2:], xp.full((N, 2), neg, lp.dtype)], axis=1)
+                # a skip from s to s+2 is allowed when s+2 may skip back to s
+                b2 = xp.where(xp.concatenate([skip_d[:, 2:], xp.zeros((N, 2), bool)], axis=1),
+                              b2, neg)
+                rec = _logsumexp3(xp, b, b1, b2) + lab[t]
+            else:
+                rec = xp.full((N, L), neg, lp.dtype)
+            s_ar = xp.arange(L)[None, :]
+            init = xp.where((s_ar == end[:, None]) | ((s_ar == end[:, None] - 1) &
+                                                      (end[:, None] >= 1)), lab[t], neg)
+            here = t_last[:, None] == t
+            beta[t] = xp.where(here, init, xp.where(t_last[:, None] > t, rec, neg))
+            beta[t] = xp.where(valid_s, beta[t], neg)
+        self.alpha, self.beta, self.loglik = alpha, beta, loglik
+        nll = -loglik
+        self.inf = ~xp.isfinite(nll)
+        if self.zero_infinity:
+            nll = xp.where(self.inf, 0.0, nll)
+        nll = nll.astype(lp.dtype, copy=False)
+        if self.reduction == "none":
+            return nll
+        if self.reduction == "sum":
+            return nll.sum()
+        return (nll / xp.asarray(np.maximum(self.tgt_len, 1), dtype=lp.dtype)).mean()
+
+    def backward(self, g):
+        if _State.grad_enabled:
+            raise NotImplementedError("ctc_loss: double backward (create_graph=True through "
+                                      "ctc_loss) is not supported")
+        alpha, beta, loglik = self.alpha, self.beta, self.loglik
+        xp = xp_of(alpha)
+        T, N, L = alpha.shape
+        C = self.n_classes
+        lab_lp = alpha + beta  # log(alpha_t(s) beta_t(s)); both include y_t(l'_s)
+        ext_d = xp.asarray(self.ext)
+        with np.errstate(invalid="ignore", over="ignore"):
+            post = xp.exp(lab_lp - loglik[None, :, None])  # sum_s equals y_t(c) * ...
+        post = xp.where(xp.isfinite(post), post, 0.0)
+        onehot = (ext_d[:, :, None] == xp.arange(C)[None, None, :]).astype(alpha.dtype)
+        occ = xp.einsum("tns,nsc->tnc", post, onehot)  # sum over s with l'_s = c
+        lp = self.lp_data
+        with np.errstate(over="ignore", invalid="ignore"):
+            grad = -occ * xp.exp(-lp)  # d(-log p)/d lp = -(sum alpha beta / y) / p
+        grad = xp.where(occ > 0, grad, 0.0)
+        t_ok = xp.asarray(np.arange(T)[:, None] < self.in_len[None, :])
+        grad = xp.where(t_ok[:, :, None], grad, 0.0)
+        if self.zero_infinity:
+            grad = xp.where(self.inf[None, :, None], 0.0, grad)
+        ga = g._data
+        if self.reduction == "none":
+            k = ga.reshape(1, N, 1)
+        elif self.reduction == "sum":
+            k = ga
+        else:
+            k = ga / (N * xp.asarray(np.maximum(self.tgt_len, 1), dtype=alpha.dtype)).reshape(
+                1, N, 1)
+        return (_make((grad * k).astype(alpha.dtype, copy=False), None, 0),)
+
+    def _release_extra(self):
+        self.alpha = self.beta = self.lp_data = None
+
+
+@register("ctc_loss", method=False)
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
+             zero_infinity=False) -> Tensor:
+    """Connectionist temporal classification loss of log_probs (T, N, C) (or (T, C)) against
+    targets (N, S) padded or 1-D concatenated. 'mean' divides each sample's loss by its target
+    length, then averages over the batch. The gradient is the exact derivative with respect
+    to log_probs (PyTorch's adds exp(log_probs), which vanishes after a log_softmax, so the
+    gradients of the logits agree)."""
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    lp = log_probs
+    unbatched = lp._data.ndim == 2
+    if unbatched:
+        lp = lp.unsqueeze(1)
+    if lp._data.ndim != 3:
+        raise RuntimeError(f"ctc_loss: log_probs must be (T, N, C) or (T, C), got "
+                           f"{list(log_probs.shape)}")
+    T, N, C = lp._data.shape
+    xp = xp_of(lp._data)
+    in_len = _as_int_array(input_lengths, xp, "input_lengths")
+    tgt_len = _as_int_array(target_lengths, xp, "target_lengths")
+    if in_len.size != N or tgt_len.size != N:
+        raise RuntimeError(f"ctc_loss: expected input_lengths and target_lengths of size {N}, "
+                           f"got {in_len.size} and {tgt_len.size}")
+    if np.any(in_len > T) or np.any(in_len < 1):
+        raise RuntimeError(f"ctc_loss: input_lengths must be in [1, {T}], got {in_len.tolist()}")
+    tg = targets._data if isinstance(targets, Tensor) else np.asarray(targets)
+    tg = np.asarray(tg.get() if hasattr(tg, "get") else tg, dtype=np.int64)
+    if unbatched and tg.ndim == 1 and tgt_len.size == 1 and tg.size >= tgt_len[0]:
+        tg = tg[None, :]
+    smax = int(tgt_len.max()) if N else 0
+    lab = np.zeros((N, max(smax, 1)), np.int64)
+    if tg.ndim == 2:
+        for n in range(N):
+            lab[n, :tgt_len[n]] = tg[n, :tgt_len[n]]
+    else:
+        off = np.concatenate([[0], np.cumsum(tgt_len)])
+        if off[-1] > tg.size:
+            raise RuntimeError("ctc_loss: targets are shorter than the sum of target_lengths")
+        for n in range(N):
+            lab[n, :tgt_len[n]] = tg[off[n]:off[n + 1]]
+    if np.any((lab < 0) | (lab >= C)):
+        raise RuntimeError(f"ctc_loss: target labels must be in [0, {C})")
+    L = 2 * max(smax, 1) + 1
+    ext = np.full((N, L), blank, np.int64)
+    ext[:, 1::2] = lab
+    out = CTCLoss.apply(lp, ext=ext, ext_len=2 * tgt_len + 1, in_len=in_len, tgt_len=tgt_len,
+                        blank=int(blank), reduction=reduction, zero_infinity=bool(zero_infinity),
+                        n_classes=C, lp_data=lp._data)
+    if unbatched and reduction == "none":
+        out = out.squeeze(0)
+    return out
+
+
+__all__ += ["ctc_loss"]

@@ -549,9 +549,24 @@ def _max_unpool(input, indices, kernel_size, stride, padding, output_size, d, op
     if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= total):
         raise RuntimeError(f"{opname}: Found an invalid max index: {int(flat.max())} (output "
                            f"volumes are of size {'x'.join(map(str, out_sp))})")
-    out = SpatialScatter.apply(x, flat=xp_of(flat).ascontiguousarray(flat.astype(np.int64)),
-                               in_sp=out_sp)
+    out = MaxUnpool.apply(x, flat=xp_of(flat).ascontiguousarray(flat.astype(np.int64)),
+                          in_sp=out_sp)
     return out.squeeze(0) if unbatched else out
+
+
+class MaxUnpool(Op):
+    """Writes each value at its flat index among zeros (an index given twice keeps one of
+    the values, as PyTorch); the gradient reads the output gradient back at the indices."""
+
+    def forward(self, x):
+        xp = xp_of(x)
+        n, c = x.shape[:2]
+        out = xp.zeros((n, c, prod(self.in_sp)), x.dtype)
+        xp.put_along_axis(out, self.flat.reshape(n, c, -1), x.reshape(n, c, -1), axis=2)
+        return out.reshape((n, c) + tuple(self.in_sp))
+
+    def backward(self, g):
+        return (SpatialGather.apply(g, flat=self.flat),)
 
 
 @register("max_unpool1d", method=False)
@@ -562,8 +577,7 @@ def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_siz
 
 @register("max_unpool2d", method=False)
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
-    """Inverse of max_pool2d: places each value at its index among zeros (values sharing an
-    index are summed, which keeps the op linear; PyTorch keeps one of them)."""
+    """Inverse of max_pool2d: places each value at its index among zeros."""
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2,
                        "max_unpool2d")
 

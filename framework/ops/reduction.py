@@ -385,7 +385,7 @@ class Cumprod(Op):
 
 def _cumprod_grad_with_zeros(x, g, d):
     """dL/dx_k = sum_{i>=k} g_i * prod_{j<=i, j!=k} x_j, computed one position at a time."""
-    from .shape import cat, stack
+    from .shape import cat
     n = x.shape[d]
     cols = []
     for k in range(n):

@@ -59,6 +59,14 @@ class AxisMap:
         return hit
 
 
+def take(xp, a, idx, axis):
+    """xp.take along `axis`; NumPy's mode='clip' skips the bounds-check buffering (the
+    indices here are valid by construction). CuPy's take has no mode."""
+    if xp is np:
+        return np.take(a, idx, axis=axis, mode="clip")
+    return xp.take(a, idx, axis=axis)
+
+
 def _bshape(ndim, axis, n):
     s = [1] * ndim
     s[axis] = n
@@ -77,7 +85,7 @@ def axis_gather(x, amap: AxisMap, axis: int):
     idx, w = amap.on(xp, x.dtype)
     out = None
     for t in range(idx.shape[0]):
-        v = xp.take(x, idx[t], axis=axis, mode="clip")
+        v = take(xp, x, idx[t], axis)
         if w is not None:
             v *= w[t].reshape(_bshape(x.ndim, axis, amap.n_out))
         if out is None:

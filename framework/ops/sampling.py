@@ -88,9 +88,11 @@ def pad(input, pad, mode="constant", value=None) -> Tensor:
     if value is not None and value != 0:
         raise ValueError(f"Padding mode \"{mode}\" doesn't take in value argument")
     if k not in (1, 2, 3) or nd not in (k + 1, k + 2):
-        raise NotImplementedError(f"Only 2D, 3D, 4D, 5D padding with non-constant padding are "
-                                  f"supported for now (got {nd}D input and padding of the last "
-                                  f"{k} dims for mode '{mode}')")
+        raise NotImplementedError(f"Padding size {len(pad)} is not supported for {nd}D input "
+                                  "tensor. Supported combinations for non-constant padding: 2D "
+                                  "or 3D input: padding size = 2 (pads last dimension); 3D or 4D "
+                                  "input: padding size = 4 (pads last 2 dimensions); 4D or 5D "
+                                  "input: padding size = 6 (pads last 3 dimensions)")
     y = input
     for j, (lo, hi) in enumerate(pairs):
         axis = nd - k + j
