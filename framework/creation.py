@@ -24,25 +24,40 @@ def _infer_dtype(data):
     NumPy scalar or array its own dtype. Empty data gets the default float."""
     found = None
 
-    def walk(x):
+    def add(d):
         nonlocal found
-        if isinstance(x, (list, tuple)):
-            for v in x:
-                walk(v)
+        if d is not found:
+            found = d if found is None else D.promote_types(found, d)
+
+    def walk(x):
+        if not isinstance(x, (list, tuple)):
+            if isinstance(x, np.ndarray):
+                add(D.from_numpy_dtype(x.dtype))
+            else:
+                add(_scalar_type_dtype(type(x)))
             return
-        if isinstance(x, (np.generic, np.ndarray)):
-            d = D.from_numpy_dtype(x.dtype)
-        elif isinstance(x, builtins.bool):
-            d = D.bool
-        elif isinstance(x, builtins.int):
-            d = D.int64
-        elif isinstance(x, complex):
-            d = D._default_for_category(D._CATEGORY_COMPLEX)
-        else:
-            d = D.get_default_dtype()
-        found = d if found is None else D.promote_types(found, d)
+        # One pass in C over the element types; Python only loops over nested sequences.
+        for t in set(map(type, x)):
+            if issubclass(t, (list, tuple, np.ndarray)):
+                for v in x:
+                    if isinstance(v, t):
+                        walk(v)
+            else:
+                add(_scalar_type_dtype(t))
     walk(data)
     return found if found is not None else D.get_default_dtype()
+
+
+def _scalar_type_dtype(t):
+    if issubclass(t, np.generic):
+        return D.from_numpy_dtype(np.dtype(t))
+    if issubclass(t, builtins.bool):
+        return D.bool
+    if issubclass(t, builtins.int):
+        return D.int64
+    if issubclass(t, complex):
+        return D._default_for_category(D._CATEGORY_COMPLEX)
+    return D.get_default_dtype()
 
 
 def _to_array(data, dtype, device, copy):

@@ -737,14 +737,27 @@ def covered_ops(cases=None):
 
 
 if __name__ == "__main__":
+    import glob
+    import importlib
+    import os
+    import sys
+
     import framework  # noqa: F401
     from framework.ops.registry import OPS
-    diff = sorted(k for k, v in OPS.items() if v["differentiable"])
-    cov = set(covered_ops())
-    print(f"cases: {len(CASES)} differentiable, {len(NONDIFF_CASES)} forward-only")
-    print(f"gradcheck cases: {sum(c.gradcheck for c in CASES)}; "
-          f"gradgradcheck: {sum(c.gg for c in CASES)}")
-    print(f"parity cases: {sum(c.parity for c in CASES + NONDIFF_CASES)} "
-          f"(with backward: {sum(c.parity and not c.forward_only for c in CASES)})")
-    print(f"registered differentiable ops: {len(diff)}, covered: {len(cov & set(diff))}")
-    print("uncovered:", sorted(set(diff) - cov))
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    tables = [sys.modules[__name__]] + [
+        importlib.import_module(os.path.basename(p)[:-3])
+        for p in sorted(glob.glob(os.path.join(here, "optable_*.py")))]
+    for t in tables:
+        cases, nondiff = getattr(t, "CASES", []), getattr(t, "NONDIFF_CASES", [])
+        print(f"{t.__name__}: {len(cases)} differentiable cases ({sum(c.gradcheck for c in cases)}"
+              f" gradcheck, {sum(c.gg for c in cases)} gradgradcheck, "
+              f"{sum(c.parity for c in cases)} torch parity of which "
+              f"{sum(c.parity and not c.forward_only for c in cases)} with backward), "
+              f"{len(nondiff)} forward-only cases, ops: {len(covered_ops(cases + nondiff))}")
+    all_cases = [c for t in tables for c in getattr(t, "CASES", [])]
+    diff = {k for k, v in OPS.items() if v["differentiable"]}
+    cov = {c.op for c in all_cases if c.gradcheck}
+    print(f"registered differentiable ops: {len(diff)}, with a gradchecked case: "
+          f"{len(diff & cov)}; uncovered: {sorted(diff - cov)}")

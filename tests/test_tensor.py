@@ -45,8 +45,7 @@ def test_filled_creation(device):
 
 def test_like_creation(device):
     x = framework.tensor([[1, 2, 3]], dtype=framework.int32, device=device)
-    for fn in (framework.zeros_like, framework.ones_like, framework.empty_like,
-               framework.rand_like if False else framework.zeros_like):
+    for fn in (framework.zeros_like, framework.ones_like, framework.empty_like):
         y = fn(x)
         assert y.shape == x.shape and y.dtype is framework.int32 and y.device == device
     assert (_np(framework.full_like(x, 4)) == 4).all()

@@ -230,7 +230,7 @@ def conv_input_grad(dy, w, g: ConvGeom):
         dcols = xp.matmul(rows.reshape(m, grp, o // grp).transpose(1, 0, 2),
                           wm.transpose(0, 2, 1))
     if taps == 1 and all(s == 1 for s in g.stride) and not any(g.pad_lo) and \
-            size == tuple(g.in_sp):
+            tuple(g.out_sp) == tuple(g.in_sp):
         if grp == 1:
             dx = dcols.reshape((n,) + tuple(g.in_sp) + (c,))
         else:

@@ -22,7 +22,7 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from .conv import ConvGeom, _window_span, empty_like_layout, ntuple, prod
 from .registry import register
-from .resample import AxisGather, AxisMap, SpatialGather, SpatialScatter
+from .resample import AxisGather, AxisMap, SpatialGather
 
 _make = Tensor._make
 
