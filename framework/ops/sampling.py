@@ -133,15 +133,10 @@ def _axis_map(n_in, n_out, mode, align_corners, scale, np_dtype):
     float32 inputs, as its kernels do)."""
     o = np.arange(n_out)
     if mode in ("nearest", "nearest-exact"):
-        if mode == "nearest" and n_out == n_in:
-            idx = o
-        elif mode == "nearest" and n_out == 2 * n_in:
-            idx = o >> 1
-        else:
-            sc = np.float32(1.0 / scale) if scale else np.float32(n_in) / np.float32(n_out)
-            of = o.astype(np.float32)
-            src = np.floor((of + np.float32(0.5)) * sc if mode == "nearest-exact" else of * sc)
-            idx = np.minimum(src.astype(np.int64), n_in - 1)
+        sc = np.float32(1.0 / scale) if scale else np.float32(n_in) / np.float32(n_out)
+        of = o.astype(np.float32)
+        src = np.floor((of + np.float32(0.5)) * sc if mode == "nearest-exact" else of * sc)
+        idx = np.minimum(src.astype(np.int64), n_in - 1)
         return AxisMap(idx[None], None, n_in)
     ft = np.float32 if np_dtype == np.float32 else np.float64
     if align_corners:
@@ -223,7 +218,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                            f"{x.dtype.name}")
     np_dtype = x._data.dtype
     for i, (n_in, n_out, sc) in enumerate(zip(in_sp, sizes, scales)):
-        if n_in == n_out and mode in ("nearest", "nearest-exact") and sc in (None, 1.0):
+        # PyTorch's CPU kernels: a (bi/tri)linear dim of unchanged size is copied as is, even
+        # when an explicit scale_factor would place the samples elsewhere; nearest and
+        # bicubic always follow the scale
+        if n_in == n_out and (mode in ("linear", "bilinear", "trilinear") or sc in (None, 1.0)):
             continue
         amap = _axis_map(n_in, n_out, mode, align_corners, sc, np_dtype)
         x = AxisGather.apply(x, amap=amap, axis=2 + i)

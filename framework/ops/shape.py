@@ -449,11 +449,64 @@ def split(input: Tensor, split_size_or_sections, dim: int = 0):
             raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} "
                                f"(input tensor's size at dimension {d}), but got split_sizes="
                                f"{sizes}")
-    out, start = [], 0
-    for s in sizes:
-        out.append(narrow(input, d, start, s))
-        start += s
-    return tuple(out)
+    pieces = Split.apply(input, dim=d, sizes=tuple(sizes))
+    for p in pieces:
+        _as_view(p, input)
+    return pieces
+
+
+class Split(Op):
+    """Cut along `dim` into pieces of `sizes`, in one node: its backward concatenates the
+    pieces' gradients once (one narrow per piece would sum n full-size gradients)."""
+
+    n_out = 2  # more than one: apply returns a tuple; forward sets the real count
+
+    def forward(self, x):
+        self.n_out = len(self.sizes)
+        self.in_shape = x.shape
+        out, start = [], 0
+        lead = (slice(None),) * self.dim
+        for s in self.sizes:
+            out.append(x[lead + (slice(start, start + s),)])
+            start += s
+        return tuple(out)
+
+    def backward(self, *grads):
+        parts = []
+        for g, s in zip(grads, self.sizes):
+            if g is None:
+                shape = list(self.in_shape)
+                shape[self.dim] = s
+                ref = next(x for x in grads if x is not None)
+                g = Tensor._make(xp_of(ref._data).zeros(tuple(shape), ref._data.dtype), None, 0)
+            parts.append(g)
+        return (cat(parts, self.dim) if len(parts) > 1 else parts[0],)
+
+
+class Unbind(Op):
+    """All slices along `dim` in one node; backward stacks their gradients once."""
+
+    n_out = 2
+
+    def forward(self, x):
+        n = x.shape[self.dim]
+        self.n_out = n
+        self.in_shape = x.shape
+        lead = (slice(None),) * self.dim
+        return tuple(x[lead + (i,)] for i in range(n))
+
+    def backward(self, *grads):
+        ref = next(x for x in grads if x is not None)
+        shape = tuple(s for i, s in enumerate(self.in_shape) if i != self.dim)
+        zero = None
+        parts = []
+        for g in grads:
+            if g is None:
+                if zero is None:
+                    zero = Tensor._make(xp_of(ref._data).zeros(shape, ref._data.dtype), None, 0)
+                g = zero
+            parts.append(g)
+        return (stack(parts, self.dim),)
 
 
 @register()
@@ -485,7 +538,12 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0):
 @register()
 def unbind(input: Tensor, dim: int = 0):
     d = norm_dim(dim, input._data.ndim, "unbind")
-    return tuple(select(input, d, i) for i in range(input._data.shape[d]))
+    if input._data.shape[d] == 0:
+        return ()
+    pieces = Unbind.apply(input, dim=d)
+    for p in pieces:
+        _as_view(p, input)
+    return pieces
 
 
 class Tril(Op):
