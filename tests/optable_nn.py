@@ -368,6 +368,10 @@ CASES += [
     C("interpolate", lambda m, x: F(m).interpolate(x, scale_factor=1.5, mode="bilinear",
                                                    recompute_scale_factor=True),
       [(1, 1, 3, 5)], note="bilinear-recompute"),
+    C("interpolate", lambda m, x: F(m).interpolate(x, scale_factor=(2, 1.3), mode="bilinear"),
+      [(1, 2, 2, 3)], note="bilinear-unchanged-dim"),  # a dim of unchanged size is copied
+    C("interpolate", lambda m, x: F(m).interpolate(x, scale_factor=1.3, mode="nearest"),
+      [(1, 2, 3)], forward_only=True, note="nearest-scale-same-size"),  # see test_functional
     C("interpolate", lambda m, x: F(m).interpolate(x, size=(5, 6), mode="bicubic"),
       [(1, 2, 3, 4)], note="bicubic"),
     C("interpolate", lambda m, x: F(m).interpolate(x, size=(3, 7), mode="bicubic",

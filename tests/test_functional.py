@@ -389,6 +389,18 @@ def test_interpolate_nearest_indices_exactly_match_torch(device, n_in, n_out, mo
     np.testing.assert_array_equal(_np(yf), yt.numpy())
 
 
+def test_interpolate_nearest_gradient_is_the_adjoint_of_its_forward(device):
+    """3 -> 3 samples with scale_factor=1.3 read positions [0, 0, 1] (as PyTorch's forward);
+    the gradient sums back into those positions. (PyTorch's CPU backward treats equal sizes
+    as a copy, which is not the derivative of its own forward.)"""
+    x = framework.tensor([[[1.0, 2.0, 3.0]]], device=device, requires_grad=True)
+    y = F.interpolate(x, scale_factor=1.3)
+    _close(_np(y), [[[1.0, 1.0, 2.0]]])
+    (g,) = framework.autograd.grad([y], [x], [framework.tensor([[[1.0, 2.0, 3.0]]],
+                                                               device=device)])
+    _close(_np(g), [[[3.0, 3.0, 0.0]]])
+
+
 def test_interpolate_and_pad_keep_channels_last(device):
     x = F.conv2d(framework.randn(2, 3, 5, 5, device=device),
                  framework.randn(4, 3, 1, 1, device=device))

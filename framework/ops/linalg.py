@@ -9,6 +9,9 @@ from ..autograd.function import Op
 from ._util import binary_operands
 from .elementwise import sum_to
 from .registry import register
+from ..amp import _AutocastState, cast_for_low_precision
+
+_AUTOCAST = _AutocastState.enabled
 
 
 class MatMul(Op):
@@ -38,6 +41,8 @@ def _mm_shape_error(a, b, opname):
 
 @register()
 def matmul(input: Tensor, other: Tensor) -> Tensor:
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        input, other = cast_for_low_precision(input, other)
     a, b = binary_operands(input, other, "matmul")
     da, db = a._data.ndim, b._data.ndim
     if da == 0 or db == 0:
