@@ -17,7 +17,7 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from ..random import default_generator_for
 from .elementwise import exp, sigmoid, tanh, where
-from .registry import register
+from ._functional_registry import register_functional
 
 _make = Tensor._make
 
@@ -72,7 +72,7 @@ class LeakyRelu(_Act):
         return xp.where(x > 0, g, g * self.slope)
 
 
-@register("leaky_relu", method=False)
+@register_functional("leaky_relu")
 def leaky_relu(input, negative_slope=0.01, inplace=False) -> Tensor:
     _float(input, "leaky_relu")
     return apply_inplace(input, lambda t: LeakyRelu.apply(t, slope=float(negative_slope)),
@@ -91,14 +91,14 @@ class Hardtanh(_Act):
         return g * ((x > self.lo) & (x < self.hi))
 
 
-@register("hardtanh", method=False)
+@register_functional("hardtanh")
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False) -> Tensor:
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
     return apply_inplace(input, lambda t: Hardtanh.apply(t, lo=min_val, hi=max_val), inplace)
 
 
-@register("relu6", method=False)
+@register_functional("relu6")
 def relu6(input, inplace=False) -> Tensor:
     return hardtanh(input, 0.0, 6.0, inplace)
 
@@ -121,7 +121,7 @@ class Elu(_Act):
                                                                                 copy=False)
 
 
-@register("elu", method=False)
+@register_functional("elu")
 def elu(input, alpha=1.0, inplace=False) -> Tensor:
     _float(input, "elu")
     return apply_inplace(input, lambda t: Elu.apply(t, alpha=float(alpha), scale=1.0,
@@ -132,14 +132,14 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
-@register("selu", method=False)
+@register_functional("selu")
 def selu(input, inplace=False) -> Tensor:
     _float(input, "selu")
     return apply_inplace(input, lambda t: Elu.apply(t, alpha=_SELU_ALPHA, scale=_SELU_SCALE,
                                                     iscale=1.0), inplace)
 
 
-@register("celu", method=False)
+@register_functional("celu")
 def celu(input, alpha=1.0, inplace=False) -> Tensor:
     _float(input, "celu")
     if alpha == 0:
@@ -200,7 +200,7 @@ class Gelu(_Act):
         return cdf
 
 
-@register("gelu", method=False)
+@register_functional("gelu")
 def gelu(input, approximate="none") -> Tensor:
     """x * Phi(x); approximate='tanh' uses the tanh approximation."""
     if approximate not in ("none", "tanh"):
@@ -228,7 +228,7 @@ class Silu(_Act):
         return d
 
 
-@register("silu", method=False)
+@register_functional("silu")
 def silu(input, inplace=False) -> Tensor:
     _float(input, "silu")
     return apply_inplace(input, lambda t: Silu.apply(t), inplace)
@@ -251,7 +251,7 @@ class Mish(_Act):
         return g * (t + x * _sigmoid_arr(xp, x) * (1.0 - t * t))
 
 
-@register("mish", method=False)
+@register_functional("mish")
 def mish(input, inplace=False) -> Tensor:
     _float(input, "mish")
     return apply_inplace(input, lambda t: Mish.apply(t), inplace)
@@ -270,7 +270,7 @@ class Hardswish(_Act):
         return (g * d).astype(g.dtype, copy=False)
 
 
-@register("hardswish", method=False)
+@register_functional("hardswish")
 def hardswish(input, inplace=False) -> Tensor:
     _float(input, "hardswish")
     return apply_inplace(input, lambda t: Hardswish.apply(t), inplace)
@@ -287,7 +287,7 @@ class Hardsigmoid(_Act):
         return g * (((x > -3.0) & (x < 3.0)) * (1.0 / 6.0)).astype(g.dtype, copy=False)
 
 
-@register("hardsigmoid", method=False)
+@register_functional("hardsigmoid")
 def hardsigmoid(input, inplace=False) -> Tensor:
     _float(input, "hardsigmoid")
     return apply_inplace(input, lambda t: Hardsigmoid.apply(t), inplace)
@@ -308,7 +308,7 @@ class Softplus(_Act):
         return xp.where(bx > self.threshold, g, g * _sigmoid_arr(xp, bx))
 
 
-@register("softplus", method=False)
+@register_functional("softplus")
 def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
     """log(1 + exp(beta * x)) / beta, linear where beta * x > threshold."""
     _float(input, "softplus")
@@ -326,42 +326,42 @@ class Logsigmoid(_Act):
         return g * _sigmoid_arr(xp, -x)
 
 
-@register("logsigmoid", method=False)
+@register_functional("logsigmoid")
 def logsigmoid(input) -> Tensor:
     _float(input, "logsigmoid")
     return Logsigmoid.apply(input)
 
 
 # ---------------------------------------------------------------------------- composites
-@register("softsign", method=False)
+@register_functional("softsign")
 def softsign(input) -> Tensor:
     return input / (input.abs() + 1.0)
 
 
-@register("tanhshrink", method=False)
+@register_functional("tanhshrink")
 def tanhshrink(input) -> Tensor:
     return input - tanh(input)
 
 
-@register("softshrink", method=False)
+@register_functional("softshrink")
 def softshrink(input, lambd=0.5) -> Tensor:
     if lambd < 0:
         raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
     return where(input > lambd, input - lambd, where(input < -lambd, input + lambd, 0.0))
 
 
-@register("hardshrink", method=False)
+@register_functional("hardshrink")
 def hardshrink(input, lambd=0.5) -> Tensor:
     return where((input >= -lambd) & (input <= lambd), 0.0, input)
 
 
-@register("threshold", method=False)
+@register_functional("threshold")
 def threshold(input, threshold, value, inplace=False) -> Tensor:
     """x where x > threshold, else value."""
     return apply_inplace(input, lambda t: where(t > threshold, t, value), inplace)
 
 
-@register("glu", method=False)
+@register_functional("glu")
 def glu(input, dim=-1) -> Tensor:
     """a * sigmoid(b) for the two halves a, b of `dim`."""
     if input._data.ndim == 0:
@@ -376,7 +376,7 @@ def glu(input, dim=-1) -> Tensor:
     return a * sigmoid(b)
 
 
-@register("prelu", method=False)
+@register_functional("prelu")
 def prelu(input, weight) -> Tensor:
     """x if x > 0 else weight * x; weight has 1 or C (= input.size(1)) elements."""
     nd = input._data.ndim
@@ -392,7 +392,7 @@ def prelu(input, weight) -> Tensor:
     return where(input > 0, input, input * w)
 
 
-@register("rrelu", method=False)
+@register_functional("rrelu")
 def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False) -> Tensor:
     """Leaky ReLU with a random slope in [lower, upper] per element when training, the mean
     slope otherwise."""
@@ -405,7 +405,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False) ->
     return apply_inplace(input, lambda t: where(t >= 0, t, t * slope), inplace)
 
 
-@register("softmin", method=False)
+@register_functional("softmin")
 def softmin(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
     from .reduction import softmax
     if dim is None:
@@ -413,7 +413,7 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None) -> Tensor:
     return softmax(-input, dim, dtype=dtype)
 
 
-@register("gumbel_softmax", method=False)
+@register_functional("gumbel_softmax")
 def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1) -> Tensor:
     """Samples from the Gumbel-softmax distribution; `hard` returns one-hot samples with the
     soft sample's gradient (straight-through)."""

@@ -9,12 +9,12 @@ import numpy as np
 
 from .._backend import xp_of
 from .._tensor import Tensor
-from .registry import register
+from ._functional_registry import register_functional
 
 _make = Tensor._make
 
 
-@register("scaled_dot_product_attention", method=False)
+@register_functional("scaled_dot_product_attention")
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None, enable_gqa=False) -> Tensor:
     """query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev).

@@ -24,7 +24,7 @@ from .._backend import xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State
-from .registry import register
+from ._functional_registry import register_functional
 
 _make = Tensor._make
 
@@ -528,31 +528,31 @@ def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups
 
 
 # ============================================================================ public API
-@register("conv1d", method=False)
+@register_functional("conv1d")
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     """1-D convolution over (N, C, L) (or unbatched (C, L)) input, as torch's."""
     return _conv(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
 
 
-@register("conv2d", method=False)
+@register_functional("conv2d")
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     """2-D convolution over (N, C, H, W) input; padding an int, a pair, 'same' or 'valid'."""
     return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
 
 
-@register("conv3d", method=False)
+@register_functional("conv3d")
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     return _conv(input, weight, bias, stride, padding, dilation, groups, 3, "conv3d")
 
 
-@register("conv_transpose1d", method=False)
+@register_functional("conv_transpose1d")
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1) -> Tensor:
     return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
                            dilation, 1, "conv_transpose1d")
 
 
-@register("conv_transpose2d", method=False)
+@register_functional("conv_transpose2d")
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1) -> Tensor:
     """Transposed 2-D convolution; weight (C_in, C_out/groups, kH, kW)."""
@@ -560,7 +560,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                            dilation, 2, "conv_transpose2d")
 
 
-@register("conv_transpose3d", method=False)
+@register_functional("conv_transpose3d")
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1) -> Tensor:
     return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups,
@@ -611,7 +611,7 @@ def _column_sum(m):
     return m.sum(axis=0)
 
 
-@register("linear", method=False)
+@register_functional("linear")
 def linear(input, weight, bias=None) -> Tensor:
     """y = input @ weight.T + bias, weight (out_features, in_features)."""
     _check_float_pair(input, weight, bias, "linear")
@@ -638,7 +638,7 @@ def linear(input, weight, bias=None) -> Tensor:
     return Linear.apply(input, weight, *(() if bias is None else (bias,)))
 
 
-@register("bilinear", method=False)
+@register_functional("bilinear")
 def bilinear(input1, input2, weight, bias=None) -> Tensor:
     """y_k = input1^T W_k input2 + b_k over the last dims; weight (out, in1, in2)."""
     if weight._data.ndim != 3:
@@ -732,7 +732,7 @@ def _fold_geom(in_sp, kernel_size, dilation, padding, stride, opname):
     return ConvGeom(s, dl, p, 1, k, tuple(in_sp), out)
 
 
-@register("unfold", method=False)
+@register_functional("unfold")
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     """Extract sliding local blocks: (N, C, H, W) -> (N, C*prod(kernel_size), L)."""
     if input._data.ndim not in (3, 4):
@@ -744,7 +744,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     return y.squeeze(0) if unbatched else y
 
 
-@register("fold", method=False)
+@register_functional("fold")
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     """Combine sliding local blocks into a tensor: (N, C*prod(k), L) -> (N, C, *output_size)."""
     if input._data.ndim not in (2, 3):

@@ -10,7 +10,7 @@ from .._tensor import Tensor
 from ..autograd.function import Op
 from ..random import default_generator_for
 from .activation import apply_inplace
-from .registry import register
+from ._functional_registry import register_functional
 
 _make = Tensor._make
 
@@ -59,7 +59,7 @@ def _dropout(input, p, training, inplace, mask_shape, shift_fn=None):
                          inplace)
 
 
-@register("dropout", method=False)
+@register_functional("dropout")
 def dropout(input, p=0.5, training=True, inplace=False) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p) (training only)."""
     return _dropout(input, p, training, inplace, tuple(input._data.shape))
@@ -76,13 +76,13 @@ def _feature_shape(input, d, opname):
     return sh[:2] + (1,) * d
 
 
-@register("dropout1d", method=False)
+@register_functional("dropout1d")
 def dropout1d(input, p=0.5, training=True, inplace=False) -> Tensor:
     """Zero whole channels of (N, C, L) input."""
     return _dropout(input, p, training, inplace, _feature_shape(input, 1, "dropout1d"))
 
 
-@register("dropout2d", method=False)
+@register_functional("dropout2d")
 def dropout2d(input, p=0.5, training=True, inplace=False) -> Tensor:
     """Zero whole channels of (N, C, H, W) input (a 3-D input is taken as (N, C, L), as
     PyTorch does)."""
@@ -94,7 +94,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False) -> Tensor:
     return _dropout(input, p, training, inplace, shape)
 
 
-@register("dropout3d", method=False)
+@register_functional("dropout3d")
 def dropout3d(input, p=0.5, training=True, inplace=False) -> Tensor:
     return _dropout(input, p, training, inplace, _feature_shape(input, 3, "dropout3d"))
 
@@ -125,14 +125,14 @@ def _alpha_dropout(input, p, training, inplace, mask_shape):
                          inplace)
 
 
-@register("alpha_dropout", method=False)
+@register_functional("alpha_dropout")
 def alpha_dropout(input, p=0.5, training=False, inplace=False) -> Tensor:
     """Dropout for SELU networks: dropped units are set to the SELU saturation value and the
     result is affinely corrected to keep the mean and variance."""
     return _alpha_dropout(input, p, training, inplace, tuple(input._data.shape))
 
 
-@register("feature_alpha_dropout", method=False)
+@register_functional("feature_alpha_dropout")
 def feature_alpha_dropout(input, p=0.5, training=False, inplace=False) -> Tensor:
     nd = input._data.ndim
     shape = tuple(input._data.shape[:2]) + (1,) * (nd - 2) if nd >= 2 else \

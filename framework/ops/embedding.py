@@ -13,7 +13,7 @@ import numpy as np
 from .._backend import xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
-from .registry import register
+from ._functional_registry import register_functional
 from .resample import AxisMap, AxisScatter, take
 
 _make = Tensor._make
@@ -56,7 +56,7 @@ def _check_indices(input: Tensor, n_rows, opname):
     return idx
 
 
-@register("embedding", method=False)
+@register_functional("embedding")
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
               scale_grad_by_freq=False, sparse=False) -> Tensor:
     """weight[input]: rows of `weight` (num_embeddings, D) for integer `input` of any shape.
@@ -107,7 +107,7 @@ class _Lookup(Op):
 
 
 # ---------------------------------------------------------------------------- embedding_bag
-@register("embedding_bag", method=False)
+@register_functional("embedding_bag")
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False,
                   mode="mean", sparse=False, per_sample_weights=None, include_last_offset=False,
                   padding_idx=None) -> Tensor:

@@ -21,7 +21,7 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from .activation import logsigmoid
 from .elementwise import exp, log, where
-from .registry import register
+from ._functional_registry import register_functional
 
 _make = Tensor._make
 
@@ -227,7 +227,7 @@ class CrossEntropy(Op):
         self.p = self.lse = None
 
 
-@register("cross_entropy", method=False)
+@register_functional("cross_entropy")
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0) -> Tensor:
     """Cross entropy between logits `input` (N, C, d1, ...) (or (C,)) and class indices
@@ -287,7 +287,7 @@ def _check_targets(tgt, c, ignore_index):
         raise IndexError(f"Target {v} is out of bounds.")
 
 
-@register("nll_loss", method=False)
+@register_functional("nll_loss")
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
              reduction="mean") -> Tensor:
     """Negative log likelihood of log-probabilities `input` (N, C, d1, ...) at class targets."""
@@ -345,7 +345,7 @@ class BinaryCrossEntropy(Op):
         return gx, gt
 
 
-@register("binary_cross_entropy", method=False)
+@register_functional("binary_cross_entropy")
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean") -> Tensor:
     """Binary cross entropy of probabilities `input` against `target` in [0, 1]."""
@@ -364,7 +364,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss, reduction)
 
 
-@register("binary_cross_entropy_with_logits", method=False)
+@register_functional("binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None) -> Tensor:
     """Sigmoid + binary cross entropy in one stable expression; pos_weight weights the
@@ -399,7 +399,7 @@ def _weighted(loss, weight, input, reduction, mean_by_weight):
     return wl.sum() / weight.sum() if mean_by_weight else wl.mean()
 
 
-@register("mse_loss", method=False)
+@register_functional("mse_loss")
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean",
              weight=None) -> Tensor:
     _check_same_size(input, target, "mse_loss")
@@ -408,7 +408,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean",
     return _weighted(d * d, weight, input, reduction, True)
 
 
-@register("l1_loss", method=False)
+@register_functional("l1_loss")
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean",
             weight=None) -> Tensor:
     _check_same_size(input, target, "l1_loss")
@@ -416,7 +416,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean",
     return _weighted((input - target).abs(), weight, input, reduction, True)
 
 
-@register("smooth_l1_loss", method=False)
+@register_functional("smooth_l1_loss")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean",
                    beta=1.0) -> Tensor:
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta."""
@@ -432,7 +432,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return _reduce(loss, reduction)
 
 
-@register("huber_loss", method=False)
+@register_functional("huber_loss")
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None) -> Tensor:
     """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)."""
     _check_same_size(input, target, "huber_loss")
@@ -446,7 +446,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None) -> Tenso
     return _weighted(loss, weight, input, reduction, False)
 
 
-@register("kl_div", method=False)
+@register_functional("kl_div")
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean",
            log_target=False) -> Tensor:
     """KL(target || exp(input)) pointwise: input holds log-probabilities."""
@@ -471,7 +471,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean",
     return _reduce(loss, reduction)
 
 
-@register("poisson_nll_loss", method=False)
+@register_functional("poisson_nll_loss")
 def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-08,
                      reduce=None, reduction="mean") -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
@@ -494,7 +494,7 @@ def _value_clamped_min(t: Tensor, lo: float) -> Tensor:
     return t + (d.clamp_min(lo) - d)
 
 
-@register("gaussian_nll_loss", method=False)
+@register_functional("gaussian_nll_loss")
 def gaussian_nll_loss(input, target, var, full=False, eps=1e-06, reduction="mean") -> Tensor:
     if not isinstance(var, Tensor):
         from ..creation import full as full_
@@ -519,13 +519,13 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-06, reduction="mean
 
 
 # ============================================================================ margins, distances
-@register("pairwise_distance", method=False)
+@register_functional("pairwise_distance")
 def pairwise_distance(x1, x2, p=2.0, eps=1e-06, keepdim=False) -> Tensor:
     """||x1 - x2 + eps||_p over the last dim."""
     return (x1 - x2 + eps).norm(p, -1, keepdim=keepdim)
 
 
-@register("cosine_similarity", method=False)
+@register_functional("cosine_similarity")
 def cosine_similarity(x1, x2, dim=1, eps=1e-08) -> Tensor:
     """sum(x1/||x1|| * x2/||x2||) over dim, each norm clamped below at eps."""
     from .elementwise import broadcast_to
@@ -537,7 +537,7 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-08) -> Tensor:
     return ((a / na) * (b / nb)).sum(dim)
 
 
-@register("cosine_embedding_loss", method=False)
+@register_functional("cosine_embedding_loss")
 def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
                           reduction="mean") -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
@@ -552,7 +552,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, r
     return _reduce(out, reduction)
 
 
-@register("margin_ranking_loss", method=False)
+@register_functional("margin_ranking_loss")
 def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
                         reduction="mean") -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
@@ -563,7 +563,7 @@ def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, red
     return _reduce((-target * (input1 - input2) + margin).clamp_min(0.0), reduction)
 
 
-@register("hinge_embedding_loss", method=False)
+@register_functional("hinge_embedding_loss")
 def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None,
                          reduction="mean") -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
@@ -572,13 +572,13 @@ def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=No
     return _reduce(out, reduction)
 
 
-@register("soft_margin_loss", method=False)
+@register_functional("soft_margin_loss")
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean") -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
     return _reduce(-logsigmoid(input * target), reduction)
 
 
-@register("multilabel_soft_margin_loss", method=False)
+@register_functional("multilabel_soft_margin_loss")
 def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
                                 reduction="mean") -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
@@ -590,7 +590,7 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
     return _reduce(loss, reduction)
 
 
-@register("multi_margin_loss", method=False)
+@register_functional("multi_margin_loss")
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
                       reduce=None, reduction="mean") -> Tensor:
     """sum_{j != y} max(0, margin - x_y + x_j)^p / C per sample."""
@@ -617,7 +617,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     return _reduce(loss, reduction)
 
 
-@register("multilabel_margin_loss", method=False)
+@register_functional("multilabel_margin_loss")
 def multilabel_margin_loss(input, target, size_average=None, reduce=None,
                            reduction="mean") -> Tensor:
     """Targets are class indices padded with -1 (the first -1 ends each sample's list)."""
@@ -639,7 +639,7 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None,
     return _reduce(loss, reduction)
 
 
-@register("triplet_margin_loss", method=False)
+@register_functional("triplet_margin_loss")
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-06, swap=False,
                         size_average=None, reduce=None, reduction="mean") -> Tensor:
     reduction = _reduction(size_average, reduce, reduction)
@@ -656,7 +656,7 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-06, 
     return _reduce((d_pos - d_neg + margin).clamp_min(0.0), reduction)
 
 
-@register("triplet_margin_with_distance_loss", method=False)
+@register_functional("triplet_margin_with_distance_loss")
 def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None,
                                       margin=1.0, swap=False, reduction="mean") -> Tensor:
     if margin <= 0:
@@ -807,7 +807,7 @@ class CTCLoss(Op):
         self.alpha = self.beta = self.lp_data = None
 
 
-@register("ctc_loss", method=False)
+@register_functional("ctc_loss")
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
              zero_infinity=False) -> Tensor:
     """Connectionist temporal classification loss of log_probs (T, N, C) (or (T, C)) against

@@ -19,7 +19,7 @@ from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from .conv import from_channels_last, is_channels_last, prod, to_channels_last
-from .registry import register
+from ._functional_registry import register_functional
 
 _make = Tensor._make
 _LETTERS = "abcdefgh"
@@ -424,7 +424,7 @@ def _running_updater(running_mean, running_var, momentum, unbias=True, per_insta
     return update
 
 
-@register("batch_norm", method=False)
+@register_functional("batch_norm")
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-05) -> Tensor:
     """Batch normalization over dim 1 of (N, C, *S); in training mode the running
@@ -463,7 +463,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                            logical=_Logical(lshape, (0, 2), (1, c, 1)))
 
 
-@register("instance_norm", method=False)
+@register_functional("instance_norm")
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
                   use_input_stats=True, momentum=0.1, eps=1e-05) -> Tensor:
     """Normalization of each (sample, channel) over its spatial dims."""
@@ -489,7 +489,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
                            logical=_Logical((n, c, 1, -1), (2, 3), (1, c, 1, 1)))
 
 
-@register("group_norm", method=False)
+@register_functional("group_norm")
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05) -> Tensor:
     """Statistics over each group of channels (and the spatial dims) of each sample."""
     x = _float(input, "group_norm")
@@ -521,7 +521,7 @@ def _normalized_shape(x, normalized_shape, opname):
     return ns
 
 
-@register("layer_norm", method=False)
+@register_functional("layer_norm")
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05) -> Tensor:
     """Normalization over the trailing `normalized_shape` dims."""
     x = _float(input, "layer_norm")
@@ -533,7 +533,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05) -> Te
                            running=None, b_shape=ns, logical=_Logical((-1, d), (1,), (1, d)))
 
 
-@register("rms_norm", method=False)
+@register_functional("rms_norm")
 def rms_norm(input, normalized_shape, weight=None, eps=None) -> Tensor:
     """x / sqrt(mean(x^2) + eps) * weight over the trailing dims; eps defaults to the
     dtype's machine epsilon, as PyTorch's."""
@@ -548,7 +548,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None) -> Tensor:
                            b_shape=ns, logical=_Logical((-1, d), (1,), (1, d)))
 
 
-@register("normalize", method=False)
+@register_functional("normalize")
 def normalize(input, p=2.0, dim=1, eps=1e-12, out=None) -> Tensor:
     """input / max(||input||_p over dim, eps)."""
     denom = input.norm(p, dim, keepdim=True).clamp_min(eps).expand_as(input)
@@ -559,7 +559,7 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None) -> Tensor:
     return res
 
 
-@register("local_response_norm", method=False)
+@register_functional("local_response_norm")
 def local_response_norm(input, size, alpha=0.0001, beta=0.75, k=1.0) -> Tensor:
     """x / (k + alpha/size * sum of squares over `size` neighbouring channels) ** beta."""
     from .pooling import avg_pool2d, avg_pool3d

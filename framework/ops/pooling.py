@@ -21,7 +21,7 @@ from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from .conv import ConvGeom, _window_span, empty_like_layout, ntuple, prod
-from .registry import register
+from ._functional_registry import register_functional
 from .resample import AxisGather, AxisMap, SpatialGather
 
 _make = Tensor._make
@@ -233,14 +233,14 @@ def _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_i
     return out.squeeze(0) if unbatched else out
 
 
-@register("max_pool1d", method=False)
+@register_functional("max_pool1d")
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
                      1, "max_pool1d")
 
 
-@register("max_pool2d", method=False)
+@register_functional("max_pool2d")
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """2-D max pooling; with return_indices also the flat (h*W + w) index of each maximum."""
@@ -248,7 +248,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                      2, "max_pool2d")
 
 
-@register("max_pool3d", method=False)
+@register_functional("max_pool3d")
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
@@ -345,21 +345,21 @@ def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
     return out.squeeze(0) if unbatched else out
 
 
-@register("avg_pool1d", method=False)
+@register_functional("avg_pool1d")
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True):
     return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1,
                      "avg_pool1d")
 
 
-@register("avg_pool2d", method=False)
+@register_functional("avg_pool2d")
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                      divisor_override, 2, "avg_pool2d")
 
 
-@register("avg_pool3d", method=False)
+@register_functional("avg_pool3d")
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
@@ -417,17 +417,17 @@ def _adaptive_avg(input, output_size, d, opname):
     return y.squeeze(0) if unbatched else y
 
 
-@register("adaptive_avg_pool1d", method=False)
+@register_functional("adaptive_avg_pool1d")
 def adaptive_avg_pool1d(input, output_size):
     return _adaptive_avg(input, output_size, 1, "adaptive_avg_pool1d")
 
 
-@register("adaptive_avg_pool2d", method=False)
+@register_functional("adaptive_avg_pool2d")
 def adaptive_avg_pool2d(input, output_size):
     return _adaptive_avg(input, output_size, 2, "adaptive_avg_pool2d")
 
 
-@register("adaptive_avg_pool3d", method=False)
+@register_functional("adaptive_avg_pool3d")
 def adaptive_avg_pool3d(input, output_size):
     return _adaptive_avg(input, output_size, 3, "adaptive_avg_pool3d")
 
@@ -478,17 +478,17 @@ def _adaptive_max(input, output_size, return_indices, d, opname):
     return out
 
 
-@register("adaptive_max_pool1d", method=False)
+@register_functional("adaptive_max_pool1d")
 def adaptive_max_pool1d(input, output_size, return_indices=False):
     return _adaptive_max(input, output_size, return_indices, 1, "adaptive_max_pool1d")
 
 
-@register("adaptive_max_pool2d", method=False)
+@register_functional("adaptive_max_pool2d")
 def adaptive_max_pool2d(input, output_size, return_indices=False):
     return _adaptive_max(input, output_size, return_indices, 2, "adaptive_max_pool2d")
 
 
-@register("adaptive_max_pool3d", method=False)
+@register_functional("adaptive_max_pool3d")
 def adaptive_max_pool3d(input, output_size, return_indices=False):
     return _adaptive_max(input, output_size, return_indices, 3, "adaptive_max_pool3d")
 
@@ -501,17 +501,17 @@ def _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, d, opname):
     return (out.sign() * out.abs().relu()).mul(prod(k)).pow(1.0 / norm_type)
 
 
-@register("lp_pool1d", method=False)
+@register_functional("lp_pool1d")
 def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 1, "lp_pool1d")
 
 
-@register("lp_pool2d", method=False)
+@register_functional("lp_pool2d")
 def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 2, "lp_pool2d")
 
 
-@register("lp_pool3d", method=False)
+@register_functional("lp_pool3d")
 def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
     return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode, 3, "lp_pool3d")
 
@@ -569,20 +569,20 @@ class MaxUnpool(Op):
         return (SpatialGather.apply(g, flat=self.flat),)
 
 
-@register("max_unpool1d", method=False)
+@register_functional("max_unpool1d")
 def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 1,
                        "max_unpool1d")
 
 
-@register("max_unpool2d", method=False)
+@register_functional("max_unpool2d")
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """Inverse of max_pool2d: places each value at its index among zeros."""
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2,
                        "max_unpool2d")
 
 
-@register("max_unpool3d", method=False)
+@register_functional("max_unpool3d")
 def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 3,
                        "max_unpool3d")

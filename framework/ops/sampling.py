@@ -18,7 +18,7 @@ from .._backend import xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
 from .conv import empty_like_layout
-from .registry import register
+from ._functional_registry import register_functional
 from .resample import AxisGather, AxisMap
 
 _make = Tensor._make
@@ -64,7 +64,7 @@ def _index_map(n, lo, hi, mode):
     return i
 
 
-@register("pad", method=False)
+@register_functional("pad")
 def pad(input, pad, mode="constant", value=None) -> Tensor:
     """Pad the last len(pad)//2 dims: pad = (left_last, right_last, left_prev, right_prev, ...).
     Negative amounts crop (constant mode)."""
@@ -157,7 +157,7 @@ def _axis_map(n_in, n_out, mode, align_corners, scale, np_dtype):
     return AxisMap(np.stack([i0, i1]), np.stack([1.0 - l1, l1]), n_in)
 
 
-@register("interpolate", method=False)
+@register_functional("interpolate")
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False) -> Tensor:
     """Resize the spatial dims of (N, C, *S): to `size`, or by `scale_factor`."""
@@ -299,7 +299,7 @@ def _gather_points(input, idx_arrays):
     return vals.movedim(-1, 1)
 
 
-@register("grid_sample", method=False)
+@register_functional("grid_sample")
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
     """Sample input (N, C, H, W) (or (N, C, D, H, W)) at grid (N, Ho, Wo, 2) locations in
     [-1, 1] (x first); bilinear/nearest/bicubic, padding zeros/border/reflection."""
@@ -416,7 +416,7 @@ def _linspace_coords(xp, n, align_corners, dtype):
     return v.astype(dtype)
 
 
-@register("affine_grid", method=False)
+@register_functional("affine_grid")
 def affine_grid(theta, size, align_corners=None) -> Tensor:
     """Sampling grid (N, H, W, 2) (or (N, D, H, W, 3)) for grid_sample from affine matrices
     theta (N, 2, 3) (or (N, 3, 4))."""
@@ -454,7 +454,7 @@ def affine_grid(theta, size, align_corners=None) -> Tensor:
 
 
 # ============================================================================ pixel shuffle
-@register("pixel_shuffle", method=False)
+@register_functional("pixel_shuffle")
 def pixel_shuffle(input, upscale_factor) -> Tensor:
     """(*, C*r^2, H, W) -> (*, C, H*r, W*r)."""
     r = int(upscale_factor)
@@ -475,7 +475,7 @@ def pixel_shuffle(input, upscale_factor) -> Tensor:
     return x.permute(*perm).reshape(*batch, oc, h * r, w * r)
 
 
-@register("pixel_unshuffle", method=False)
+@register_functional("pixel_unshuffle")
 def pixel_unshuffle(input, downscale_factor) -> Tensor:
     """(*, C, H*r, W*r) -> (*, C*r^2, H, W)."""
     r = int(downscale_factor)
@@ -496,7 +496,7 @@ def pixel_unshuffle(input, downscale_factor) -> Tensor:
 
 
 # ============================================================================ one_hot
-@register("one_hot", method=False, differentiable=False)
+@register_functional("one_hot", differentiable=False)
 def one_hot(tensor, num_classes=-1) -> Tensor:
     """int64 (..., num_classes) one-hot encoding of an integer tensor."""
     t = tensor._data
