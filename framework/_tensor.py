@@ -339,31 +339,14 @@ class Tensor:
     # ------------------------------------------------------------------ device and dtype moves
     def to(self, *args, **kwargs):
         """to(device=None, dtype=None, non_blocking=False, copy=False), to(other), to(dtype)."""
-        dev = kwargs.pop("device", None)
-        dt = kwargs.pop("dtype", None)
         copy = kwargs.pop("copy", False)
-        kwargs.pop("non_blocking", None)
-        kwargs.pop("memory_format", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, Tensor):
-                dev, dt = a.device, a.dtype
-            elif isinstance(a, D.dtype):
-                dt = a
-            elif a is not None:
-                if isinstance(a, (str, int)) or hasattr(a, "type"):
-                    dev = a
-                else:
-                    dt = D.to_dtype(a)
+        dev, dt = parse_to_args(args, kwargs)
         out = self
         if dev is not None:
-            dev = resolve_device(dev)
             if dev != self.device:
                 from .ops.elementwise import ToDevice
                 out = ToDevice.apply(out, device=dev)
         if dt is not None:
-            dt = D.to_dtype(dt)
             if dt.np != out._data.dtype:
                 from .ops.elementwise import Cast
                 out = Cast.apply(out, dtype=dt.np)
@@ -483,6 +466,32 @@ class Tensor:
 
 
 _new = object.__new__
+
+
+def parse_to_args(args, kwargs):
+    """The (device, dtype) asked for by the arguments of Tensor.to / Module.to, resolved."""
+    device = kwargs.pop("device", None)
+    dtype = kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("memory_format", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, Tensor):
+            device, dtype = a.device, a.dtype
+        elif isinstance(a, D.dtype):
+            dtype = a
+        elif isinstance(a, bool) or a is None:
+            continue  # non_blocking given positionally
+        elif isinstance(a, (str, int)) or hasattr(a, "index"):
+            device = a
+        else:
+            dtype = D.to_dtype(a)
+    if dtype is not None:
+        dtype = D.to_dtype(dtype)
+    if device is not None:
+        device = resolve_device(device)
+    return device, dtype
 
 
 def _rebuild(arr, device, requires_grad):

@@ -17,7 +17,7 @@ import numpy as np
 
 from ... import _dtype as D
 from ..._backend import resolve_device
-from ..._tensor import Tensor
+from ..._tensor import Tensor, parse_to_args
 from ...autograd.function import Op
 from ...autograd.grad_mode import _State, no_grad
 from ..parameter import Buffer, Parameter
@@ -583,7 +583,7 @@ class Module:
     def to(self, *args, **kwargs) -> "Module":
         """to(device=None, dtype=None, non_blocking=False), to(dtype), to(tensor). The dtype
         applies to floating-point parameters and buffers only."""
-        device, dtype = _parse_to(args, kwargs)
+        device, dtype = parse_to_args(args, kwargs)
         if dtype is not None and not (dtype.is_floating_point or dtype.is_complex):
             raise TypeError("nn.Module.to only accepts floating point or complex dtypes, but got "
                             f"desired dtype={dtype}")
@@ -890,26 +890,3 @@ def _remove_from(name, *containers):
                 c.discard(name)
 
 
-def _parse_to(args, kwargs):
-    device = kwargs.pop("device", None)
-    dtype = kwargs.pop("dtype", None)
-    kwargs.pop("non_blocking", None)
-    kwargs.pop("memory_format", None)
-    if kwargs:
-        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-    for a in args:
-        if isinstance(a, Tensor):
-            device, dtype = a.device, a.dtype
-        elif isinstance(a, D.dtype):
-            dtype = a
-        elif isinstance(a, bool) or a is None:
-            continue  # non_blocking given positionally
-        elif isinstance(a, (str, int)) or hasattr(a, "index"):
-            device = a
-        else:
-            dtype = D.to_dtype(a)
-    if dtype is not None:
-        dtype = D.to_dtype(dtype)
-    if device is not None:
-        device = resolve_device(device)
-    return device, dtype
