@@ -4,6 +4,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import _runtime
+
+_runtime.tune_allocator()  # see framework/_runtime.py: both switchable by environment
+_runtime.tune_gc()
+
 from . import _dtype
 from ._backend import device
 from ._dtype import (bfloat16, bool, complex64, complex128, double, dtype, finfo, float,  # noqa: A004

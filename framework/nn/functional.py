@@ -37,9 +37,6 @@ from ..ops.sampling import (affine_grid, grid_sample, interpolate, one_hot, pad,
                             pixel_shuffle, pixel_unshuffle, upsample, upsample_bilinear,
                             upsample_nearest)
 from ..ops.elementwise import sigmoid, tanh  # noqa: F401
-from ..ops._malloc import tune_allocator as _tune_allocator
-
-_tune_allocator()
 
 
 def _softmax_dim(ndim: int) -> int:

@@ -20,7 +20,9 @@ class MatMul(Op):
     save_inputs = "all"
 
     def forward(self, a, b):
-        return a @ b
+        out = a @ b
+        # NumPy computes bfloat16 (ml_dtypes) products in float32: keep the input dtype
+        return out if out.dtype == a.dtype else out.astype(a.dtype)
 
     def backward(self, g):
         a, b = self.saved_tensors
@@ -166,6 +168,10 @@ class Einsum(Op):
         eq = ",".join(self.terms) + "->" + self.out
         xp = xp_of(arrays[0])
         if xp is np:
+            dt = arrays[0].dtype
+            if dt.kind == "V" or dt.name == "bfloat16":  # NumPy's einsum has no bfloat16 loop
+                wide = [a.astype(np.float32) for a in arrays]
+                return np.einsum(eq, *wide, optimize=len(arrays) > 2).astype(dt)
             return np.einsum(eq, *arrays, optimize=len(arrays) > 2)
         return xp.einsum(eq, *arrays)
 

@@ -1,4 +1,7 @@
-"""Keep freed large arrays in the process heap instead of returning them to the OS.
+"""Process-level tunings applied once at `import framework`, each switchable by environment.
+
+1. Allocator (LANTERN_NO_MALLOPT=1 to skip). Keep freed large arrays in the process heap
+   instead of returning them to the OS.
 
 glibc serves allocations above its mmap threshold (128 KiB, adapting up to 32 MiB) with fresh
 mmap'ed pages, and trims freed heap memory back to the OS. A training step allocates and
@@ -8,11 +11,21 @@ base). Raising the mmap and trim thresholds makes glibc reuse those pages, the e
 caching allocator has in PyTorch. Memory freed by the process is kept for reuse rather than
 returned to the OS (like PyTorch's allocator). Set LANTERN_NO_MALLOPT=1 to leave glibc's
 defaults; a no-op on other C libraries.
+
+2. Garbage collector (LANTERN_NO_GC_TUNING=1 to skip). Every recorded op creates a few Python
+   objects (the node, its edge tuple, the output tensor) that live until backward. With
+   CPython's default first-generation threshold of 700 allocations, those graphs get promoted
+   to the oldest generation and trigger full collections, whose cost grows with everything
+   else alive in the process: with torch imported beside us this made the per-op benchmark
+   50% slower. A first-generation threshold of 10,000 removes that cost (measured equal to
+   running with the collector off) while still collecting reference cycles promptly.
 """
 from __future__ import annotations
 
 import os
 import sys
+
+import gc
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -35,3 +48,16 @@ def tune_allocator(mmap_threshold: int = 1 << 30, trim_threshold: int = 1 << 30)
         return False
     _done = ok
     return ok
+
+
+_GC_GEN0_THRESHOLD = 10_000
+
+
+def tune_gc() -> bool:
+    """Raise the collector's first-generation threshold (only if it is lower); True if applied."""
+    if os.environ.get("LANTERN_NO_GC_TUNING"):
+        return False
+    g0, g1, g2 = gc.get_threshold()
+    if 0 < g0 < _GC_GEN0_THRESHOLD:
+        gc.set_threshold(_GC_GEN0_THRESHOLD, g1, g2)
+    return True
