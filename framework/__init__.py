@@ -20,7 +20,7 @@ from . import ops as _ops  # registers every op and binds the Tensor methods
 from .ops.registry import OPS as _OPS
 from . import amp, autograd, cuda, linalg, serialization
 from . import nn, optim, utils  # noqa: E402  (after the core: they build on it)
-from .amp import autocast
+from .amp import autocast, get_autocast_dtype, is_autocast_enabled
 from .serialization import load, save
 from .autograd import (enable_grad, inference_mode, is_grad_enabled,
                        is_inference_mode_enabled, no_grad, set_grad_enabled)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from .grad_mode import _State
 
+_AUTOCAST = None  # framework.amp's enabled-flags dict, bound on first use (import cycle)
+
 
 def _sum_grads(a, b, create_graph):
     if create_graph:
@@ -117,6 +119,15 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
     prev_mode = _State.grad_enabled
     _State.grad_enabled = create_graph
     check_anomaly = _State.anomaly and _State.anomaly_check_nan
+    # Backward runs in the dtypes the forward chose: autocast does not apply to it (as PyTorch)
+    global _AUTOCAST
+    if _AUTOCAST is None:
+        from ..amp import _AutocastState
+        _AUTOCAST = _AutocastState.enabled
+    autocast_on = _AUTOCAST["cuda"] or _AUTOCAST["cpu"]
+    if autocast_on:
+        saved_autocast = dict(_AUTOCAST)
+        _AUTOCAST["cuda"] = _AUTOCAST["cpu"] = False
     try:
         while ready:
             node = ready.pop()
@@ -173,6 +184,8 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
                     ready.append(n)
     finally:
         _State.grad_enabled = prev_mode
+        if autocast_on:
+            _AUTOCAST.update(saved_autocast)
 
     # 3. leaves: hooks, then capture or accumulate into .grad
     handed_out = set()

@@ -18,8 +18,10 @@ from ..autograd.grad_mode import _State
 from ..random import default_generator_for
 from .elementwise import exp, sigmoid, tanh, where
 from ._functional_registry import register_functional
+from ..amp import _AutocastState, autocast_op
 
 _make = Tensor._make
+_AUTOCAST = _AutocastState.enabled
 
 
 def _float(x: Tensor, opname) -> Tensor:
@@ -311,6 +313,10 @@ class Softplus(_Act):
 @register_functional("softplus")
 def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
     """log(1 + exp(beta * x)) / beta, linear where beta * x > threshold."""
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("softplus", softplus, input, beta, threshold)
+        if out is not None:
+            return out
     _float(input, "softplus")
     return Softplus.apply(input, beta=float(beta), threshold=float(threshold))
 
@@ -379,6 +385,10 @@ def glu(input, dim=-1) -> Tensor:
 @register_functional("prelu")
 def prelu(input, weight) -> Tensor:
     """x if x > 0 else weight * x; weight has 1 or C (= input.size(1)) elements."""
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("prelu", prelu, input, weight)
+        if out is not None:
+            return out
     nd = input._data.ndim
     k = weight._data.size
     if k != 1:

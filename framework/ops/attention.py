@@ -10,8 +10,10 @@ import numpy as np
 from .._backend import xp_of
 from .._tensor import Tensor
 from ._functional_registry import register_functional
+from ..amp import _AutocastState, autocast_op
 
 _make = Tensor._make
+_AUTOCAST = _AutocastState.enabled
 
 
 @register_functional("scaled_dot_product_attention")
@@ -22,6 +24,11 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     attn_mask: bool (True = take part in attention) or float (added to the scores),
     broadcastable to (..., L, S). is_causal masks out key positions after each query's. Rows
     whose every position is masked give zeros (as PyTorch's math kernel)."""
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("scaled_dot_product_attention", scaled_dot_product_attention, query,
+                          key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+        if out is not None:
+            return out
     from .dropout import dropout
     from .reduction import softmax
     if query._data.ndim < 2 or key._data.ndim < 2 or value._data.ndim < 2:

@@ -25,8 +25,10 @@ from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from ._functional_registry import register_functional
+from ..amp import _AutocastState, autocast_op, run_without_autocast
 
 _make = Tensor._make
+_AUTOCAST = _AutocastState.enabled
 
 # Geometry of one convolution, from the point of view of the forward convolution x -> y:
 # in_sp / out_sp are the spatial sizes of x / y, pad_lo the zeros before x on each spatial dim
@@ -187,20 +189,121 @@ def _grad_rows(xp, dy):
     return cl.reshape(-1, dy.shape[1])
 
 
+# Bytes of column buffer per GEMM on the CPU. The columns of a 64x64 map are tens of MB: built
+# whole they go out to DRAM and back, and OpenBLAS reads them once more to pack them, so the
+# GEMM runs at memory speed. Built a few image rows at a time, a chunk stays in the L2 cache
+# between the copy that writes it and the GEMM that reads it (about 2x faster for 16-32
+# channels at 64x64). On a GPU the columns are built whole.
+_CHUNK_BYTES = 1 << 20
+
+
+def _window_view(xp, xb, g: ConvGeom):
+    """The windows of the padded channels-last input xb as an (N, *out, *k, C) strided view
+    (groups == 1): row-major, it is the column matrix."""
+    d = len(g.ksize)
+    st = xb.strides
+    win = (st[0],) + tuple(st[1 + i] * g.stride[i] for i in range(d)) + \
+        tuple(st[1 + i] * g.dilation[i] for i in range(d))
+    return as_strided(xp, xb, (xb.shape[0],) + tuple(g.out_sp) + tuple(g.ksize) +
+                      (xb.shape[-1],), win + (st[-1],))
+
+
+def _column_chunks(xp, n, g: ConvGeom, row_bytes):
+    """Index tuples into (N, *out) splitting it into pieces whose columns take about
+    _CHUNK_BYTES: whole images when an image fits, else runs of the first spatial dim of one
+    image. None when the columns are to be built whole (small layer, not on the CPU, or a
+    1x1 stride-1 kernel whose columns are the input itself)."""
+    out_sp = tuple(g.out_sp)
+    per_img = prod(out_sp) * row_bytes
+    if xp is not np or n * per_img <= 2 * _CHUNK_BYTES or not out_sp or \
+            (prod(g.ksize) == 1 and all(s == 1 for s in g.stride)):
+        return None
+    if per_img <= _CHUNK_BYTES:
+        step = _CHUNK_BYTES // per_img
+        return [(slice(i, min(n, i + step)),) for i in range(0, n, step)]
+    h = out_sp[0]
+    step = max(1, _CHUNK_BYTES // (prod(out_sp[1:]) * row_bytes))
+    return [(i, slice(j, min(h, j + step))) for i in range(n) for j in range(0, h, step)]
+
+
+def _rebuild_cols(k: int, o: int) -> bool:
+    """Whether the weight gradient should rebuild the columns (chunked) rather than keep the
+    forward's whole (M, k) columns, for o output channels. Measured on the U-Net and CNN
+    benchmarks: with o <= 32 the whole-column GEMM cols^T @ dy has too few outputs per column
+    read and runs at memory speed, and rebuilding (forward and weight gradient both chunked)
+    wins; with o >= 64, or short columns (k < 128, first layers), keeping them wins."""
+    return o <= 32 and k >= 128
+
+
+def _conv_gemm(xp, xb, g: ConvGeom, wm, keep_cols=False):
+    """out (N, *out, O) = columns(xb) @ wm for one group, wm (taps*C, O). With keep_cols
+    (the weight gradient will be wanted) the columns are built whole and returned, unless
+    _rebuild_cols says the weight gradient should rebuild them; else None."""
+    n = xb.shape[0]
+    k = wm.shape[0]
+    o = wm.shape[1]
+    chunks = None if keep_cols and not _rebuild_cols(k, o) else \
+        _column_chunks(xp, n, g, k * xb.itemsize)
+    if chunks is None:
+        cols = _im2col(xp, xb, g)
+        out = (cols @ wm).reshape((n,) + tuple(g.out_sp) + (o,))
+        return out, (cols if keep_cols else None)
+    view = _window_view(xp, xb, g)
+    out = xp.empty((n,) + tuple(g.out_sp) + (o,), xb.dtype)
+    scratch = xp.empty(view[chunks[0]].size, xb.dtype)  # the first chunk is the largest
+    for idx in chunks:
+        src = view[idx]
+        rows = src.size // k
+        buf = scratch[:rows * k].reshape(src.shape)
+        buf[...] = src
+        xp.matmul(buf.reshape(rows, k), wm, out=out[idx].reshape(rows, o))
+    return out, None
+
+
+def _conv_weight_gemm(xp, xb, g: ConvGeom, dycl):
+    """columns(xb)^T @ dy for one group: (taps*C, O), dycl the (N, *out, O) contiguous
+    channels-last gradient; the columns are built chunk by chunk as in _conv_gemm and the
+    per-chunk products summed (rebuilding them beats keeping whole-layer columns from the
+    forward pass, which must come back from DRAM)."""
+    n, c = xb.shape[0], xb.shape[-1]
+    o = dycl.shape[-1]
+    k = prod(g.ksize) * c
+    chunks = _column_chunks(xp, n, g, k * xb.itemsize)
+    if chunks is None:
+        return _im2col(xp, xb, g).T @ dycl.reshape(-1, o)
+    view = _window_view(xp, xb, g)
+    scratch = xp.empty(view[chunks[0]].size, xb.dtype)  # the first chunk is the largest
+    acc = part = None
+    for idx in chunks:
+        src = view[idx]
+        rows = src.size // k
+        buf = scratch[:rows * k].reshape(src.shape)
+        buf[...] = src
+        if acc is None:
+            acc = buf.reshape(rows, k).T @ dycl[idx].reshape(rows, o)
+            part = xp.empty_like(acc)
+        else:
+            xp.matmul(buf.reshape(rows, k).T, dycl[idx].reshape(rows, o), out=part)
+            acc += part
+    return acc
+
+
 def conv_forward(x, w, b, g: ConvGeom, keep_cols=False):
     """y = conv(x, w) + b; also returns the column buffer when keep_cols (for dw)."""
     xp = xp_of(x)
     n, o = x.shape[0], w.shape[0]
     m = n * prod(g.out_sp)
-    cols = _im2col(xp, _padded_input_cl(xp, x, g), g)
     wm = _weight_matrix(w, g.groups)
     if g.groups == 1:
-        out = cols @ wm[0]
-    else:
-        og = o // g.groups
-        out = xp.empty((m, g.groups, og), x.dtype)
-        xp.matmul(cols, wm, out=out.transpose(1, 0, 2))
-        out = out.reshape(m, o)
+        out, cols = _conv_gemm(xp, _padded_input_cl(xp, x, g), g, wm[0], keep_cols)
+        if b is not None:
+            out += b
+        return from_channels_last(out), cols
+    cols = _im2col(xp, _padded_input_cl(xp, x, g), g)
+    og = o // g.groups
+    out = xp.empty((m, g.groups, og), x.dtype)
+    xp.matmul(cols, wm, out=out.transpose(1, 0, 2))
+    out = out.reshape(m, o)
     if b is not None:
         out += b
     y = from_channels_last(out.reshape((n,) + tuple(g.out_sp) + (o,)))
@@ -222,6 +325,12 @@ def conv_input_grad(dy, w, g: ConvGeom):
     span = _window_span(g)
     size = tuple(max(p + s, sp) for p, s, sp in zip(g.pad_lo, g.in_sp, span))
     taps = prod(g.ksize)
+    if grp == 1 and taps > 1 and all(s == 1 for s in g.stride) and \
+            all(p <= dl * (k - 1) for p, dl, k in zip(g.pad_lo, g.dilation, g.ksize)):
+        return _conv_input_grad_as_conv(xp, dy, w, g)
+    if grp == 1 and taps > 1 and tuple(g.stride) == tuple(g.ksize) and \
+            all(dl == 1 for dl in g.dilation):
+        return _conv_input_grad_disjoint(xp, rows, wm[0], g, n, c, size)
     if grp == 1 and taps > 1:
         return _conv_input_grad_by_tap(xp, rows, wm[0], g, n, c, size)
     if grp == 1:
@@ -254,6 +363,43 @@ def conv_input_grad(dy, w, g: ConvGeom):
         dst[sl] += src[lead + tap]
     crop = (slice(None),) + tuple(slice(p, p + s) for p, s in zip(g.pad_lo, g.in_sp))
     return from_channels_last(buf[crop])
+
+
+def _conv_input_grad_as_conv(xp, dy, w, g: ConvGeom):
+    """dx for a stride-1 convolution: itself a stride-1 convolution, of dy padded by
+    dilation*(k-1) - pad before (so that every tap that reaches a pixel of x is a window
+    position) with the kernel flipped and its in/out channels swapped. One GEMM over
+    (taps*O)-long columns, built in cache-sized chunks; a col2im of per-tap GEMMs instead
+    moves every pixel's C values in and out of memory once per tap, and its GEMMs have only
+    O terms to sum (several times slower for 16-64 channels)."""
+    d = len(g.ksize)
+    o, c = w.shape[0], w.shape[1]
+    wf = w[(slice(None), slice(None)) + (slice(None, None, -1),) * d]
+    wm = wf.transpose(tuple(range(2, 2 + d)) + (0, 1)).reshape(prod(g.ksize) * o, c)
+    pad = tuple(dl * (k - 1) - p for p, dl, k in zip(g.pad_lo, g.dilation, g.ksize))
+    g_t = ConvGeom((1,) * d, tuple(g.dilation), pad, 1, tuple(g.ksize), tuple(g.out_sp),
+                   tuple(g.in_sp))
+    out, _ = _conv_gemm(xp, _padded_input_cl(xp, dy, g_t), g_t, wm)
+    return from_channels_last(out)
+
+
+def _conv_input_grad_disjoint(xp, rows, wm, g: ConvGeom, n, c, size):
+    """dx when stride == kernel size (no dilation), e.g. ConvTranspose2d(k=2, s=2): the taps of
+    different dy pixels land on disjoint blocks of dx, so there is nothing to sum: one GEMM
+    gives every block, one copy interleaves the blocks (out, k) into pixels."""
+    d = len(g.ksize)
+    dcols = rows @ wm.T  # (M, taps*C), ordered (kernel offsets..., channel)
+    blocks = dcols.reshape((n,) + tuple(g.out_sp) + tuple(g.ksize) + (c,))
+    perm = (0,) + tuple(v for i in range(d) for v in (1 + i, 1 + d + i)) + (1 + 2 * d,)
+    full = tuple(o_ * k for o_, k in zip(g.out_sp, g.ksize))
+    buf = xp.ascontiguousarray(blocks.transpose(perm)).reshape((n,) + full + (c,))
+    if full != tuple(size):  # output_padding: zeros past the last block
+        grown = xp.zeros((n,) + tuple(size) + (c,), buf.dtype)
+        grown[(slice(None),) + tuple(slice(0, f) for f in full)] = buf
+        buf = grown
+    if any(g.pad_lo) or tuple(g.in_sp) != tuple(size):
+        buf = buf[(slice(None),) + tuple(slice(p, p + sz) for p, sz in zip(g.pad_lo, g.in_sp))]
+    return from_channels_last(buf)
 
 
 def _conv_input_grad_by_tap(xp, rows, wm, g: ConvGeom, n, c, size):
@@ -304,15 +450,19 @@ def conv_weight_grad(x, dy, g: ConvGeom, w_shape, cols=None):
     """dw of y = conv(x, w): the columns of x (reused from the forward pass when given)
     times dy, one GEMM per group."""
     xp = xp_of(dy)
+    if g.groups == 1:
+        if cols is not None:
+            dwm = cols.T @ _grad_rows(xp, dy)
+        else:
+            dycl = xp.ascontiguousarray(to_channels_last(dy))
+            dwm = _conv_weight_gemm(xp, _padded_input_cl(xp, x, g), g, dycl)
+        return _weight_from_matrix(xp, dwm[None], tuple(w_shape), g.groups)
     if cols is None:
         cols = _im2col(xp, _padded_input_cl(xp, x, g), g)
     rows = _grad_rows(xp, dy)
-    if g.groups == 1:
-        dwm = (cols.T @ rows)[None]
-    else:
-        m, o = rows.shape
-        dwm = xp.matmul(cols.transpose(0, 2, 1),
-                        rows.reshape(m, g.groups, o // g.groups).transpose(1, 0, 2))
+    m, o = rows.shape
+    dwm = xp.matmul(cols.transpose(0, 2, 1),
+                    rows.reshape(m, g.groups, o // g.groups).transpose(1, 0, 2))
     return _weight_from_matrix(xp, dwm, tuple(w_shape), g.groups)
 
 
@@ -409,6 +559,11 @@ def _batched(input: Tensor, d: int, opname: str):
 
 
 def _conv(input, weight, bias, stride, padding, dilation, groups, d, opname):
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op(opname, _conv, input, weight, bias, stride, padding, dilation, groups,
+                          d, opname)
+        if out is not None:
+            return out
     _check_float_pair(input, weight, bias, opname)
     x, unbatched = _batched(input, d, opname)
     if weight._data.ndim != d + 2:
@@ -473,6 +628,11 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, d, opname):
 
 def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, d,
                     opname):
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op(opname, _conv_transpose, input, weight, bias, stride, padding,
+                          output_padding, groups, dilation, d, opname)
+        if out is not None:
+            return out
     _check_float_pair(input, weight, bias, opname)
     x, unbatched = _batched(input, d, opname)
     if weight._data.ndim != d + 2:
@@ -614,6 +774,10 @@ def _column_sum(m):
 @register_functional("linear")
 def linear(input, weight, bias=None) -> Tensor:
     """y = input @ weight.T + bias, weight (out_features, in_features)."""
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("linear", linear, input, weight, bias)
+        if out is not None:
+            return out
     _check_float_pair(input, weight, bias, "linear")
     if weight._data.ndim not in (1, 2):
         raise RuntimeError(f"linear: weight must be 1-D or 2-D, got shape {list(weight.shape)}")
@@ -641,6 +805,11 @@ def linear(input, weight, bias=None) -> Tensor:
 @register_functional("bilinear")
 def bilinear(input1, input2, weight, bias=None) -> Tensor:
     """y_k = input1^T W_k input2 + b_k over the last dims; weight (out, in1, in2)."""
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("bilinear", bilinear, input1, input2, weight, bias)
+        # off the CPU's list: one kernel in PyTorch, so matmul's cast must not apply inside
+        return out if out is not None else run_without_autocast(bilinear, input1, input2,
+                                                                weight, bias)
     if weight._data.ndim != 3:
         raise RuntimeError(f"bilinear: expected a 3-D weight, got shape {list(weight.shape)}")
     o, i1, i2 = weight._data.shape

@@ -14,6 +14,9 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from ._util import binary_operands, broadcast_shape, ensure_tensor, float_input
 from .registry import register
+from ..amp import LISTED_OPS, _AutocastState, autocast_op
+
+_AUTOCAST = _AutocastState.enabled
 
 
 # ============================================================================ reduce-to-shape
@@ -122,10 +125,20 @@ def _unary(name, f, df, keep_out=False, floating=True, differentiable=True, doc=
         "_f": staticmethod(f), "_df": df, "_keep_out": keep_out,
         "differentiable": differentiable, "__doc__": doc})
 
-    def fn(input: Tensor) -> Tensor:
-        if floating:
-            input = float_input(input)
-        return cls.apply(input)
+    if name in LISTED_OPS:  # on an autocast list (exp, log, ...): the guard is built in here,
+        def fn(input: Tensor) -> Tensor:  # so that the other unary ops pay nothing for it
+            if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+                out = autocast_op(name, fn, input)
+                if out is not None:
+                    return out
+            if floating:
+                input = float_input(input)
+            return cls.apply(input)
+    else:
+        def fn(input: Tensor) -> Tensor:
+            if floating:
+                input = float_input(input)
+            return cls.apply(input)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = doc or f"Elementwise {name}."
     fn.op = cls
@@ -578,6 +591,10 @@ def floor_divide(input, other) -> Tensor:
 
 @register()
 def pow(input, exponent) -> Tensor:  # noqa: A001
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("pow", pow, input, exponent)
+        if out is not None:
+            return out
     if isinstance(input, Tensor) and isinstance(exponent, (int, float)) and \
             not isinstance(exponent, bool):
         kind = input._data.dtype.kind

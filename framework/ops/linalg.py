@@ -9,7 +9,7 @@ from ..autograd.function import Op
 from ._util import binary_operands
 from .elementwise import sum_to
 from .registry import register
-from ..amp import _AutocastState, cast_for_low_precision
+from ..amp import _AutocastState, autocast_op, run_without_autocast
 
 _AUTOCAST = _AutocastState.enabled
 
@@ -20,6 +20,10 @@ class MatMul(Op):
     save_inputs = "all"
 
     def forward(self, a, b):
+        if a.dtype == np.float16 and type(a) is np.ndarray:
+            # NumPy has no BLAS path for float16 and accumulates in float16: multiply in
+            # float32 (faster, and as accurate as a GPU's float32 accumulation), then round
+            return (a.astype(np.float32) @ b.astype(np.float32)).astype(np.float16)
         out = a @ b
         # NumPy computes bfloat16 (ml_dtypes) products in float32: keep the input dtype
         return out if out.dtype == a.dtype else out.astype(a.dtype)
@@ -44,7 +48,9 @@ def _mm_shape_error(a, b, opname):
 @register()
 def matmul(input: Tensor, other: Tensor) -> Tensor:
     if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        input, other = cast_for_low_precision(input, other)
+        out = autocast_op("matmul", matmul, input, other)
+        if out is not None:
+            return out
     a, b = binary_operands(input, other, "matmul")
     da, db = a._data.ndim, b._data.ndim
     if da == 0 or db == 0:
@@ -86,11 +92,18 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
 
 @register()
 def mv(input: Tensor, vec: Tensor) -> Tensor:
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("mv", mv, input, vec)
+        # off the list (the CPU's): one kernel in PyTorch, so matmul's cast must not apply
+        return out if out is not None else run_without_autocast(matmul, input, vec)
     return matmul(input, vec)
 
 
 @register()
 def dot(input: Tensor, other: Tensor) -> Tensor:
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("dot", dot, input, other)
+        return out if out is not None else run_without_autocast(dot, input, other)
     if input.ndim != 1 or other.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
     if input.shape[0] != other.shape[0]:
@@ -112,6 +125,10 @@ ger = outer
 
 @register(method=False)
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("addmm", addmm, input, mat1, mat2, beta=beta, alpha=alpha)
+        if out is not None:
+            return out
     out = matmul(mat1, mat2)
     if alpha != 1:
         out = out * alpha
@@ -207,6 +224,15 @@ def einsum(equation: str, *operands) -> Tensor:
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     terms, out = _parse_einsum(equation, [o.shape for o in operands])
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        # PyTorch's CPU einsum reaches bmm (on the list) only to contract an index shared by
+        # two operands; pointwise products and sums alone stay in the input dtypes
+        contracts = len(operands) > 1 and any(
+            c not in out and sum(c in t for t in terms) > 1 for c in set("".join(terms)))
+        res = autocast_op("einsum" if contracts else "einsum_no_contraction", einsum, equation,
+                          *operands)
+        if res is not None:
+            return res
     # A letter repeated within one operand ('ii->i', 'bii') takes that operand's diagonal
     # first, so the contraction (and its backward) only sees distinct letters.
     operands = list(operands)
@@ -231,6 +257,12 @@ def einsum(equation: str, *operands) -> Tensor:
 
 @register(method=False)
 def tensordot(a: Tensor, b: Tensor, dims=2) -> Tensor:
+    # On the CPU PyTorch's tensordot is built from mm and so casts like it; under CUDA autocast
+    # it is a promote op, run with autocast off.
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("tensordot", tensordot, a, b, dims)
+        if out is not None:
+            return out
     if isinstance(dims, int):
         da = list(range(a.ndim - dims, a.ndim))
         db = list(range(dims))

@@ -23,8 +23,10 @@ from ..autograd.grad_mode import _State
 from .conv import ConvGeom, _window_span, empty_like_layout, ntuple, prod
 from ._functional_registry import register_functional
 from .resample import AxisGather, AxisMap, SpatialGather
+from ..amp import _AutocastState, autocast_op
 
 _make = Tensor._make
+_AUTOCAST = _AutocastState.enabled
 
 
 # ============================================================================ helpers
@@ -65,6 +67,25 @@ def _grad_buffer(xp, like, g: ConvGeom):
 def _overlapping(g: ConvGeom) -> bool:
     """Whether two windows can read the same input position."""
     return any(s < dl * (k - 1) + 1 for s, dl, k in zip(g.stride, g.dilation, g.ksize))
+
+
+def _tiles(g: ConvGeom) -> bool:
+    """Whether the windows tile the input exactly: stride == kernel, no padding or dilation,
+    no partial window (MaxPool2d(2) on an even size). Every position is in one window."""
+    return not any(g.pad_lo) and all(dl == 1 for dl in g.dilation) and \
+        tuple(g.stride) == tuple(g.ksize) and \
+        all(o * k == n for o, k, n in zip(g.out_sp, g.ksize, g.in_sp))
+
+
+def _first_max_tap(xp, views, out):
+    """Per output, the index of the first tap view equal to the window maximum `out` (no
+    NaN): arg = ne_0 * (1 + ne_1 * (1 + ... ne_{T-2})), ne_t = (view_t != out), in place on
+    int8. Whole-array ops only, no masked copies (those are several times slower)."""
+    arg = xp.not_equal(views[-2], out).view(np.int8)
+    for v in reversed(views[:-2]):
+        arg += 1
+        arg *= xp.not_equal(v, out)
+    return arg
 
 
 def _pool_out(n, k, s, p, dl, ceil_mode):
@@ -137,16 +158,28 @@ class MaxPool(Op):
         xb = _padded(xp, x, g, _min_value(x.dtype))
         taps = _taps(g)
         out = empty_like_layout(xp, x, x.shape[:2] + tuple(g.out_sp))
-        xp.copyto(out, _tap_view(xb, taps[0], g))
+        views = [_tap_view(xb, tap, g) for tap in taps]
+        if len(views) == 1:
+            xp.copyto(out, views[0])
+        elif not self.need_arg or (len(views) < 128 and _tiles(g)):
+            xp.maximum(views[0], views[1], out=out)
+            for v in views[2:]:
+                xp.maximum(out, v, out=out)
+        else:
+            xp.copyto(out, views[0])
         if not self.need_arg:
             self.arg = self.arg_box = None
-            for tap in taps[1:]:
-                xp.maximum(out, _tap_view(xb, tap, g), out=out)
             return out
+        if 1 < len(views) < 128 and _tiles(g):
+            if x.dtype.kind != "f" or not bool(xp.isnan(out).any()):
+                self.arg = arg = _first_max_tap(xp, views, out)
+                self.arg_box.append(arg)
+                self.arg_box = None
+                return out
+            xp.copyto(out, views[0])  # a NaN (wins, as in PyTorch): the general scan below
         arg = empty_like_layout(xp, x, out.shape, dtype=_arg_dtype(len(taps)), fill=0)
         nan_aware = x.dtype.kind == "f" and not bool(xp.isfinite(x.sum()))
-        for t, tap in enumerate(taps[1:], 1):
-            v = _tap_view(xb, tap, g)
+        for t, v in enumerate(views[1:], 1):
             m = v > out
             if nan_aware:
                 m |= xp.isnan(v)
@@ -170,9 +203,17 @@ class MaxPoolGrad(Op):
     def forward(self, gy):
         xp = xp_of(gy)
         g = self.geom
-        buf = _grad_buffer(xp, gy, g)
         overlap = _overlapping(g)
         arg = self.arg
+        if not overlap:  # each input position in at most one window: one product per tap
+            if _tiles(g):
+                buf = empty_like_layout(xp, gy, gy.shape[:2] + tuple(g.in_sp))
+            else:
+                buf = _grad_buffer(xp, gy, g)
+            for t, tap in enumerate(_taps(g)):
+                xp.multiply(gy, arg == t, out=_tap_view(buf, tap, g))
+            return _crop(buf, g)
+        buf = _grad_buffer(xp, gy, g)
         for t, tap in enumerate(_taps(g)):
             dst = _tap_view(buf, tap, g)
             m = arg == t
@@ -251,6 +292,11 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 @register_functional("max_pool3d")
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("max_pool3d", max_pool3d, input, kernel_size, stride, padding, dilation,
+                          ceil_mode, return_indices)
+        if out is not None:
+            return out
     return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
                      3, "max_pool3d")
 
@@ -362,6 +408,11 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 @register_functional("avg_pool3d")
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("avg_pool3d", avg_pool3d, input, kernel_size, stride, padding, ceil_mode,
+                          count_include_pad, divisor_override)
+        if out is not None:
+            return out
     return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                      divisor_override, 3, "avg_pool3d")
 
@@ -429,6 +480,10 @@ def adaptive_avg_pool2d(input, output_size):
 
 @register_functional("adaptive_avg_pool3d")
 def adaptive_avg_pool3d(input, output_size):
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("adaptive_avg_pool3d", adaptive_avg_pool3d, input, output_size)
+        if out is not None:
+            return out
     return _adaptive_avg(input, output_size, 3, "adaptive_avg_pool3d")
 
 
@@ -490,6 +545,11 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
 
 @register_functional("adaptive_max_pool3d")
 def adaptive_max_pool3d(input, output_size, return_indices=False):
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("adaptive_max_pool3d", adaptive_max_pool3d, input, output_size,
+                          return_indices)
+        if out is not None:
+            return out
     return _adaptive_max(input, output_size, return_indices, 3, "adaptive_max_pool3d")
 
 
@@ -578,12 +638,22 @@ def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_siz
 @register_functional("max_unpool2d")
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """Inverse of max_pool2d: places each value at its index among zeros."""
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("max_unpool2d", max_unpool2d, input, indices, kernel_size, stride,
+                          padding, output_size)
+        if out is not None:
+            return out
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 2,
                        "max_unpool2d")
 
 
 @register_functional("max_unpool3d")
 def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("max_unpool3d", max_unpool3d, input, indices, kernel_size, stride,
+                          padding, output_size)
+        if out is not None:
+            return out
     return _max_unpool(input, indices, kernel_size, stride, padding, output_size, 3,
                        "max_unpool3d")
 

@@ -14,6 +14,9 @@ from ..autograd.grad_mode import _State
 from ._util import float_input, norm_dim, norm_dims
 from .elementwise import broadcast_to, exp, log, sqrt, where, zeros_scalar
 from .registry import register
+from ..amp import _AutocastState, autocast_op, run_without_autocast
+
+_AUTOCAST = _AutocastState.enabled
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
 
@@ -44,6 +47,10 @@ def _sum_dtype(x: Tensor, dtype):
 
 @register()
 def sum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A001
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("sum", sum, input, dim, keepdim, dtype=dtype)
+        if out is not None:
+            return out
     dims = norm_dims(dim, input._data.ndim, "sum")
     if dim is not None and not isinstance(dim, int) and len(dim) == 0:
         dims = tuple(range(input._data.ndim))
@@ -82,6 +89,8 @@ class Mean(Op):
 
 @register()
 def nansum(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:  # one kernel in PyTorch: sum's cast must not apply
+        return run_without_autocast(nansum, input, dim, keepdim)
     return sum(where(input != input, zeros_scalar(input), input), dim, keepdim)
 
 
@@ -123,6 +132,10 @@ class Prod(Op):
 
 @register()
 def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("prod", prod, input, dim, keepdim, dtype=dtype)
+        if out is not None:
+            return out
     if dtype is not None:
         input = input.to(dtype=dtype)
     elif input._data.dtype.kind in "biu":
@@ -257,6 +270,8 @@ def min(input: Tensor, dim=None, keepdim: bool = False, *, other=None):  # noqa:
 @register()
 def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
     """Variance with Bessel's `correction` (default 1; `unbiased=False` means 0)."""
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:  # one kernel in PyTorch: sum's cast must not apply
+        return run_without_autocast(var, input, dim, unbiased, keepdim, correction=correction)
     input = float_input(input)
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
@@ -310,6 +325,10 @@ class Norm2(Op):
 @register()
 def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Vector p-norm over `dim` (all elements when None); 'fro' is the 2-norm of the entries."""
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("norm", norm, input, p, dim, keepdim, dtype=dtype)
+        if out is not None:
+            return out
     input = float_input(input)
     if dtype is not None:
         input = input.to(dtype=dtype)
@@ -333,6 +352,10 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
 
 @register()
 def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("logsumexp", logsumexp, input, dim, keepdim)
+        if out is not None:
+            return out
     input = float_input(input)
     dims = norm_dims(dim, input._data.ndim, "logsumexp")
     xp = xp_of(input._data)
@@ -356,6 +379,10 @@ class Cumsum(Op):
 
 @register()
 def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("cumsum", cumsum, input, dim, dtype=dtype)
+        if out is not None:
+            return out
     if input._data.ndim == 0:
         return input.clone()
     d = norm_dim(dim, input._data.ndim, "cumsum")
@@ -403,6 +430,10 @@ def _cumprod_grad_with_zeros(x, g, d):
 
 @register()
 def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("cumprod", cumprod, input, dim, dtype=dtype)
+        if out is not None:
+            return out
     if dtype is not None:
         input = input.to(dtype=dtype)
     if input._data.ndim == 0:
@@ -481,6 +512,10 @@ class LogSoftmax(Op):
 
 @register()
 def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("softmax", softmax, input, dim, dtype=dtype)
+        if out is not None:
+            return out
     if dtype is not None:
         input = input.to(dtype=dtype)
     input = float_input(input)
@@ -492,6 +527,10 @@ def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
 
 @register()
 def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("log_softmax", log_softmax, input, dim, dtype=dtype)
+        if out is not None:
+            return out
     if dtype is not None:
         input = input.to(dtype=dtype)
     input = float_input(input)

@@ -20,8 +20,10 @@ from ..autograd.function import Op
 from .conv import empty_like_layout
 from ._functional_registry import register_functional
 from .resample import AxisGather, AxisMap
+from ..amp import _AutocastState, autocast_op
 
 _make = Tensor._make
+_AUTOCAST = _AutocastState.enabled
 
 
 # ============================================================================ pad
@@ -68,6 +70,12 @@ def _index_map(n, lo, hi, mode):
 def pad(input, pad, mode="constant", value=None) -> Tensor:
     """Pad the last len(pad)//2 dims: pad = (left_last, right_last, left_prev, right_prev, ...).
     Negative amounts crop (constant mode)."""
+    if (_AUTOCAST["cuda"] or _AUTOCAST["cpu"]) and mode in ("reflect", "replicate"):
+        # the list names the aten kernel, which depends on the mode and the padded dims
+        op = ("reflection_pad%dd" if mode == "reflect" else "replication_pad%dd") % (len(pad) // 2)
+        out = autocast_op(op, _pad, input, pad, mode, value)
+        if out is not None:
+            return out
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")
@@ -161,6 +169,11 @@ def _axis_map(n_in, n_out, mode, align_corners, scale, np_dtype):
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False) -> Tensor:
     """Resize the spatial dims of (N, C, *S): to `size`, or by `scale_factor`."""
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:  # the aten kernel (list entry) depends on mode
+        out = autocast_op("upsample_" + str(mode), interpolate, input, size, scale_factor, mode,
+                          align_corners, recompute_scale_factor, antialias)
+        if out is not None:
+            return out
     d = input._data.ndim - 2
     if d < 1:
         raise ValueError(f"interpolate: expected a 3D, 4D or 5D input, got {list(input.shape)}")
@@ -226,6 +239,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         amap = _axis_map(n_in, n_out, mode, align_corners, sc, np_dtype)
         x = AxisGather.apply(x, amap=amap, axis=2 + i)
     return x if x is not input else input.clone()
+
+
+_pad = pad  # for pad's own body, where the name `pad` is its argument
 
 
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
@@ -303,6 +319,11 @@ def _gather_points(input, idx_arrays):
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
     """Sample input (N, C, H, W) (or (N, C, D, H, W)) at grid (N, Ho, Wo, 2) locations in
     [-1, 1] (x first); bilinear/nearest/bicubic, padding zeros/border/reflection."""
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op("grid_sample", grid_sample, input, grid, mode, padding_mode,
+                          align_corners)
+        if out is not None:
+            return out
     d = input._data.ndim - 2
     if d not in (2, 3):
         raise RuntimeError(f"grid_sampler(): expected 4D or 5D input and grid with same number "

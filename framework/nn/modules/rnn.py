@@ -14,9 +14,7 @@ import warnings
 
 import numpy as np
 
-from ..._backend import xp_of
 from ..._tensor import Tensor
-from ...autograd.function import Op
 from ...creation import empty, zeros
 from ...ops.shape import cat, stack
 from .. import functional as F
@@ -28,49 +26,14 @@ from .module import Module
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
 
-class _Split(Op):
-    """Views of consecutive slices of `x` along `dim` (sizes `sizes`). Its backward is one
-    concatenation, where separate slicing ops would each scatter into a full-size zero array
-    (quadratic in the number of slices: time steps of a sequence)."""
-
-    n_out = 2  # the real count is set per instance in forward
-
-    def forward(self, x):
-        d = self.dim
-        self.n_out = len(self.sizes)
-        self.shape, self.dtype = x.shape, x.dtype
-        out, start = [], 0
-        lead = (slice(None),) * d
-        for s in self.sizes:
-            out.append(x[lead + (slice(start, start + s),)])
-            start += s
-        return tuple(out)
-
-    def backward(self, *grads):
-        xp = None
-        for g in grads:
-            if g is not None:
-                xp = xp_of(g._data)
-                break
-        parts = []
-        for g, s in zip(grads, self.sizes):
-            if g is None:
-                shape = list(self.shape)
-                shape[self.dim] = s
-                g = Tensor._make(xp.zeros(shape, self.dtype), None, 0)
-            parts.append(g)
-        return (cat(parts, self.dim),)
-
-
 def _linear(x: Tensor, w: Tensor, b):
-    out = x.matmul(w.t())
-    return out + b if b is not None else out
+    return F.linear(x, w, b)
 
 
 def _split(x: Tensor, sizes, dim: int):
     if len(sizes) == 1:
         return (x,)
-    return _Split.apply(x, sizes=list(sizes), dim=dim)
+    return x.split(list(sizes), dim)
 
 
 # ---------------------------------------------------------------------- cell step functions
