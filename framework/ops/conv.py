@@ -8,10 +8,21 @@ shape PyTorch gives, whose strides are channels-last. Elementwise ops keep that 
 and the norms and pools here work in it, so the next convolution reads its input without a
 transposing copy (such a copy of a 64x32x32x32 activation costs more than the GEMM after it).
 
-Gradients. With y = conv(x, w): dx = conv_input_grad(dy, w) (a GEMM, then the columns are
-summed back into pixels by one strided add per kernel tap: col2im) and dw = a GEMM of the
-columns with dy. Both are Ops whose backward is again made of these three Ops, so the
-convolutions are differentiable to any order; conv_transpose is conv_input_grad itself.
+On the CPU the columns of a large layer (tens of MB, that would go out to DRAM and back) are
+built a cache-sized chunk at a time, each chunk's GEMM reading it while it is in L2, and built
+again for the weight gradient rather than kept; only small layers build (and keep) them whole.
+2-D kernels with unit stride down the rows go further (_conv_rows_gemm): the columns hold only
+the kernel's width (kw*C values per pixel and input row) and each kernel row is a GEMM over a
+row-shifted block of them, a third of the copying for 3x3.
+
+Gradients. With y = conv(x, w): dx = conv_input_grad(dy, w) and dw = conv_weight_grad(x, dy),
+a GEMM of the columns of x with dy. For stride 1, dx is itself a convolution of dy (padded,
+kernel flipped); in a plain backward (no graph of it wanted) dx and dw then come from one pass
+over the windows of dy (conv_input_and_weight_grad). With stride == kernel (ConvTranspose2d(2,
+stride=2)) dx is one GEMM and an interleaving copy; otherwise one GEMM per kernel tap is added
+into the pixels it reaches (col2im). All three are Ops whose backward is again made of these
+three Ops, so the convolutions are differentiable to any order; conv_transpose is
+conv_input_grad itself (ConvTranspose when it has a bias).
 """
 from __future__ import annotations
 
@@ -226,24 +237,151 @@ def _column_chunks(xp, n, g: ConvGeom, row_bytes):
     return [(i, slice(j, min(h, j + step))) for i in range(n) for j in range(0, h, step)]
 
 
-def _rebuild_cols(k: int, o: int) -> bool:
-    """Whether the weight gradient should rebuild the columns (chunked) rather than keep the
-    forward's whole (M, k) columns, for o output channels. Measured on the U-Net and CNN
-    benchmarks: with o <= 32 the whole-column GEMM cols^T @ dy has too few outputs per column
-    read and runs at memory speed, and rebuilding (forward and weight gradient both chunked)
-    wins; with o >= 64, or short columns (k < 128, first layers), keeping them wins."""
-    return o <= 32 and k >= 128
+def _use_row_windows(g: ConvGeom, c: int) -> bool:
+    """Whether a 2-D convolution (one group, on the CPU, big enough to chunk) should use the
+    row-window GEMMs of _conv_rows_gemm: unit stride down the rows, a kernel taller than one
+    row, rows of at least 48 values (C >= 16 for 3 taps; shorter GEMMs are slow) and maps of
+    at least 16x16 (on smaller ones the per-image GEMMs are too short)."""
+    return len(g.ksize) == 2 and g.stride[0] == 1 and g.ksize[0] > 1 and \
+        g.ksize[1] * c >= 48 and g.out_sp[0] * g.out_sp[1] >= 256
 
 
-def _conv_gemm(xp, xb, g: ConvGeom, wm, keep_cols=False):
-    """out (N, *out, O) = columns(xb) @ wm for one group, wm (taps*C, O). With keep_cols
-    (the weight gradient will be wanted) the columns are built whole and returned, unless
-    _rebuild_cols says the weight gradient should rebuild them; else None."""
-    n = xb.shape[0]
+def _row_chunks(n, g: ConvGeom, rows_in: int, row_bytes: int):
+    """(n0, n1, h0, h1) pieces of the output (rows h0:h1 of images n0:n1) whose row windows
+    (with the kernel's extra rows) take about _CHUNK_BYTES: whole images when one fits."""
+    ho, wo = g.out_sp
+    halo = g.dilation[0] * (g.ksize[0] - 1)
+    per_img = rows_in * wo * row_bytes
+    if per_img <= _CHUNK_BYTES:
+        step = max(1, _CHUNK_BYTES // per_img)
+        return [(i, min(n, i + step), 0, ho) for i in range(0, n, step)]
+    step = max(1, _CHUNK_BYTES // (wo * row_bytes) - halo)
+    return [(i, i + 1, j, min(ho, j + step)) for i in range(n) for j in range(0, ho, step)]
+
+
+def _row_windows(xp, xcl, g: ConvGeom, n0, n1, r0, r1, stage, scratch, windows):
+    """Rows r0:r1 (of the padded input) of images n0:n1 as (images, rows * Wo, kw*C): for each
+    input row and output column, the kw taps along the row, copied into scratch. xcl is the
+    unpadded (N, H, W, C) input: the rows are first placed in `stage`, a zero-bordered
+    (images, rows, padded W, C) buffer that stays in cache (whose border columns are never
+    written; `windows` is its window view), so no padded copy of the whole input goes through
+    memory."""
+    ni, nr = n1 - n0, r1 - r0
+    h, w = xcl.shape[1], xcl.shape[2]
+    ph, pw = g.pad_lo
+    st = stage[:ni, :nr]
+    wcnt = min(w, st.shape[2] - pw)  # columns of x inside the padded width
+    v0 = min(max(ph - r0, 0), nr)  # local rows [v0, v1) hold rows of x; the rest are padding
+    v1 = max(min(ph + h - r0, nr), v0)
+    if wcnt > 0:
+        if v0 > 0:
+            st[:, :v0, pw:pw + wcnt] = 0
+        if v1 < nr:
+            st[:, v1:, pw:pw + wcnt] = 0
+        if v1 > v0:
+            st[:, v0:v1, pw:pw + wcnt] = xcl[n0:n1, r0 + v0 - ph:r0 + v1 - ph, :wcnt]
+    view = windows[:ni, :nr]
+    a = scratch[:view.size].reshape(view.shape)
+    a[...] = view
+    return a.reshape(ni, nr * view.shape[2], view.shape[3] * view.shape[4])
+
+
+def _row_buffers(xp, xcl, g: ConvGeom, chunks):
+    """The stage and scratch buffers of _row_windows, sized for the first (largest) chunk,
+    and the (images, rows, Wo, kw, C) window view of the stage (made once: as_strided is
+    slow to call)."""
+    n0, n1, h0, h1 = chunks[0]
+    kh, kw = g.ksize
+    rows = h1 - h0 + g.dilation[0] * (kh - 1)
+    c = xcl.shape[-1]
+    wo = g.out_sp[1]
+    stage = xp.zeros((n1 - n0, rows, _window_span(g)[1], c), xcl.dtype)
+    scratch = xp.empty((n1 - n0) * rows * wo * kw * c, xcl.dtype)
+    ss = stage.strides
+    windows = as_strided(xp, stage, (n1 - n0, rows, wo, kw, c),
+                         (ss[0], ss[1], ss[2] * g.stride[1], ss[2] * g.dilation[1], ss[3]))
+    return stage, scratch, windows
+
+
+def _conv_rows_gemm(xp, xcl, g: ConvGeom, wm, other=None):
+    """_conv_gemm for 2-D, unit row stride (see _use_row_windows), from the unpadded
+    channels-last input xcl: the columns are built for the kernel's width only (kw*C values
+    per pixel and input row, a third of the im2col copy for 3x3), and the kh kernel rows are
+    kh GEMMs over row-shifted blocks of them, summed: out[h] = sum_t A[h + t*dilation] @ W_t.
+
+    With `other`, a contiguous (N, *out, C2) array, also returns R (kh, kw*C, C2) with
+    R_t = sum over pixels of A_t^T @ other, from the same windows (see
+    conv_input_and_weight_grad)."""
+    n, c = xcl.shape[0], xcl.shape[-1]
+    kh, kw = g.ksize
+    dh = g.dilation[0]
+    wo = g.out_sp[1]
+    o = wm.shape[1]
+    wt = wm.reshape(kh, kw * c, o)
+    out = xp.empty((n,) + tuple(g.out_sp) + (o,), xcl.dtype)
+    chunks = _row_chunks(n, g, _window_span(g)[0], kw * c * xcl.itemsize)
+    bufs = _row_buffers(xp, xcl, g, chunks)
+    n0, n1, h0, h1 = chunks[0]
+    part = xp.empty((n1 - n0) * (h1 - h0) * wo * o, xcl.dtype)
+    acc = None if other is None else xp.zeros((kh, kw * c, other.shape[-1]), xcl.dtype)
+    for n0, n1, h0, h1 in chunks:
+        ni, hr = n1 - n0, h1 - h0
+        a = _row_windows(xp, xcl, g, n0, n1, h0, h1 + dh * (kh - 1), *bufs)
+        o3 = out[n0:n1, h0:h1].reshape(ni, hr * wo, o)
+        p3 = part[:o3.size].reshape(o3.shape)
+        for t in range(kh):
+            at = a[:, t * dh * wo:(t * dh + hr) * wo]
+            if t == 0:
+                xp.matmul(at, wt[0], out=o3)
+            else:
+                xp.matmul(at, wt[t], out=p3)
+                o3 += p3
+        if acc is not None:
+            _accumulate_row_products(xp, acc, a, other[n0:n1, h0:h1], dh, hr, wo)
+    return out if acc is None else (out, acc)
+
+
+def _accumulate_row_products(xp, acc, a, oth, dh, hr, wo):
+    """acc[t] += sum over the chunk's pixels of A_t^T @ oth, A_t the row-shifted windows."""
+    ni = a.shape[0]
+    o3 = oth.reshape(ni, hr * wo, oth.shape[-1])
+    for t in range(acc.shape[0]):
+        at = a[:, t * dh * wo:(t * dh + hr) * wo]
+        if ni == 1:
+            acc[t] += at[0].T @ o3[0]
+        else:
+            acc[t] += xp.matmul(at.transpose(0, 2, 1), o3).sum(0)
+
+
+def _conv_rows_weight_gemm(xp, xcl, g: ConvGeom, dycl):
+    """_conv_weight_gemm with the row windows of _conv_rows_gemm: dW_t = sum A_t^T @ dy."""
+    n, c = xcl.shape[0], xcl.shape[-1]
+    kh, kw = g.ksize
+    dh = g.dilation[0]
+    wo = g.out_sp[1]
+    o = dycl.shape[-1]
+    chunks = _row_chunks(n, g, _window_span(g)[0], kw * c * xcl.itemsize)
+    bufs = _row_buffers(xp, xcl, g, chunks)
+    acc = xp.zeros((kh, kw * c, o), xcl.dtype)
+    for n0, n1, h0, h1 in chunks:
+        a = _row_windows(xp, xcl, g, n0, n1, h0, h1 + dh * (kh - 1), *bufs)
+        _accumulate_row_products(xp, acc, a, dycl[n0:n1, h0:h1], dh, h1 - h0, wo)
+    return acc.reshape(kh * kw * c, o)
+
+
+def _conv_gemm(xp, x, g: ConvGeom, wm, keep_cols=False):
+    """out (N, *out, O) = columns(x) @ wm for one group, x the (N, C, *S) input (unpadded),
+    wm (taps*C, O); also the columns when they were built whole and keep_cols (the weight
+    gradient will want them), else None. Chunked columns are not kept: the weight gradient
+    rebuilds them (measured on the U-Net and CNN benchmarks: keeping whole columns, written
+    to and read back from DRAM, is slower even for 64-128 output channels)."""
+    n = x.shape[0]
     k = wm.shape[0]
     o = wm.shape[1]
-    chunks = None if keep_cols and not _rebuild_cols(k, o) else \
-        _column_chunks(xp, n, g, k * xb.itemsize)
+    chunks = _column_chunks(xp, n, g, k * x.itemsize)
+    if chunks is not None and _use_row_windows(g, x.shape[1]):
+        return _conv_rows_gemm(xp, to_channels_last(x), g, wm), None
+    xb = _padded_input_cl(xp, x, g)
     if chunks is None:
         cols = _im2col(xp, xb, g)
         out = (cols @ wm).reshape((n,) + tuple(g.out_sp) + (o,))
@@ -260,15 +398,18 @@ def _conv_gemm(xp, xb, g: ConvGeom, wm, keep_cols=False):
     return out, None
 
 
-def _conv_weight_gemm(xp, xb, g: ConvGeom, dycl):
-    """columns(xb)^T @ dy for one group: (taps*C, O), dycl the (N, *out, O) contiguous
-    channels-last gradient; the columns are built chunk by chunk as in _conv_gemm and the
-    per-chunk products summed (rebuilding them beats keeping whole-layer columns from the
-    forward pass, which must come back from DRAM)."""
-    n, c = xb.shape[0], xb.shape[-1]
+def _conv_weight_gemm(xp, x, g: ConvGeom, dycl):
+    """columns(x)^T @ dy for one group: (taps*C, O), x the unpadded (N, C, *S) input, dycl
+    the (N, *out, O) contiguous channels-last gradient; the columns are built chunk by chunk
+    as in _conv_gemm and the per-chunk products summed (rebuilding them beats keeping
+    whole-layer columns from the forward pass, which must come back from DRAM)."""
+    n, c = x.shape[0], x.shape[1]
     o = dycl.shape[-1]
     k = prod(g.ksize) * c
-    chunks = _column_chunks(xp, n, g, k * xb.itemsize)
+    chunks = _column_chunks(xp, n, g, k * x.itemsize)
+    if chunks is not None and _use_row_windows(g, c):
+        return _conv_rows_weight_gemm(xp, to_channels_last(x), g, dycl)
+    xb = _padded_input_cl(xp, x, g)
     if chunks is None:
         return _im2col(xp, xb, g).T @ dycl.reshape(-1, o)
     view = _window_view(xp, xb, g)
@@ -295,10 +436,11 @@ def conv_forward(x, w, b, g: ConvGeom, keep_cols=False):
     m = n * prod(g.out_sp)
     wm = _weight_matrix(w, g.groups)
     if g.groups == 1:
-        out, cols = _conv_gemm(xp, _padded_input_cl(xp, x, g), g, wm[0], keep_cols)
+        out, cols = _conv_gemm(xp, x, g, wm[0], keep_cols)
+        y = from_channels_last(out)
         if b is not None:
-            out += b
-        return from_channels_last(out), cols
+            add_channel_bias(y, b)
+        return y, cols
     cols = _im2col(xp, _padded_input_cl(xp, x, g), g)
     og = o // g.groups
     out = xp.empty((m, g.groups, og), x.dtype)
@@ -311,8 +453,9 @@ def conv_forward(x, w, b, g: ConvGeom, keep_cols=False):
 
 
 def conv_input_grad(dy, w, g: ConvGeom):
-    """dx of y = conv(x, w) for x of spatial size g.in_sp (the transposed convolution):
-    dcols = dy @ W^T, then col2im: one strided add of each kernel tap's columns."""
+    """dx of y = conv(x, w) for x of spatial size g.in_sp (the transposed convolution): a
+    convolution of dy for stride 1, one GEMM and an interleave when stride == kernel, else
+    dcols = dy @ W^T and col2im (one strided add of each kernel tap's columns)."""
     xp = xp_of(dy)
     n = dy.shape[0]
     grp = g.groups
@@ -365,6 +508,49 @@ def conv_input_grad(dy, w, g: ConvGeom):
     return from_channels_last(buf[crop])
 
 
+def _input_grad_geom(g: ConvGeom):
+    """The geometry of dx as a convolution of dy (see _conv_input_grad_as_conv), or None
+    when dx is not one (stride > 1, groups, a 1x1 kernel, padding beyond the kernel)."""
+    if g.groups != 1 or prod(g.ksize) == 1 or any(s != 1 for s in g.stride) or \
+            any(p > dl * (k - 1) for p, dl, k in zip(g.pad_lo, g.dilation, g.ksize)):
+        return None
+    d = len(g.ksize)
+    pad = tuple(dl * (k - 1) - p for p, dl, k in zip(g.pad_lo, g.dilation, g.ksize))
+    return ConvGeom((1,) * d, tuple(g.dilation), pad, 1, tuple(g.ksize), tuple(g.out_sp),
+                    tuple(g.in_sp))
+
+
+def _flipped_weight_matrix(w):
+    """(O, C, *K) weight -> (taps*O, C): the kernel flipped, in/out channels swapped."""
+    d = w.ndim - 2
+    wf = w[(slice(None), slice(None)) + (slice(None, None, -1),) * d]
+    return wf.transpose(tuple(range(2, 2 + d)) + (0, 1)).reshape(prod(w.shape[2:]) * w.shape[0],
+                                                                   w.shape[1])
+
+
+def conv_input_and_weight_grad(x, dy, w, g: ConvGeom):
+    """(dx, dw) of y = conv(x, w) together, or None where this path does not apply (it needs
+    the row-window kernel for dx: 2-D, stride 1, a layer big enough to chunk, on the CPU).
+    dw comes from the windows of dy that dx is built from: with t' the flipped kernel
+    offsets, dw[o, c, t] = sum_pixels x[p, c] * dy_padded[p + t', o], so no windows of x are
+    built (the separate weight gradient would build them from x all over again)."""
+    xp = xp_of(dy)
+    g_t = _input_grad_geom(g)
+    if g_t is None or len(g.ksize) != 2:
+        return None
+    o, c = w.shape[0], w.shape[1]
+    k = prod(g.ksize) * o
+    if _column_chunks(xp, dy.shape[0], g_t, k * dy.itemsize) is None or \
+            not _use_row_windows(g_t, o):
+        return None
+    xcl = xp.ascontiguousarray(to_channels_last(x))
+    dx, r = _conv_rows_gemm(xp, to_channels_last(dy), g_t, _flipped_weight_matrix(w), other=xcl)
+    kh, kw = g.ksize
+    # r[t', (j', o), c] with (t', j') the flipped offsets -> w's (O, C, kh, kw) order
+    dw = xp.ascontiguousarray(r.reshape(kh, kw, o, c)[::-1, ::-1].transpose(2, 3, 0, 1))
+    return from_channels_last(dx), dw
+
+
 def _conv_input_grad_as_conv(xp, dy, w, g: ConvGeom):
     """dx for a stride-1 convolution: itself a stride-1 convolution, of dy padded by
     dilation*(k-1) - pad before (so that every tap that reaches a pixel of x is a window
@@ -372,14 +558,7 @@ def _conv_input_grad_as_conv(xp, dy, w, g: ConvGeom):
     (taps*O)-long columns, built in cache-sized chunks; a col2im of per-tap GEMMs instead
     moves every pixel's C values in and out of memory once per tap, and its GEMMs have only
     O terms to sum (several times slower for 16-64 channels)."""
-    d = len(g.ksize)
-    o, c = w.shape[0], w.shape[1]
-    wf = w[(slice(None), slice(None)) + (slice(None, None, -1),) * d]
-    wm = wf.transpose(tuple(range(2, 2 + d)) + (0, 1)).reshape(prod(g.ksize) * o, c)
-    pad = tuple(dl * (k - 1) - p for p, dl, k in zip(g.pad_lo, g.dilation, g.ksize))
-    g_t = ConvGeom((1,) * d, tuple(g.dilation), pad, 1, tuple(g.ksize), tuple(g.out_sp),
-                   tuple(g.in_sp))
-    out, _ = _conv_gemm(xp, _padded_input_cl(xp, dy, g_t), g_t, wm)
+    out, _ = _conv_gemm(xp, dy, _input_grad_geom(g), _flipped_weight_matrix(w))
     return from_channels_last(out)
 
 
@@ -455,7 +634,7 @@ def conv_weight_grad(x, dy, g: ConvGeom, w_shape, cols=None):
             dwm = cols.T @ _grad_rows(xp, dy)
         else:
             dycl = xp.ascontiguousarray(to_channels_last(dy))
-            dwm = _conv_weight_gemm(xp, _padded_input_cl(xp, x, g), g, dycl)
+            dwm = _conv_weight_gemm(xp, x, g, dycl)
         return _weight_from_matrix(xp, dwm[None], tuple(w_shape), g.groups)
     if cols is None:
         cols = _im2col(xp, _padded_input_cl(xp, x, g), g)
@@ -467,6 +646,24 @@ def conv_weight_grad(x, dy, g: ConvGeom, w_shape, cols=None):
 
 
 # ============================================================================ ops
+def add_channel_bias(y, b):
+    """y += b over dim 1 of an (N, C, *S) array, in place. Channels-last, the C values of a
+    pixel are contiguous and a plain broadcast runs one inner loop of C elements per pixel;
+    pixels are taken r at a time (rows of r*C, b tiled r times) so the loops are long."""
+    xp = xp_of(y)
+    c = y.shape[1]
+    cl = to_channels_last(y)
+    if y.ndim > 2 and cl.flags.c_contiguous:
+        m = y.size // c
+        r = 1
+        while r * c < 512 and m % (2 * r) == 0:
+            r *= 2
+        rows = cl.reshape(m // r, r * c)
+        rows += xp.tile(b.reshape(c), r) if r > 1 else b.reshape(c)
+    else:
+        y += b.reshape((1, c) + (1,) * (y.ndim - 2))
+
+
 def _bias_grad(g: Tensor) -> Tensor:
     if _State.grad_enabled:
         return g.sum((0,) + tuple(range(2, g.ndim)))
@@ -485,11 +682,19 @@ class ConvNd(Op):
     def backward(self, g):
         x, w = self.saved_tensors
         edges = self.next_edges
-        gx = ConvInputGrad.apply(g, w, geom=self.geom) if edges[0] is not None else None
-        gw = None
-        if edges[1] is not None:
-            cols = None if _State.grad_enabled else self.cols
-            gw = ConvWeightGrad.apply(x, g, geom=self.geom, w_shape=w._data.shape, cols=cols)
+        both = None
+        if not _State.grad_enabled and edges[0] is not None and edges[1] is not None and \
+                self.cols is None:  # no graph of the backward wanted: dx and dw in one pass
+            both = conv_input_and_weight_grad(x._data, g._data, w._data, self.geom)
+        if both is not None:
+            gx, gw = _make(both[0], None, 0), _make(both[1], None, 0)
+        else:
+            gx = ConvInputGrad.apply(g, w, geom=self.geom) if edges[0] is not None else None
+            gw = None
+            if edges[1] is not None:
+                cols = None if _State.grad_enabled else self.cols
+                gw = ConvWeightGrad.apply(x, g, geom=self.geom, w_shape=w._data.shape,
+                                          cols=cols)
         if len(edges) == 3:
             return gx, gw, (_bias_grad(g) if edges[2] is not None else None)
         return gx, gw
@@ -513,6 +718,26 @@ class ConvInputGrad(Op):
         g_w = ConvWeightGrad.apply(gg, dy, geom=self.geom, w_shape=w._data.shape,
                                    cols=None) if e_w is not None else None
         return g_dy, g_w
+
+
+class ConvTranspose(Op):
+    """y = conv_transpose(x, w) + b: ConvInputGrad with the bias added in place (its
+    gradient is then a channel sum, not the SumTo of a broadcast add)."""
+
+    save_inputs = (0, 1)
+
+    def forward(self, dy, w, b):
+        y = conv_input_grad(dy, w, self.geom)  # a fresh array: safe to add into
+        add_channel_bias(y, b)
+        return y
+
+    def backward(self, gg):
+        dy, w = self.saved_tensors
+        e_dy, e_w, e_b = self.next_edges
+        g_dy = ConvNd.apply(gg, w, geom=self.geom, keep_cols=False) if e_dy is not None else None
+        g_w = ConvWeightGrad.apply(gg, dy, geom=self.geom, w_shape=w._data.shape,
+                                   cols=None) if e_w is not None else None
+        return g_dy, g_w, (_bias_grad(gg) if e_b is not None else None)
 
 
 class ConvWeightGrad(Op):
@@ -681,9 +906,10 @@ def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups
                            f"output size per channel: {list(out_sp)}. Output size is too small")
     # the transposed conv is the input-gradient of the conv that maps its output to its input
     geom = ConvGeom(stride, dilation, pad, groups, ksize, out_sp, in_sp)
-    y = ConvInputGrad.apply(x, weight, geom=geom)
     if bias is not None:
-        y = y + bias.reshape((1, cout) + (1,) * d)
+        y = ConvTranspose.apply(x, weight, bias, geom=geom)
+    else:
+        y = ConvInputGrad.apply(x, weight, geom=geom)
     return y.squeeze(0) if unbatched else y
 
 

@@ -77,6 +77,21 @@ def _as_float_like(t, like):
 
 
 # ============================================================================ cross entropy
+def _class_reduce(xp, z, kind):
+    """Max or sum ("max"/"sum") of (N, C, *d) z over dim 1, keepdims. With a few classes and
+    spatial dims (segmentation logits, channels-last from a 1x1 convolution) numpy runs one
+    inner loop of C elements per pixel; C - 1 whole-array ops over the class planes are
+    several times faster."""
+    c = z.shape[1]
+    if z.ndim <= 2 or c > 16 or c < 2:
+        return z.max(axis=1, keepdims=True) if kind == "max" else z.sum(axis=1, keepdims=True)
+    op = xp.maximum if kind == "max" else xp.add
+    out = op(z[:, 0:1], z[:, 1:2])
+    for i in range(2, c):
+        op(out, z[:, i:i + 1], out=out)
+    return out
+
+
 class CrossEntropy(Op):
     """Mean/sum/per-sample cross entropy of logits z (N, C, *d) over dim 1.
 
@@ -90,9 +105,9 @@ class CrossEntropy(Op):
 
     def forward(self, z, *prob):
         xp = xp_of(z)
-        m = z.max(axis=1, keepdims=True)
+        m = _class_reduce(xp, z, "max")
         e = xp.exp(z - m)
-        s = e.sum(axis=1, keepdims=True)
+        s = _class_reduce(xp, e, "sum")
         lse = m + xp.log(s)  # (N, 1, *d)
         e /= s
         self.p = e

@@ -129,18 +129,6 @@ def _tile(xp, v, wide):
     return xp.tile(v, wide) if wide > 1 else v
 
 
-# Bytes of rows per block in the batch-norm passes: a block stays in the L2 cache across the
-# two or three array ops applied to it in a row, so each pass reads and writes memory once.
-_BN_BLOCK_BYTES = 1 << 18
-
-
-def _bn_blocks(xp, v):
-    """Row slices of the 2-D array v, each about _BN_BLOCK_BYTES (whole v off the CPU)."""
-    rows = v.shape[0]
-    step = rows if xp is not np else max(1, _BN_BLOCK_BYTES // max(1, v.shape[1] * v.itemsize))
-    return [slice(i, min(rows, i + step)) for i in range(0, rows, step)] or [slice(0, 0)]
-
-
 def _keep(v, vshape, axes):
     return v.reshape(tuple(1 if i in axes else s for i, s in enumerate(vshape)))
 
@@ -156,7 +144,6 @@ class Normalize(Op):
 
     save_inputs = "all"
     wide = 0  # > 0: batch-norm rows kept as a (M/wide, wide*C) array (see _bn_rows_forward)
-    mean_t = None
 
     def forward(self, x, *wb):
         xp = xp_of(x)
@@ -223,66 +210,34 @@ class Normalize(Op):
         """Batch norm of (M, C) rows (channels-last activations). Per-channel broadcasts over
         rows of only C elements run at a fraction of memory speed (one inner loop per row), so
         the rows are viewed `wide` at a time as (M/wide, wide*C) with coefficients tiled
-        `wide` times, and reductions fold the wide*C partial sums back to C.
-
-        The pass after the mean goes over cache-sized row blocks (_bn_blocks): x - mean is
-        written into the output block and its sum of squares taken while the block is in
-        cache; the second pass scales and shifts the output in place. Nothing but the output
-        is written (x - mean is recomputed from the saved input in the backward)."""
+        `wide` times, and reductions fold the wide*C partial sums back to C."""
         m, c = v.shape
         wide = _wide_factor(m) if v.flags.c_contiguous else 1
         vw = v.reshape(m // wide, wide * c)
         mean = _fold(_rsum(vw, (0,)), wide, c) / m
-        mean_t = _tile(xp, mean, wide)
-        y = xp.empty(vw.shape, vw.dtype)
-        blocks = _bn_blocks(xp, vw)
-        sq = None
-        for blk in blocks:
-            yb = y[blk]
-            xp.subtract(vw[blk], mean_t, out=yb)
-            part = _rdot(yb, yb, (0,))
-            sq = part if sq is None else sq + part
-        var = _fold(sq, wide, c) / m
+        xc = vw - _tile(xp, mean, wide)
+        var = _fold(_rdot(xc, xc, (0,)), wide, c) / m
         invstd = 1.0 / xp.sqrt(var + self.eps)
         if self.running is not None:
             self.running(mean, var, m)
-        k = _tile(xp, invstd * w.reshape(c) if w is not None else invstd, wide)
-        b_t = _tile(xp, b.reshape(c), wide) if b is not None else None
-        for blk in blocks:
-            yb = y[blk]
-            yb *= k
-            if b_t is not None:
-                yb += b_t
-        self.xc, self.xhat, self.wide, self.invstd, self.mean_t = None, None, wide, invstd, \
-            mean_t
+        k = invstd * w.reshape(c) if w is not None else invstd
+        y = xc * _tile(xp, k, wide)
+        if b is not None:
+            y += _tile(xp, b.reshape(c), wide)
+        self.xc, self.xhat, self.wide, self.invstd = xc, None, wide, invstd
         return self.view.back(y.reshape(m, c))
 
-    def _bn_rows_backward(self, x, w, g, want_x, want_w, want_b):
-        """dx = k1 * dy - k2 * (x - mean) - k3 with per-channel k's from sum(dy) and
-        sum(dy * (x - mean)); both passes over cache-sized row blocks, x - mean rebuilt into
-        the dx block (so dy and x are each read from memory once per pass and dx written
-        once)."""
+    def _bn_rows_backward(self, w, g, want_x, want_w, want_b):
         view = self.view
         xp = xp_of(g._data)
         gv = view.rows(g._data)
         m, c = gv.shape
         wide = self.wide
         gw_ = gv.reshape(m // wide, wide * c)
-        xw = view.rows(x._data).reshape(gw_.shape)
-        mean_t = self.mean_t
+        xc = self.xc
         inv = self.invstd
-        dx = xp.empty(gw_.shape, gw_.dtype) if want_x else None
-        blocks = _bn_blocks(xp, gw_)
-        dot = gs = None
-        tmp = None if want_x else xp.empty(gw_[blocks[0]].shape, gw_.dtype)
-        for blk in blocks:
-            xc = dx[blk] if want_x else tmp[:gw_[blk].shape[0]]
-            xp.subtract(xw[blk], mean_t, out=xc)
-            gb_ = gw_[blk]
-            pd, ps = _rdot(gb_, xc, (0,)), _rsum(gb_, (0,))
-            dot, gs = (pd, ps) if dot is None else (dot + pd, gs + ps)
-        dotc = _fold(dot, wide, c)
-        gsum = _fold(gs, wide, c)
+        dotc = _fold(_rdot(gw_, xc, (0,)), wide, c)
+        gsum = _fold(_rsum(gw_, (0,)), wide, c)
         gx = gw = gb = None
         if want_w:
             gw = _make((dotc * inv).reshape(w._data.shape), None, 0)
@@ -290,19 +245,13 @@ class Normalize(Op):
             gb = _make(gsum.reshape(self.b_shape), None, 0)
         if want_x:
             wv = w._data.reshape(c) if w is not None else 1.0
-            k1 = _tile(xp, (wv * inv).astype(gv.dtype, copy=False), wide)
-            nk2 = _tile(xp, (-wv * dotc * (inv * inv * inv / m)).astype(gv.dtype, copy=False),
-                        wide)
-            k3 = _tile(xp, (wv * gsum * (inv / m)).astype(gv.dtype, copy=False), wide)
-            tmp = xp.empty(gw_[blocks[0]].shape, gw_.dtype)
-            for blk in blocks:
-                db = dx[blk]  # holds x - mean
-                db *= nk2
-                db -= k3
-                t = tmp[:db.shape[0]]
-                xp.multiply(gw_[blk], k1, out=t)
-                db += t
-            gx = _make(view.back(dx.reshape(m, c)), None, 0)
+            k1 = wv * inv
+            k2 = wv * dotc * (inv * inv * inv / m)
+            k3 = wv * gsum * (inv / m)
+            dx = gw_ * _tile(xp, k1, wide)
+            dx -= xc * _tile(xp, k2, wide)
+            dx -= _tile(xp, k3, wide)
+            gx = _make(view.back(dx.astype(gv.dtype, copy=False).reshape(m, c)), None, 0)
         return gx, gw, gb
 
     def backward(self, g):
@@ -316,7 +265,7 @@ class Normalize(Op):
         if _State.grad_enabled:
             gx, gw, gb = self._backward_graph(x, w, g, want_x, want_w, want_b)
         elif self.wide:
-            gx, gw, gb = self._bn_rows_backward(x, w, g, want_x, want_w, want_b)
+            gx, gw, gb = self._bn_rows_backward(w, g, want_x, want_w, want_b)
         else:
             gx, gw, gb = self._backward_arrays(x, w, g, want_x, want_w, want_b)
         out = [gx]
@@ -422,7 +371,7 @@ class Normalize(Op):
         return gx, gw, gb
 
     def _release_extra(self):
-        self.xhat = self.xc = self.mean_t = None
+        self.xhat = self.xc = None
 
 
 class _Logical:
