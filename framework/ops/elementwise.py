@@ -216,7 +216,10 @@ class Relu(Op):
         return xp_of(x).maximum(x, 0) if x.dtype.kind != "b" else x
 
     def backward(self, g):
-        return (g * Tensor._make(self.mask, None, 0),)
+        mask = self.mask
+        if not _State.grad_enabled:  # one pass: the array module multiplies by a bool mask
+            return (_make(g._data * mask, None, 0),)
+        return (g * Tensor._make(mask, None, 0),)
 
     def _release_extra(self):
         self.mask = None
