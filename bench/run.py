@@ -160,6 +160,7 @@ def main(argv=None):
     except ImportError:
         pass
     import framework
+    framework.set_num_threads(args.threads)
     libs = {"framework": framework}
     if not args.no_torch:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import _runtime
+from ._parallel import get_num_threads, set_num_threads
 
 _runtime.tune_allocator()  # see framework/_runtime.py: both switchable by environment
 _runtime.tune_gc()

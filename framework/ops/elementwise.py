@@ -14,6 +14,7 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from ._util import binary_operands, broadcast_shape, ensure_tensor, float_input
 from .registry import register
+from .._parallel import MIN_PARALLEL_ELEMENTS, parallel_ranges
 from ..amp import LISTED_OPS, _AutocastState, autocast_op
 
 _AUTOCAST = _AutocastState.enabled
@@ -211,15 +212,34 @@ class Relu(Op):
     """max(x, 0); keeps only the boolean mask for backward."""
 
     def forward(self, x):
+        if x.dtype.kind == "b":
+            self.mask = x
+            return x
+        if type(x) is _ndarray and x.ndim and x.size >= MIN_PARALLEL_ELEMENTS:
+            mask, out = np.empty(x.shape, bool), np.empty_like(x)
+
+            def rows(a, b):  # a large activation: row ranges on several threads
+                np.greater(x[a:b], 0, out=mask[a:b])
+                np.maximum(x[a:b], 0, out=out[a:b])
+            parallel_ranges(rows, x.shape[0], x.size)
+            self.mask = mask
+            return out
         self.mask = x > 0
         # maximum, not x * mask: a negative x times False would give -0.0
-        return xp_of(x).maximum(x, 0) if x.dtype.kind != "b" else x
+        return xp_of(x).maximum(x, 0)
 
     def backward(self, g):
         mask = self.mask
-        if not _State.grad_enabled:  # one pass: the array module multiplies by a bool mask
-            return (_make(g._data * mask, None, 0),)
-        return (g * Tensor._make(mask, None, 0),)
+        if _State.grad_enabled:
+            return (g * Tensor._make(mask, None, 0),)
+        ga = g._data  # one pass: the array module multiplies by a bool mask
+        if type(ga) is _ndarray and ga.ndim and ga.size >= MIN_PARALLEL_ELEMENTS and \
+                ga.shape == mask.shape:
+            gx = np.empty_like(ga)
+            parallel_ranges(lambda a, b: np.multiply(ga[a:b], mask[a:b], out=gx[a:b]),
+                            ga.shape[0], ga.size)
+            return (_make(gx, None, 0),)
+        return (_make(ga * mask, None, 0),)
 
     def _release_extra(self):
         self.mask = None

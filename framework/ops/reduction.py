@@ -14,9 +14,14 @@ from ..autograd.grad_mode import _State
 from ._util import float_input, norm_dim, norm_dims
 from .elementwise import broadcast_to, exp, log, sqrt, where, zeros_scalar
 from .registry import register
+from .._parallel import parallel_ranges
 from ..amp import _AutocastState, autocast_op, run_without_autocast
 
 _AUTOCAST = _AutocastState.enabled
+
+
+def _make_t(arr):
+    return Tensor._make(arr, None, 0)
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
 
@@ -475,15 +480,42 @@ class Softmax(Op):
 
     def forward(self, x):
         xp = xp_of(x)
-        e = xp.exp(x - x.max(axis=self.dim, keepdims=True))
-        self.y = e / e.sum(axis=self.dim, keepdims=True)
-        return self.y
+        d = self.dim
+        if xp is not np or d == 0 or x.ndim < 2:
+            e = xp.exp(x - x.max(axis=d, keepdims=True))
+            self.y = e / e.sum(axis=d, keepdims=True)
+            return self.y
+        y = np.empty_like(x)
+
+        def rows(a, b):  # rows along axis 0 are independent: several threads, in place
+            xs, e = x[a:b], y[a:b]
+            np.subtract(xs, xs.max(axis=d, keepdims=True), out=e)
+            np.exp(e, out=e)
+            e /= e.sum(axis=d, keepdims=True)
+        parallel_ranges(rows, x.shape[0], x.size)
+        self.y = y
+        return y
 
     def backward(self, g):
         (x,) = self.saved_tensors
-        y = softmax(x, self.dim) if _State.grad_enabled else Tensor._make(self.y, None, 0)
-        gy = g * y
-        return (gy - y * gy.sum(self.dim, keepdim=True),)
+        if _State.grad_enabled:  # differentiable form, for double backward
+            y = softmax(x, self.dim)
+            gy = g * y
+            return (gy - y * gy.sum(self.dim, keepdim=True),)
+        y, ga, d = self.y, g._data, self.dim
+        if xp_of(y) is not np or d == 0 or y.ndim < 2:
+            gy = ga * y
+            return (_make_t(gy - y * gy.sum(axis=d, keepdims=True)),)
+        gx = np.empty_like(y)
+
+        def rows(a, b):  # gx = y * (g - sum(g * y)), row range by row range
+            ys, out = y[a:b], gx[a:b]
+            np.multiply(ga[a:b], ys, out=out)
+            s = out.sum(axis=d, keepdims=True)
+            np.subtract(ga[a:b], s, out=out)
+            out *= ys
+        parallel_ranges(rows, y.shape[0], y.size)
+        return (_make_t(gx),)
 
     def _release_extra(self):
         self.y = None

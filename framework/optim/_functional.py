@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from .._parallel import MIN_PARALLEL_ELEMENTS, parallel_ranges
+
 from .._backend import xp_of
 
 _REAL = {np.dtype(np.complex64): np.dtype(np.float32),
@@ -97,16 +99,32 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *, amsgra
     for i, p in enumerate(params):
         xp = xp_of(p)
         g = grads[i]
-        if weight_decay != 0 and decoupled_weight_decay:
-            p *= 1.0 - lr * weight_decay
-            g, _ = _grad(xp, p, g, maximize, 0)
-        else:
-            g, _ = _grad(xp, p, g, maximize, weight_decay)
         m, v = exp_avgs[i], exp_avg_sqs[i]
         vmax = max_exp_avg_sqs[i] if amsgrad else None
-        if p.dtype.kind == "c":
-            p, g, m, v, vmax = _real(p), _real(g), _real(m), _real(v), _real(vmax)
-        p -= adam_direction(xp, g, m, v, vmax, None, steps[i], beta1, beta2, lr, eps)
+        args = (beta1, beta2, lr, weight_decay, eps, maximize, decoupled_weight_decay, steps[i])
+        if xp is np and p.size >= MIN_PARALLEL_ELEMENTS and p.dtype.kind != "c" and all(
+                a.flags.c_contiguous for a in (p, g, m, v) + ((vmax,) if amsgrad else ())):
+            # a large tensor: the update is elementwise, so row ranges run on several threads
+            flat = [a.reshape(-1) for a in (p, g, m, v)] + \
+                [vmax.reshape(-1) if amsgrad else None]
+
+            def chunk(a, b, flat=flat, args=args):
+                _adam_one(np, *[x[a:b] if x is not None else None for x in flat], *args)
+            parallel_ranges(chunk, p.size)
+        else:
+            _adam_one(xp, p, g, m, v, vmax, *args)
+
+
+def _adam_one(xp, p, g, m, v, vmax, beta1, beta2, lr, weight_decay, eps, maximize,
+              decoupled_weight_decay, step):
+    if weight_decay != 0 and decoupled_weight_decay:
+        p *= 1.0 - lr * weight_decay
+        g, _ = _grad(xp, p, g, maximize, 0)
+    else:
+        g, _ = _grad(xp, p, g, maximize, weight_decay)
+    if p.dtype.kind == "c":
+        p, g, m, v, vmax = _real(p), _real(g), _real(m), _real(v), _real(vmax)
+    p -= adam_direction(xp, g, m, v, vmax, None, step, beta1, beta2, lr, eps)
 
 
 def adam_direction(xp, g, m, v, vmax, tmp, step, beta1, beta2, lr, eps):

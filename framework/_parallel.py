@@ -1,0 +1,80 @@
+"""Intra-op parallelism for NumPy elementwise work.
+
+NumPy's ufuncs run on one thread but release the GIL inside their loops, so a large
+elementwise kernel split into row ranges runs on several cores from a small thread pool.
+BLAS calls are already multi-threaded by the BLAS library. `set_num_threads` sets both, as
+torch.set_num_threads does; the default is OMP_NUM_THREADS if set, else the CPUs this process
+may use. Kernels opt in by calling `parallel_ranges`; CuPy arrays never go through here.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+# Below this many elements per call, handing work to another thread costs more than it saves.
+MIN_PARALLEL_ELEMENTS = 1 << 18
+
+
+def _default_threads() -> int:
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_num_threads = _default_threads()
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = None
+
+
+def get_num_threads() -> int:
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for intra-op work: Lantern's elementwise kernels and the BLAS library."""
+    global _num_threads, _pool
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads expects a positive integer, got {n}")
+    _num_threads = n
+    if _pool is not None:
+        _pool.shutdown(wait=False)
+        _pool = None
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(n, user_api="blas")
+    except ImportError:
+        pass
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool, _pool_pid
+    if _pool is None or _pool_pid != os.getpid():  # a forked child (DataLoader worker) has none
+        _pool = ThreadPoolExecutor(max_workers=max(_num_threads - 1, 1),
+                                   thread_name_prefix="lantern-intraop")
+        _pool_pid = os.getpid()
+    return _pool
+
+
+def parallel_ranges(fn, n: int, elements: int | None = None) -> None:
+    """Call fn(start, stop) over a split of range(n) on up to `get_num_threads()` threads
+    (the calling thread takes the first part). `elements` is the total work, for the
+    small-work cutoff (default n)."""
+    k = _num_threads
+    work = n if elements is None else elements
+    if k <= 1 or n < 2 or work < MIN_PARALLEL_ELEMENTS:
+        fn(0, n)
+        return
+    k = min(k, n, max(1, work // (MIN_PARALLEL_ELEMENTS // 4)))
+    bounds = [n * i // k for i in range(k + 1)]
+    pool = _get_pool()
+    futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
+    try:
+        fn(bounds[0], bounds[1])
+    finally:
+        for f in futures:
+            f.result()
