@@ -216,7 +216,7 @@ class Relu(Op):
             self.mask = x
             return x
         if type(x) is _ndarray and x.ndim and x.size >= MIN_PARALLEL_ELEMENTS:
-            mask, out = np.empty(x.shape, bool), np.empty_like(x)
+            mask, out = np.empty_like(x, dtype=bool), np.empty_like(x)  # keep x's layout
 
             def rows(a, b):  # a large activation: row ranges on several threads
                 np.greater(x[a:b], 0, out=mask[a:b])
