@@ -783,12 +783,8 @@ def _batched(input: Tensor, d: int, opname: str):
                        f"{opname}, but got input of size: {list(input.shape)}")
 
 
-def _conv(input, weight, bias, stride, padding, dilation, groups, d, opname):
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op(opname, _conv, input, weight, bias, stride, padding, dilation, groups,
-                          d, opname)
-        if out is not None:
-            return out
+def _check_conv_args(input, weight, bias, groups, d, opname):
+    """Shared argument checks of the convolutions: (batched input, was-unbatched, groups)."""
     _check_float_pair(input, weight, bias, opname)
     x, unbatched = _batched(input, d, opname)
     if weight._data.ndim != d + 2:
@@ -798,6 +794,16 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, d, opname):
     groups = int(groups)
     if groups <= 0:
         raise RuntimeError(f"{opname}: non-positive groups is not supported")
+    return x, unbatched, groups
+
+
+def _conv(input, weight, bias, stride, padding, dilation, groups, d, opname):
+    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
+        out = autocast_op(opname, _conv, input, weight, bias, stride, padding, dilation, groups,
+                          d, opname)
+        if out is not None:
+            return out
+    x, unbatched, groups = _check_conv_args(input, weight, bias, groups, d, opname)
     o, cg = weight._data.shape[:2]
     ksize = tuple(weight._data.shape[2:])
     n, c = x._data.shape[:2]
@@ -858,15 +864,7 @@ def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups
                           output_padding, groups, dilation, d, opname)
         if out is not None:
             return out
-    _check_float_pair(input, weight, bias, opname)
-    x, unbatched = _batched(input, d, opname)
-    if weight._data.ndim != d + 2:
-        raise RuntimeError(f"{opname}: Expected {d + 2}-dimensional weight for {d + 2}-dimensional "
-                           f"input {list(x.shape)}, but got {weight._data.ndim}-dimensional weight "
-                           f"of size {list(weight.shape)}")
-    groups = int(groups)
-    if groups <= 0:
-        raise RuntimeError(f"{opname}: non-positive groups is not supported")
+    x, unbatched, groups = _check_conv_args(input, weight, bias, groups, d, opname)
     cin, cout_g = weight._data.shape[:2]
     ksize = tuple(weight._data.shape[2:])
     c = x._data.shape[1]
