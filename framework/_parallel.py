@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 # Below this many elements per call, handing work to another thread costs more than it saves.
 MIN_PARALLEL_ELEMENTS = 1 << 18
+# The same for the compiled kernels of _jit, which fuse several passes per element.
+JIT_PARALLEL_ELEMENTS = 1 << 20
 
 
 def _default_threads() -> int:
@@ -60,16 +62,19 @@ def _get_pool() -> ThreadPoolExecutor:
     return _pool
 
 
-def parallel_ranges(fn, n: int, elements: int | None = None) -> None:
+def parallel_ranges(fn, n: int, elements: int | None = None,
+                    min_elements: int = MIN_PARALLEL_ELEMENTS) -> None:
     """Call fn(start, stop) over a split of range(n) on up to `get_num_threads()` threads
-    (the calling thread takes the first part). `elements` is the total work, for the
-    small-work cutoff (default n)."""
+    (the calling thread takes the first part). `elements` is the total work (default n);
+    below `min_elements` of it everything runs on the calling thread. Waking a pool thread
+    costs tens of microseconds on a VM, so a kernel that does an element in well under a
+    nanosecond (the compiled ones of _jit) passes a larger cutoff."""
     k = _num_threads
     work = n if elements is None else elements
-    if k <= 1 or n < 2 or work < MIN_PARALLEL_ELEMENTS:
+    if k <= 1 or n < 2 or work < min_elements:
         fn(0, n)
         return
-    k = min(k, n, max(1, work // (MIN_PARALLEL_ELEMENTS // 4)))
+    k = min(k, n, max(1, work // (min_elements // 4)))
     bounds = [n * i // k for i in range(k + 1)]
     pool = _get_pool()
     futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _jit
 from .._backend import xp_of
+from .._parallel import JIT_PARALLEL_ELEMENTS, parallel_ranges
 from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State
@@ -144,6 +146,8 @@ class Normalize(Op):
 
     save_inputs = "all"
     wide = 0  # > 0: batch-norm rows kept as a (M/wide, wide*C) array (see _bn_rows_forward)
+    jit = None  # "rows" / "channels": the forward ran the compiled kernels (see _jit)
+    stats = None  # with `jit`: the (mean, invstd) arrays the backward needs
 
     def forward(self, x, *wb):
         xp = xp_of(x)
@@ -153,7 +157,14 @@ class Normalize(Op):
         w = wb[0] if self.has_w else None
         b = wb[-1] if self.has_b else None
         if self.fixed is None and self.center and view.kind in ("bncl", "bn2d") and v.ndim == 2:
+            jk = _jit.kernels()
+            if jk is not None and v.shape[0] > 1 and _jit.eligible(v):
+                return self._channels_forward_jit(jk, v, w, b)
             return self._bn_rows_forward(xp, v, w, b)
+        if self.fixed is None and view.kind == "flat" and v.size:
+            jk = _jit.kernels()
+            if jk is not None and _jit.eligible(v):
+                return self._rows_forward_jit(jk, v, w, b)
         if w is not None:
             w = w.reshape(view.aff)
         if b is not None:
@@ -205,6 +216,112 @@ class Normalize(Op):
             self.mean = mean.reshape(shape)
         self.invstd = invstd
         return view.back(y)
+
+    # ------------------------------------------------------------------ compiled kernels
+    def _rows_forward_jit(self, jk, v, w, b):
+        """Layer / RMS norm over the rows of v (R, D) in one fused pass per row."""
+        r, d = v.shape
+        dt = v.dtype
+        wv = np.ascontiguousarray(w.reshape(d), dtype=dt) if w is not None else np.ones(d, dt)
+        bv = np.ascontiguousarray(b.reshape(d), dtype=dt) if b is not None else np.zeros(d, dt)
+        y = np.empty_like(v)
+        mean, rstd = np.empty(r, dt), np.empty(r, dt)
+        eps, center = self.eps, self.center
+        parallel_ranges(lambda a, e: jk.norm_rows_forward(v, wv, bv, y, mean, rstd, eps,
+                                                          center, a, e), r, v.size,
+                        JIT_PARALLEL_ELEMENTS)
+        self.jit, self.stats, self.invstd = "rows", (mean, rstd), rstd
+        return self.view.back(y)
+
+    def _rows_backward_jit(self, x, w, g, want_x, want_w, want_b):
+        jk = _jit.kernels()
+        view = self.view
+        v = view.rows(x._data)
+        gv = np.ascontiguousarray(view.rows(g._data), dtype=v.dtype)
+        r, d = v.shape
+        dt = v.dtype
+        wv = np.ascontiguousarray(w._data.reshape(d)) if w is not None else np.ones(d, dt)
+        mean, rstd = self.stats
+        gx = np.empty_like(v) if want_x else v  # v: a placeholder the kernel never writes
+        proj = np.empty((r, 2), dt)
+        parts = []
+        center = self.center
+
+        def rows(a, e):
+            acc = np.zeros((2, d))
+            jk.norm_rows_backward(v, gv, wv, mean, rstd, gx, acc[0], acc[1], proj, center,
+                                  want_x, a, e)
+            parts.append(acc)
+        parallel_ranges(rows, r, v.size, JIT_PARALLEL_ELEMENTS)
+        acc = sum(parts[1:], parts[0])
+        gw = _make(acc[0].astype(dt).reshape(w._data.shape), None, 0) if want_w else None
+        gb = _make(acc[1].astype(dt).reshape(self.b_shape), None, 0) if want_b else None
+        gx = _make(view.back(gx), None, 0) if want_x else None
+        return gx, gw, gb
+
+    def _channels_forward_jit(self, jk, v, w, b):
+        """Batch norm of channels-last rows v (M, C): one pass for the per-channel moments
+        (float64, shifted by the first row), one for y = x * k + c."""
+        m, c = v.shape
+        dt = v.dtype
+        shift = v[0].copy()
+        parts = []
+
+        def moments(a, e):
+            acc = np.zeros((2, c))
+            jk.channel_moments(v, shift, acc[0], acc[1], a, e)
+            parts.append(acc)
+        parallel_ranges(moments, m, v.size, JIT_PARALLEL_ELEMENTS)
+        acc = sum(parts[1:], parts[0])
+        d1 = acc[0] / m
+        mean = shift + d1
+        var = np.maximum(acc[1] / m - d1 * d1, 0.0)
+        invstd = 1.0 / np.sqrt(var + self.eps)
+        if self.running is not None:
+            self.running(mean.astype(dt), var.astype(dt), m)
+        k = invstd * w.reshape(c) if w is not None else invstd
+        c0 = -mean * k
+        if b is not None:
+            c0 += b.reshape(c)
+        y = np.empty_like(v)
+        k, c0 = k.astype(dt), c0.astype(dt)
+        parallel_ranges(lambda a, e: jk.channel_affine(v, k, c0, y, a, e), m, v.size,
+                        JIT_PARALLEL_ELEMENTS)
+        self.jit, self.stats, self.invstd = "channels", (mean, invstd), invstd.astype(dt)
+        return self.view.back(y)
+
+    def _channels_backward_jit(self, x, w, g, want_x, want_w, want_b):
+        jk = _jit.kernels()
+        view = self.view
+        v = view.rows(x._data)
+        gv = np.ascontiguousarray(view.rows(g._data), dtype=v.dtype)
+        m, c = v.shape
+        dt = v.dtype
+        mean, inv = self.stats
+        mean_dt = mean.astype(dt)
+        parts = []
+
+        def sums(a, e):
+            acc = np.zeros((2, c))
+            jk.channel_grad_sums(gv, v, mean_dt, acc[0], acc[1], a, e)
+            parts.append(acc)
+        parallel_ranges(sums, m, v.size, JIT_PARALLEL_ELEMENTS)
+        gsum, gdot = sum(parts[1:], parts[0])
+        gw = _make((gdot * inv).astype(dt).reshape(w._data.shape), None, 0) if want_w else None
+        gb = _make(gsum.astype(dt).reshape(self.b_shape), None, 0) if want_b else None
+        gx = None
+        if want_x:
+            wv = w._data.reshape(c).astype(np.float64) if w is not None else 1.0
+            k1 = wv * inv
+            k2 = wv * gdot * (inv * inv * inv / m)
+            k3 = wv * gsum * (inv / m)
+            a_, bb, c0 = (np.broadcast_to(k1, (c,)).astype(dt), (-k2).astype(dt),
+                          (mean * k2 - k3).astype(dt))
+            dx = np.empty_like(v)
+            parallel_ranges(lambda a, e: jk.channel_affine2(gv, v, a_, bb, c0, dx, a, e),
+                            m, v.size, JIT_PARALLEL_ELEMENTS)
+            gx = _make(view.back(dx), None, 0)
+        return gx, gw, gb
 
     def _bn_rows_forward(self, xp, v, w, b):
         """Batch norm of (M, C) rows (channels-last activations). Per-channel broadcasts over
@@ -264,6 +381,10 @@ class Normalize(Op):
         want_b = self.has_b and edges[-1] is not None
         if _State.grad_enabled:
             gx, gw, gb = self._backward_graph(x, w, g, want_x, want_w, want_b)
+        elif self.jit == "rows":
+            gx, gw, gb = self._rows_backward_jit(x, w, g, want_x, want_w, want_b)
+        elif self.jit == "channels":
+            gx, gw, gb = self._channels_backward_jit(x, w, g, want_x, want_w, want_b)
         elif self.wide:
             gx, gw, gb = self._bn_rows_backward(w, g, want_x, want_w, want_b)
         else:
@@ -371,7 +492,7 @@ class Normalize(Op):
         return gx, gw, gb
 
     def _release_extra(self):
-        self.xhat = self.xc = None
+        self.xhat = self.xc = self.stats = None
 
 
 class _Logical:

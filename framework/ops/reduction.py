@@ -14,7 +14,8 @@ from ..autograd.grad_mode import _State
 from ._util import float_input, norm_dim, norm_dims
 from .elementwise import broadcast_to, exp, log, sqrt, where, zeros_scalar
 from .registry import register
-from .._parallel import parallel_ranges
+from .. import _jit
+from .._parallel import JIT_PARALLEL_ELEMENTS, parallel_ranges
 from ..amp import _AutocastState, autocast_op, run_without_autocast
 
 _AUTOCAST = _AutocastState.enabled
@@ -485,6 +486,10 @@ class Softmax(Op):
             e = xp.exp(x - x.max(axis=d, keepdims=True))
             self.y = e / e.sum(axis=d, keepdims=True)
             return self.y
+        jk = _jit.kernels()
+        if jk is not None and d == x.ndim - 1 and _jit.eligible(x):
+            self.y = _softmax_last_dim(jk, x)
+            return self.y
         y = np.empty_like(x)
 
         def rows(a, b):  # rows along axis 0 are independent: several threads, in place
@@ -506,6 +511,14 @@ class Softmax(Op):
         if xp_of(y) is not np or d == 0 or y.ndim < 2:
             gy = ga * y
             return (_make_t(gy - y * gy.sum(axis=d, keepdims=True)),)
+        jk = _jit.kernels()
+        if jk is not None and d == y.ndim - 1 and _jit.eligible(y, ga):
+            y2, g2 = y.reshape(-1, y.shape[-1]), ga.reshape(-1, y.shape[-1])
+            gx = np.empty_like(y2)
+            dot = np.empty(y2.shape[0], y.dtype)
+            parallel_ranges(lambda a, b: jk.softmax_backward_rows(y2, g2, gx, dot, a, b),
+                            y2.shape[0], y.size, JIT_PARALLEL_ELEMENTS)
+            return (_make_t(gx.reshape(y.shape)),)
         gx = np.empty_like(y)
 
         def rows(a, b):  # gx = y * (g - sum(g * y)), row range by row range
@@ -519,6 +532,21 @@ class Softmax(Op):
 
     def _release_extra(self):
         self.y = None
+
+
+def _softmax_last_dim(jk, x):
+    """Softmax over the last dim of a C-contiguous float array with the compiled row kernels:
+    shift by the row max, exp (NumPy's vectorised exp, in place), divide by the row sum."""
+    x2 = x.reshape(-1, x.shape[-1])
+    y = np.empty_like(x2)
+    inv = np.empty(x2.shape[0], x.dtype)
+
+    def rows(a, b):
+        jk.softmax_shift_rows(x2, y, a, b)
+        np.exp(y[a:b], out=y[a:b])
+        jk.softmax_normalize_rows(y, inv, a, b)
+    parallel_ranges(rows, x2.shape[0], x.size)
+    return y.reshape(x.shape)
 
 
 class LogSoftmax(Op):

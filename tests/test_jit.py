@@ -1,0 +1,164 @@
+"""The compiled CPU kernels (framework._jit) against the NumPy formulations and PyTorch.
+
+Ops that have a compiled path (softmax over the last dim, layer and RMS norm, batch norm over
+channels-last or 2-D inputs) run here twice, kernels on and off, and must agree with each
+other, with torch (float32 as used, float64 tightly), and pass gradcheck in float64 through the
+compiled path. Skipped when numba is not installed (the NumPy paths are then the only ones,
+and the rest of the suite covers them)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import framework
+import framework.nn.functional as F
+from conftest import torch_or_skip
+from framework import _jit
+from framework.autograd import gradcheck
+
+pytestmark = pytest.mark.skipif(_jit.kernels() is None, reason="numba is not installed")
+RNG = np.random.default_rng(7)
+
+
+@pytest.fixture(params=[True, False], ids=["jit", "numpy"])
+def jit_mode(request):
+    old = _jit.set_enabled(request.param)
+    yield request.param
+    _jit.set_enabled(old)
+
+
+def _channels_last(t):
+    return t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+
+
+def _softmax(x, w=None, b=None):
+    return F.softmax(x, dim=-1)
+
+
+def _layer_norm(x, w, b):
+    return F.layer_norm(x, x.shape[-1:], w, b, eps=1e-5)
+
+
+def _rms_norm(x, w, b):
+    return F.rms_norm(x, x.shape[-1:], w, eps=1e-6)
+
+
+def _batch_norm(x, w, b, channels_last=False):
+    rm = framework.zeros(x.shape[1], dtype=x.dtype)
+    rv = framework.ones(x.shape[1], dtype=x.dtype)
+    if channels_last:
+        x = _channels_last(x)
+    return F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.1, eps=1e-5)
+
+
+# (name, fn, input shape, affine size or None, torch fn)
+CASES = [
+    ("softmax", _softmax, (6, 3, 17), None),
+    ("layer_norm", _layer_norm, (5, 4, 33), 33),
+    ("layer_norm_noaffine", lambda x, w, b: F.layer_norm(x, x.shape[-1:]), (7, 40), None),
+    ("rms_norm", _rms_norm, (5, 4, 33), 33),
+    ("batch_norm_2d", _batch_norm, (9, 12), 12),
+    ("batch_norm_cl", lambda x, w, b: _batch_norm(x, w, b, True), (3, 8, 5, 6), 8),
+]
+
+
+def _torch_ref(torch, name, x, w, b):
+    tF = torch.nn.functional
+    if name == "softmax":
+        return tF.softmax(x, -1)
+    if name == "layer_norm":
+        return tF.layer_norm(x, x.shape[-1:], w, b, eps=1e-5)
+    if name == "layer_norm_noaffine":
+        return tF.layer_norm(x, x.shape[-1:])
+    if name == "rms_norm":
+        return tF.rms_norm(x, x.shape[-1:], w, eps=1e-6)
+    rm = torch.zeros(x.shape[1], dtype=x.dtype)
+    rv = torch.ones(x.shape[1], dtype=x.dtype)
+    return tF.batch_norm(x, rm, rv, w, b, training=True, momentum=0.1, eps=1e-5)
+
+
+def _inputs(shape, n_aff, dtype, requires_grad=True):
+    x = framework.tensor((RNG.standard_normal(shape) * 2 + 0.5).astype(dtype),
+                         requires_grad=requires_grad)
+    if n_aff is None:
+        return x, None, None
+    w = framework.tensor((RNG.standard_normal(n_aff) * 0.5 + 1).astype(dtype),
+                         requires_grad=requires_grad)
+    b = framework.tensor(RNG.standard_normal(n_aff).astype(dtype), requires_grad=requires_grad)
+    return x, w, b
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_forward_backward_match_torch(jit_mode, case, dtype):
+    torch = torch_or_skip()
+    name, fn, shape, n_aff = case
+    x, w, b = _inputs(shape, n_aff, dtype)
+    y = fn(x, w, b)
+    gy = RNG.standard_normal(y.shape).astype(dtype)
+    y.backward(framework.tensor(gy))
+    tx = torch.tensor(x.detach().numpy(), requires_grad=True)
+    tw = torch.tensor(w.detach().numpy(), requires_grad=True) if w is not None else None
+    tb = torch.tensor(b.detach().numpy(), requires_grad=True) if b is not None else None
+    ty = _torch_ref(torch, name, tx, tw, tb)
+    ty.backward(torch.tensor(gy))
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), **tol)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), **tol)
+    if w is not None:
+        np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), **tol)
+    if b is not None and tb.grad is not None:
+        np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_gradcheck_through_kernels(case):
+    name, fn, shape, n_aff = case
+    x, w, b = _inputs(shape, n_aff, np.float64)
+    inputs = tuple(t for t in (x, w, b) if t is not None)
+
+    def f(*args):
+        return fn(*args, *([None] * (3 - len(args))))
+    assert gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_kernels_are_taken_and_agree_with_numpy():
+    """The compiled path is the one taken (its marker is set), and it agrees with the NumPy
+    path on a large channels-last batch norm and a large layer norm, where the float64
+    accumulation of the statistics matters."""
+    x = (RNG.standard_normal((16, 32, 40, 40)) * 3 + 100).astype(np.float32)
+    outs = {}
+    for flag in (True, False):
+        old = _jit.set_enabled(flag)
+        try:
+            xt = _channels_last(framework.tensor(x, requires_grad=True))
+            xt.retain_grad()
+            w = framework.ones(32, requires_grad=True)
+            y = _batch_norm(xt, w, None)
+            assert (y.grad_fn.jit == "channels") == flag
+            y.backward(framework.tensor(np.cos(x)))
+            z = framework.tensor(x.reshape(-1, 160), requires_grad=True)
+            yl = F.layer_norm(z, (160,))
+            assert (yl.grad_fn.jit == "rows") == flag
+            yl.sum().backward()
+            outs[flag] = (y.detach().numpy(), xt.grad.numpy(), w.grad.numpy(),
+                          yl.detach().numpy(), z.grad.numpy())
+        finally:
+            _jit.set_enabled(old)
+    for a, b in zip(outs[True], outs[False]):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3)
+
+
+def test_nan_propagates_like_numpy():
+    x = np.array([[1.0, np.nan, 2.0], [0.0, 1.0, 2.0]], dtype=np.float32)
+    got = F.softmax(framework.tensor(x), -1).numpy()
+    assert np.isnan(got[0]).all() and np.isfinite(got[1]).all()
+    ln = F.layer_norm(framework.tensor(x), (3,)).numpy()
+    assert np.isnan(ln[0]).all() and np.isfinite(ln[1]).all()
+
+
+def test_non_contiguous_inputs_take_the_numpy_path():
+    x = framework.tensor(RNG.standard_normal((6, 8)).astype(np.float32)).t()
+    y = F.softmax(x, -1)
+    np.testing.assert_allclose(y.numpy().sum(-1), 1.0, rtol=1e-6)
+    assert y.grad_fn is None or getattr(y.grad_fn, "jit", None) is None
