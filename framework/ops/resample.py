@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _jit
 from .._backend import scatter_add_into, xp_of
 from ..autograd.function import Op
 from .conv import from_channels_last, is_channels_last, to_channels_last
@@ -103,6 +104,12 @@ def axis_scatter(g, amap: AxisMap, axis: int):
     shape[axis] = amap.n_in
     out = xp.zeros(tuple(shape), g.dtype)
     idx, w = amap.on(xp, g.dtype)
+    jk = _jit.kernels() if axis == 0 and w is None and g.ndim else None
+    if jk is not None and _jit.eligible(g, out):
+        g2, out2 = g.reshape(g.shape[0], -1), out.reshape(out.shape[0], -1)
+        for t in range(idx.shape[0]):  # a row scatter-add in index order: no sort
+            jk.scatter_add_rows(out2, idx[t], g2)
+        return out
     lead = (slice(None),) * axis
     for t in range(idx.shape[0]):
         v = g if w is None else g * w[t].reshape(_bshape(g.ndim, axis, amap.n_out))

@@ -16,7 +16,8 @@ import math
 
 import numpy as np
 
-from .._parallel import MIN_PARALLEL_ELEMENTS, parallel_ranges
+from .. import _jit
+from .._parallel import JIT_PARALLEL_ELEMENTS, MIN_PARALLEL_ELEMENTS, parallel_ranges
 
 from .._backend import xp_of
 
@@ -96,11 +97,16 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *, amsgra
          lr, weight_decay, eps, maximize, decoupled_weight_decay):
     """Adam (decoupled_weight_decay=False) and AdamW (True); `steps[i]` is the step count of
     parameter i after this step's increment."""
+    jk = _jit.kernels()
     for i, p in enumerate(params):
         xp = xp_of(p)
         g = grads[i]
         m, v = exp_avgs[i], exp_avg_sqs[i]
         vmax = max_exp_avg_sqs[i] if amsgrad else None
+        if jk is not None and not (amsgrad or maximize) and 1.0 - beta1 < 0.5 and \
+                (weight_decay == 0 or decoupled_weight_decay) and _jit.eligible(p, g, m, v):
+            _adam_jit(jk, p, g, m, v, beta1, beta2, lr, weight_decay, eps, steps[i])
+            continue
         args = (beta1, beta2, lr, weight_decay, eps, maximize, decoupled_weight_decay, steps[i])
         if xp is np and p.size >= MIN_PARALLEL_ELEMENTS and p.dtype.kind != "c" and all(
                 a.flags.c_contiguous for a in (p, g, m, v) + ((vmax,) if amsgrad else ())):
@@ -113,6 +119,16 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *, amsgra
             parallel_ranges(chunk, p.size)
         else:
             _adam_one(xp, p, g, m, v, vmax, *args)
+
+
+def _adam_jit(jk, p, g, m, v, beta1, beta2, lr, weight_decay, eps, step):
+    """The common case of _adam_one as one compiled pass over the elements (see _jit)."""
+    t = p.dtype.type
+    flat = [a.reshape(-1) for a in (p, g, m, v)]
+    args = (t(1.0 - lr * weight_decay), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(eps),
+            t(lr / (1 - beta1 ** step)), t((1 - beta2 ** step) ** 0.5))
+    parallel_ranges(lambda a, b: jk.adam_update(*flat, *args, a, b), p.size, p.size,
+                    JIT_PARALLEL_ELEMENTS)
 
 
 def _adam_one(xp, p, g, m, v, vmax, beta1, beta2, lr, weight_decay, eps, maximize,
