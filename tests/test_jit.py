@@ -162,3 +162,49 @@ def test_non_contiguous_inputs_take_the_numpy_path():
     y = F.softmax(x, -1)
     np.testing.assert_allclose(y.numpy().sum(-1), 1.0, rtol=1e-6)
     assert y.grad_fn is None or getattr(y.grad_fn, "jit", None) is None
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "cropped_grad"])
+def test_relu_large_matches_numpy(jit_mode, layout):
+    """Large activations take the compiled (or threaded) relu; values as np.maximum and
+    gradients as torch's threshold_backward (0 where x <= 0)."""
+    x = RNG.standard_normal((8, 16, 48, 48)).astype(np.float32)  # 294,912 elements
+    x.reshape(-1)[:4] = [-0.0, np.nan, -np.inf, np.inf]
+    xt = framework.tensor(x, requires_grad=True)
+    xin = _channels_last(xt) if layout != "contiguous" else xt
+    y = F.relu(xin)
+    np.testing.assert_array_equal(y.detach().numpy(), np.maximum(x, 0))
+    g = RNG.standard_normal((8, 50, 50, 16)).astype(np.float32).transpose(0, 3, 1, 2)
+    g = g[:, :, 1:49, 1:49] if layout == "cropped_grad" else np.ascontiguousarray(g[:, :, :48, :48])
+    y.backward(framework.Tensor._make(g, None, 0))
+    np.testing.assert_array_equal(xt.grad.numpy(), np.where(x > 0, g, 0))
+
+
+def test_embedding_gradient_matches_torch(jit_mode):
+    torch = torch_or_skip()
+    w = RNG.standard_normal((50, 6))
+    idx = RNG.integers(0, 50, size=(7, 9))
+    lw = framework.tensor(w, requires_grad=True)
+    F.embedding(framework.tensor(idx), lw).pow(2).sum().backward()
+    tw = torch.tensor(w, requires_grad=True)
+    torch.nn.functional.embedding(torch.tensor(idx), tw).pow(2).sum().backward()
+    np.testing.assert_allclose(lw.grad.numpy(), tw.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_adam_kernel_matches_numpy_path_exactly(decoupled):
+    """The compiled Adam step performs NumPy's operations in NumPy's order: bit-identical."""
+    results = []
+    for flag in (True, False):
+        old = _jit.set_enabled(flag)
+        try:
+            p = framework.tensor(np.linspace(-1, 1, 3000, dtype=np.float32), requires_grad=True)
+            cls = framework.optim.AdamW if decoupled else framework.optim.Adam
+            opt = cls([p], lr=1e-2, weight_decay=0.1 if decoupled else 0.0, foreach=False)
+            for k in range(5):
+                p.grad = framework.tensor(np.sin(np.arange(3000, dtype=np.float32) * (k + 1)))
+                opt.step()
+            results.append(p.detach().numpy().copy())
+        finally:
+            _jit.set_enabled(old)
+    np.testing.assert_array_equal(results[0], results[1])
