@@ -226,15 +226,12 @@ def relu_backward(g, mask, gx, zero, i0, i1):
         gx[i] = g[i] if mask[i] else zero
 
 
+
 @_jit
-def relu_backward_4d(g, mask, gx, zero, i0, i1):
-    """relu_backward for 4-D arrays of any strides (e.g. a gradient that is a cropped view of
-    a padded buffer), over [i0, i1) of the first axis; fast when the last axis is the
-    contiguous one in all three."""
-    g, mask, gx = g[i0:i1], mask[i0:i1], gx[i0:i1]
-    a, b, c, d = g.shape
-    for i in range(a):
-        for j in range(b):
-            for k in range(c):
-                for m in range(d):
-                    gx[i, j, k, m] = g[i, j, k, m] if mask[i, j, k, m] else zero
+def relu_mask_(gx, mask, zero, i0, i1):
+    """gx = gx where mask else 0, in place (its own kernel: with gx passed as both source and
+    target of relu_backward, LLVM's overlap check would pick the scalar loop)."""
+    gx, mask = gx[i0:i1], mask[i0:i1]
+    for i in range(gx.size):
+        if not mask[i]:
+            gx[i] = zero

@@ -266,13 +266,14 @@ class Relu(Op):
                     parallel_ranges(lambda a, b: jk.relu_backward(gf, mf, xf, zero, a, b),
                                     gf.size, gf.size, JIT_PARALLEL_ELEMENTS)
                     return (_make(gx, None, 0),)
-            if jk is not None and ga.ndim == 4:  # e.g. a cropped channels-last gradient
+            if jk is not None and _dense_flat(mask) is not None:
+                # g is strided (a cropped or broadcast view): NumPy copies it into mask's
+                # layout, then the kernel zeroes the masked-out elements in place
                 gx = np.empty_like(mask, dtype=ga.dtype)
-                perm = (0, 1, 2, 3) if mask.flags.c_contiguous else (0, 2, 3, 1)
-                g4, m4, x4 = (a.transpose(perm) for a in (ga, mask, gx))
-                zero = ga.dtype.type(0)
-                parallel_ranges(lambda a, b: jk.relu_backward_4d(g4, m4, x4, zero, a, b),
-                                ga.shape[0], ga.size, JIT_PARALLEL_ELEMENTS)
+                np.copyto(gx, ga)
+                xf, mf, zero = gx.ravel(order="K"), mask.ravel(order="K"), ga.dtype.type(0)
+                parallel_ranges(lambda a, b: jk.relu_mask_(xf, mf, zero, a, b),
+                                xf.size, xf.size, JIT_PARALLEL_ELEMENTS)
                 return (_make(gx, None, 0),)
             parallel_ranges(lambda a, b: np.multiply(ga[a:b], mask[a:b], out=gx[a:b]),
                             ga.shape[0], ga.size)
