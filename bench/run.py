@@ -4,6 +4,8 @@
     python bench/run.py -w micro mlp --threads 2 --repeats 9
     python bench/run.py --memory              # peak memory of a 20-layer MLP backward
     python bench/run.py --device cuda -w cnn  # GPU (CuPy vs torch CUDA)
+    python bench/run.py --device cuda -w resnet18 transformer_gpu --gpu-memory
+                                              # GPU-sized workloads, peak GPU memory too
 
 Method: build each library's workload, warm up, then alternate the two libraries repeat by
 repeat (so a slow spell of the machine hits both), each repeat running enough steps for
@@ -53,6 +55,33 @@ def machine_line(threads: int) -> str:
         tv = ", torch not installed"
     return (f"{cpu}; {os.cpu_count()} cores, {threads} thread(s); Python "
             f"{platform.python_version()}, numpy {np.__version__}{blas}{tv}")
+
+
+def gpu_line() -> str:
+    """The GPU, driver, CUDA, CuPy and cuDNN versions (and torch's view of the GPU)."""
+    parts = []
+    try:
+        import cupy as cp
+        props = cp.cuda.runtime.getDeviceProperties(cp.cuda.runtime.getDevice())
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        parts.append(f"{name} ({props['totalGlobalMem'] / 2 ** 30:.0f} GiB, "
+                     f"sm_{props['major']}{props['minor']})")
+        parts.append(f"driver {cp.cuda.runtime.driverGetVersion()}, "
+                     f"CUDA runtime {cp.cuda.runtime.runtimeGetVersion()}, cupy {cp.__version__}")
+    except Exception as exc:
+        parts.append(f"CuPy/GPU unavailable ({type(exc).__name__}: {exc})")
+    try:
+        from framework import _cudnn
+        parts.append(_cudnn.describe())
+    except Exception as exc:
+        parts.append(f"cuDNN check failed: {exc}")
+    try:
+        import torch
+        parts.append(f"torch {torch.__version__} cuda {torch.version.cuda} cudnn "
+                     f"{torch.backends.cudnn.version()}")
+    except Exception:
+        pass
+    return "; ".join(parts)
 
 
 def _sync(lib, device):
@@ -124,6 +153,37 @@ print(peak - base)
 """
 
 
+def bench_gpu_memory(name, libs, device, steps=2):
+    """Peak GPU memory of one training step of workload `name` (after `steps` warm-up steps
+    that create the optimizer state), per library: the peak of bytes held by live arrays
+    during the step above what was held before it (CuPy's pool for Lantern, PyTorch's
+    caching allocator for torch), in MiB."""
+    import workloads
+    out = {}
+    for lib_name, lib in libs.items():
+        step, _ = workloads.WORKLOADS[name](lib, device)
+        for _ in range(steps):
+            step()
+        lib.cuda.synchronize()
+        base = lib.cuda.memory_allocated()
+        lib.cuda.reset_peak_memory_stats()
+        step()
+        lib.cuda.synchronize()
+        out[lib_name] = (lib.cuda.max_memory_allocated() - base) / 2 ** 20
+        if hasattr(lib.cuda, "track_peak_memory"):
+            lib.cuda.track_peak_memory(False)  # the hook slows allocations: off for timing
+        del step
+        if lib_name == "torch":
+            lib.cuda.empty_cache()
+        else:
+            import gc
+            gc.collect()
+            lib.cuda.empty_cache()
+    if "torch" in out and out["torch"] > 0:
+        out["ratio"] = out["framework"] / out["torch"]
+    return out
+
+
 def bench_memory(depth=20, width=1024, batch=256):
     out = {}
     for lib in ("framework", "torch"):
@@ -150,10 +210,22 @@ def main(argv=None):
     ap.add_argument("--no-torch", action="store_true", help="time Lantern only")
     ap.add_argument("--ftz", action="store_true", help="flush denormals to zero in both libraries")
     ap.add_argument("--memory", action="store_true", help="peak memory of a 20-layer MLP backward")
+    ap.add_argument("--gpu-memory", action="store_true",
+                    help="with --device cuda: peak GPU memory of one step of each workload")
+    ap.add_argument("--tf32", action="store_true",
+                    help="with --device cuda: allow TF32 tensor cores for float32 matmul and "
+                         "convolutions in both libraries (default: full float32 in both)")
+    ap.add_argument("--cudnn-benchmark", action="store_true",
+                    help="with --device cuda: time cuDNN's algorithms per shape in both")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    cuda = args.device.startswith("cuda")
+    if cuda:  # read at import by CuPy / Lantern's cuDNN wrapper: set before importing them
+        os.environ["CUPY_TF32"] = "1" if args.tf32 else "0"
+        os.environ["LANTERN_ALLOW_TF32"] = "1" if args.tf32 else "0"
+        os.environ["LANTERN_CUDNN_BENCHMARK"] = "1" if args.cudnn_benchmark else "0"
     try:
         from threadpoolctl import threadpool_limits
         _limits = threadpool_limits(args.threads, user_api="blas")  # noqa: F841
@@ -167,6 +239,10 @@ def main(argv=None):
             import torch
             torch.set_num_threads(args.threads)
             libs["torch"] = torch
+            if cuda:
+                torch.backends.cudnn.allow_tf32 = args.tf32
+                torch.backends.cuda.matmul.allow_tf32 = args.tf32
+                torch.backends.cudnn.benchmark = args.cudnn_benchmark
         except ImportError:
             print("torch is not installed: timing Lantern only", file=sys.stderr)
     if args.ftz:
@@ -174,6 +250,9 @@ def main(argv=None):
         if "torch" in libs:
             libs["torch"].set_flush_denormal(True)
     print("machine:", machine_line(args.threads))
+    if cuda:
+        print("gpu:", gpu_line(), f"; tf32 {'on' if args.tf32 else 'off'}, cudnn benchmark "
+              f"{'on' if args.cudnn_benchmark else 'off'}", flush=True)
     results = []
     if args.memory:
         mem = bench_memory()
@@ -186,12 +265,28 @@ def main(argv=None):
     import workloads
     for w in args.workloads:
         name = workloads.ALIASES.get(w, w)
-        r = bench_workload(name, libs, args.device, args.repeats, args.min_time, args.warmup_time)
+        try:
+            r = bench_workload(name, libs, args.device, args.repeats, args.min_time,
+                               args.warmup_time)
+        except Exception as exc:  # one failing workload must not hide the others
+            print(f"{name:12s} FAILED: {type(exc).__name__}: {exc}", flush=True)
+            results.append({"workload": name, "error": f"{type(exc).__name__}: {exc}"})
+            continue
         results.append(r)
         line = f"{name:12s} framework {r['framework_ms']:9.3f} ms/step"
         if "torch_ms" in r:
             line += f"   torch {r['torch_ms']:9.3f} ms/step   ratio {r['ratio']:.2f}x"
         print(line, flush=True)
+        if cuda and args.gpu_memory:
+            try:
+                mem = bench_gpu_memory(name, libs, args.device)
+                r["gpu_peak_mib"] = mem
+                print(f"{'':12s} peak GPU memory of a step: " + ", ".join(
+                    f"{k} {v:.1f} MiB" if k != "ratio" else f"ratio {v:.2f}x"
+                    for k, v in mem.items()), flush=True)
+            except Exception as exc:
+                print(f"{'':12s} GPU memory measurement FAILED: {type(exc).__name__}: {exc}",
+                      flush=True)
     if args.json:
         print(json.dumps({"machine": machine_line(args.threads), "results": results}))
     return 0

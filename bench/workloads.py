@@ -212,6 +212,207 @@ def build_unet(lib, device="cpu", batch=8, size=64):
     return step, f"unet: {batch}x1x{size}x{size}, 16-32-64-128, CE + soft Dice, Adam"
 
 
+# ============================================================================ GPU-sized
+# Written once against the torch API like the ones above. Each also comes as an `_amp`
+# variant: the forward and loss under autocast(device_type, float16) with a GradScaler
+# (dynamic loss scaling), as in PyTorch's mixed-precision recipe.
+def _train_step(lib, device, model_fn, opt, amp):
+    """step() for loss = model_fn(): backward, optimizer step, zero_grad; with amp the
+    forward runs under autocast float16 and the step goes through a GradScaler."""
+    if not amp:
+        def step():
+            loss = model_fn()
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            return loss
+        return step
+    dev_type = str(device).split(":")[0]
+    scaler = lib.amp.GradScaler(dev_type)
+
+    def step():
+        with lib.autocast(device_type=dev_type, dtype=lib.float16):
+            loss = model_fn()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad()
+        return loss
+    return step
+
+
+def build_resnet18(lib, device="cuda", batch=128, amp=False):
+    """ResNet-18 (basic blocks 2-2-2-2, 64-128-256-512, CIFAR stem: 3x3 conv, no max pool)
+    on 3x32x32 inputs, 10 classes, SGD momentum 0.9, weight decay 5e-4."""
+    nn, F = lib.nn, lib.nn.functional
+    _seed(lib)
+    rng = np.random.default_rng(0)
+
+    class Basic(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.c1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+            self.b1 = nn.BatchNorm2d(cout)
+            self.c2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+            self.b2 = nn.BatchNorm2d(cout)
+            self.short = None
+            if stride != 1 or cin != cout:
+                self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False),
+                                           nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = F.relu(self.b1(self.c1(x)))
+            y = self.b2(self.c2(y))
+            return F.relu(y + (x if self.short is None else self.short(x)))
+
+    class ResNet18(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1, bias=False),
+                                      nn.BatchNorm2d(64), nn.ReLU())
+            layers, cin = [], 64
+            for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+                layers += [Basic(cin, cout, stride), Basic(cout, cout, 1)]
+                cin = cout
+            self.layers = nn.Sequential(*layers)
+            self.fc = nn.Linear(512, 10)
+
+        def forward(self, x):
+            return self.fc(self.layers(self.stem(x)).mean(dim=(2, 3)))
+
+    model = ResNet18().to(device)
+    opt = lib.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    x = lib.tensor(rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)).to(device)
+    y = lib.tensor(rng.integers(0, 10, size=batch, dtype=np.int64)).to(device)
+    step = _train_step(lib, device, lambda: F.cross_entropy(model(x), y), opt, amp)
+    return step, f"resnet18{'_amp' if amp else ''}: {batch}x3x32x32, ResNet-18 (CIFAR stem), " \
+                 f"SGD momentum{', autocast float16 + GradScaler' if amp else ''}"
+
+
+def build_resnet18_amp(lib, device="cuda", batch=128):
+    return build_resnet18(lib, device, batch, amp=True)
+
+
+def build_transformer_gpu(lib, device="cuda", amp=False):
+    """The W4 Transformer encoder step at GPU size: batch 64 x seq 256, d 512, 8 heads,
+    4 pre-LN layers with FFN 2048, AdamW."""
+    if not amp:
+        step, _ = build_transformer(lib, device, batch=64, seq=256, d=512, heads=8, ffn=2048,
+                                    layers=4)
+        return step, "transformer_gpu: ids 64x256, d 512, 8 heads, 4 pre-LN layers " \
+                     "(FFN 2048), AdamW"
+    return _transformer_amp(lib, device)
+
+
+def _transformer_amp(lib, device, batch=64, seq=256, vocab=8000, d=512, heads=8, ffn=2048,
+                     layers=4):
+    nn, F = lib.nn, lib.nn.functional
+    _seed(lib)
+    rng = np.random.default_rng(0)
+    hd = d // heads
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.qkv = nn.Linear(d, 3 * d)
+            self.o = nn.Linear(d, d)
+            self.ff1, self.ff2 = nn.Linear(d, ffn), nn.Linear(ffn, d)
+
+        def forward(self, x):
+            B, T, C = x.shape
+            q, k, v = self.qkv(self.ln1(x)).reshape(B, T, 3, heads, hd).permute(2, 0, 3, 1, 4)
+            att = F.softmax((q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd)), dim=-1)
+            x = x + self.o((att @ v).transpose(1, 2).reshape(B, T, C))
+            return x + self.ff2(F.relu(self.ff1(self.ln2(x))))
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(seq, d)
+            self.blocks = nn.Sequential(*[Block() for _ in range(layers)])
+            self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 2)
+
+        def forward(self, ids, pos):
+            return self.head(self.ln(self.blocks(self.tok(ids) + self.pos(pos))).mean(dim=1))
+
+    model = Encoder().to(device)
+    opt = lib.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)
+    ids = lib.tensor(rng.integers(0, vocab, size=(batch, seq), dtype=np.int64)).to(device)
+    pos = lib.tensor(np.arange(seq, dtype=np.int64)).to(device)
+    y = lib.tensor(rng.integers(0, 2, size=batch, dtype=np.int64)).to(device)
+    step = _train_step(lib, device, lambda: F.cross_entropy(model(ids, pos), y), opt, True)
+    return step, f"transformer_gpu_amp: ids {batch}x{seq}, d {d}, {heads} heads, {layers} " \
+                 f"pre-LN layers (FFN {ffn}), AdamW, autocast float16 + GradScaler"
+
+
+def build_transformer_gpu_amp(lib, device="cuda"):
+    return build_transformer_gpu(lib, device, amp=True)
+
+
+def build_unet3d(lib, device="cuda", batch=2, size=96, amp=False):
+    """3D U-Net (16-32-64, bottleneck 128; two 3x3x3 conv+BN+ReLU per level, max pool 2,
+    transposed-conv upsampling, skip concatenations) on 1x96x96x96 volumes, 2 classes,
+    cross-entropy + soft Dice, Adam."""
+    nn, F = lib.nn, lib.nn.functional
+    _seed(lib)
+    rng = np.random.default_rng(0)
+
+    def block(cin, cout):
+        return nn.Sequential(nn.Conv3d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm3d(cout),
+                             nn.ReLU(), nn.Conv3d(cout, cout, 3, padding=1, bias=False),
+                             nn.BatchNorm3d(cout), nn.ReLU())
+
+    class UNet3D(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e1, self.e2, self.e3 = block(1, 16), block(16, 32), block(32, 64)
+            self.mid = block(64, 128)
+            self.pool = nn.MaxPool3d(2)
+            self.u3, self.d3 = nn.ConvTranspose3d(128, 64, 2, stride=2), block(128, 64)
+            self.u2, self.d2 = nn.ConvTranspose3d(64, 32, 2, stride=2), block(64, 32)
+            self.u1, self.d1 = nn.ConvTranspose3d(32, 16, 2, stride=2), block(32, 16)
+            self.head = nn.Conv3d(16, 2, 1)
+
+        def forward(self, x):
+            e1 = self.e1(x)
+            e2 = self.e2(self.pool(e1))
+            e3 = self.e3(self.pool(e2))
+            m = self.mid(self.pool(e3))
+            x = self.d3(lib.cat([self.u3(m), e3], dim=1))
+            x = self.d2(lib.cat([self.u2(x), e2], dim=1))
+            return self.head(self.d1(lib.cat([self.u1(x), e1], dim=1)))
+
+    model = UNet3D().to(device)
+    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+    xn = rng.standard_normal((batch, 1, size, size, size), dtype=np.float32)
+    tn = (xn[:, 0] > 0.5).astype(np.int64)
+    x, t = lib.tensor(xn).to(device), lib.tensor(tn).to(device)
+    onehot = lib.tensor(np.stack([1 - tn, tn], 1).astype(np.float32)).to(device)
+
+    def loss_fn():
+        logits = model(x)
+        p = F.softmax(logits.float(), dim=1)
+        inter = (p * onehot).sum(dim=(0, 2, 3, 4))
+        denom = p.sum(dim=(0, 2, 3, 4)) + onehot.sum(dim=(0, 2, 3, 4))
+        return F.cross_entropy(logits, t) + 1.0 - ((2 * inter + 1) / (denom + 1)).mean()
+
+    step = _train_step(lib, device, loss_fn, opt, amp)
+    return step, f"unet3d{'_amp' if amp else ''}: {batch}x1x{size}x{size}x{size}, " \
+                 f"16-32-64-128, CE + soft Dice, Adam" \
+                 f"{', autocast float16 + GradScaler' if amp else ''}"
+
+
+def build_unet3d_amp(lib, device="cuda", batch=2, size=96):
+    return build_unet3d(lib, device, batch, size, amp=True)
+
+
 WORKLOADS = {"micro": build_micro, "mlp": build_mlp, "cnn": build_cnn, "dqn": build_dqn,
-             "transformer": build_transformer, "unet": build_unet}
+             "transformer": build_transformer, "unet": build_unet,
+             "resnet18": build_resnet18, "resnet18_amp": build_resnet18_amp,
+             "transformer_gpu": build_transformer_gpu,
+             "transformer_gpu_amp": build_transformer_gpu_amp,
+             "unet3d": build_unet3d, "unet3d_amp": build_unet3d_amp}
+GPU_WORKLOADS = ("resnet18", "resnet18_amp", "transformer_gpu", "transformer_gpu_amp", "unet3d",
+                 "unet3d_amp")
 ALIASES = {"W6": "micro", "W1": "mlp", "W2": "cnn", "W3": "dqn", "W4": "transformer", "W5": "unet"}

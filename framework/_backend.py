@@ -11,11 +11,15 @@ import numpy as np
 _cupy = None
 _cupy_error = None
 _cupy_checked = False
+# More than one GPU: `xp_of` then makes the device of the array it is asked about the
+# current one (CuPy launches kernels on the current device), so an op runs on the device of
+# its inputs, as in PyTorch, without a per-op device guard on single-GPU machines.
+_MULTI_GPU = False
 
 
 def cupy_module():
     """Return the cupy module, or None when it cannot be imported (cached)."""
-    global _cupy, _cupy_error, _cupy_checked
+    global _cupy, _cupy_error, _cupy_checked, _MULTI_GPU
     if not _cupy_checked:
         _cupy_checked = True
         try:
@@ -23,6 +27,11 @@ def cupy_module():
             _cupy = cupy
         except Exception as exc:  # ImportError, or a CUDA library failing to load
             _cupy_error = exc
+        else:
+            try:
+                _MULTI_GPU = cupy.cuda.runtime.getDeviceCount() > 1
+            except Exception:  # no driver or no GPU: CuPy imports, nothing runs
+                _MULTI_GPU = False
     return _cupy
 
 
@@ -44,10 +53,21 @@ def require_cupy():
 
 
 def xp_of(arr):
-    """The array module of `arr`: numpy for ndarrays and NumPy scalars, else cupy."""
+    """The array module of `arr`: numpy for ndarrays and NumPy scalars, else cupy. With
+    several GPUs it also makes `arr`'s device the current one (see _MULTI_GPU)."""
     if type(arr) is np.ndarray or isinstance(arr, (np.ndarray, np.generic)):
         return np
-    return _cupy if _cupy is not None else cupy_module()
+    cp = _cupy if _cupy is not None else cupy_module()
+    if _MULTI_GPU:
+        follow_device(arr)
+    return cp
+
+
+def follow_device(arr) -> None:
+    """Make the GPU holding CuPy array `arr` the current device (no-op for other objects)."""
+    dev = getattr(getattr(arr, "data", None), "device_id", None)
+    if dev is not None and dev != _cupy.cuda.runtime.getDevice():
+        _cupy.cuda.runtime.setDevice(dev)
 
 
 def is_cuda_array(arr) -> bool:
@@ -144,22 +164,34 @@ _NULL = _NullCtx()
 
 
 def on_device(dev: device):
-    """Context that makes `dev` current for CuPy allocations (no-op on the CPU)."""
+    """Context that makes `dev` current for CuPy allocations (no-op on the CPU); a 'cuda'
+    device without an index means the current device."""
     if dev.type == "cpu":
         return _NULL
-    return require_cupy().cuda.Device(dev.index or 0)
+    return require_cupy().cuda.Device(dev.index)
 
 
 def to_device_array(arr, dev: device):
-    """Copy (or pass through) an array onto `dev`."""
+    """Copy (or pass through) an array onto `dev`: host to device, device to host, or from
+    one GPU to another (a peer copy after the source's pending work has finished)."""
     if dev.type == "cpu":
         if isinstance(arr, (np.ndarray, np.generic)):
             return arr
         return arr.get()
     cp = require_cupy()
-    with cp.cuda.Device(dev.index or 0):
-        if not isinstance(arr, (np.ndarray, np.generic)) and arr.device.id == (dev.index or 0):
+    if not isinstance(arr, (np.ndarray, np.generic)):
+        src = arr.data.device_id
+        if dev.index is None or src == dev.index:
             return arr
+        with cp.cuda.Device(src):
+            arr = cp.ascontiguousarray(arr)
+            cp.cuda.get_current_stream().synchronize()
+        with cp.cuda.Device(dev.index):
+            out = cp.empty(arr.shape, arr.dtype)
+            if arr.nbytes:
+                out.data.copy_from_device(arr.data, arr.nbytes)
+        return out
+    with cp.cuda.Device(dev.index):
         return cp.asarray(arr)
 
 

@@ -360,6 +360,21 @@ class Tensor:
     def cuda(self, device=None, non_blocking=False):
         return self.to("cuda" if device is None else device)
 
+    def pin_memory(self, device=None):
+        """A copy of this CPU tensor in page-locked host memory (CuPy's pinned pool), so
+        host-to-GPU copies of it can overlap computation. Without CuPy and a GPU there is
+        nothing to pin for: the tensor itself is returned."""
+        from .utils.data._pin_memory import pin_memory, pinning_available
+        if is_cuda_array(self._data):
+            raise RuntimeError("cannot pin a CUDA tensor: only dense CPU tensors can be pinned")
+        if not pinning_available():
+            return self
+        return pin_memory(self)
+
+    def is_pinned(self, device=None) -> bool:
+        from .utils.data._pin_memory import is_pinned_array
+        return not is_cuda_array(self._data) and is_pinned_array(self._data)
+
     def type(self, dtype=None):
         if dtype is None:
             return f"framework.{self.dtype.name}"

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from .. import _cuda_kernels as _K
+from .._backend import on_device
 from .._tensor import Tensor
 from ..autograd.function import Op
+from ..autograd.grad_mode import _State
 from ..random import default_generator_for
 from .activation import apply_inplace
 from ._functional_registry import register_functional
@@ -16,9 +21,17 @@ _make = Tensor._make
 
 
 class Dropout(Op):
-    """y = x * mask * scale (+ shift), mask drawn once per call (broadcast over `mask_shape`)."""
+    """y = x * mask * scale (+ shift), mask drawn once per call (broadcast over `mask_shape`).
+
+    On CuPy arrays (no shift) the draw is one float32 uniform array and the mask, scale and
+    product are one fused kernel that keeps a bool mask (1 byte per element) for backward."""
+
+    keep = None  # the bool mask of the fused GPU path
 
     def forward(self, x):
+        if self.shift is None and not isinstance(x, (np.ndarray, np.generic)) and \
+                x.dtype in _K._FLOATS:
+            return self._forward_fused(x)
         gen = default_generator_for(self.device)
         u = gen._uniform(self.mask_shape, x.dtype, self.device)
         keep = u >= self.p
@@ -29,11 +42,32 @@ class Dropout(Op):
             y += (~keep) * x.dtype.type(self.shift)
         return y
 
+    def _forward_fused(self, x):
+        gen = default_generator_for(self.device)
+        rng = getattr(gen, "_rng", None)
+        if rng is not None and hasattr(rng, "random_sample"):
+            with on_device(self.device):
+                u = rng.random_sample(self.mask_shape, dtype=np.float32)
+        else:
+            u = gen._uniform(self.mask_shape, np.float32, self.device)
+        if tuple(self.mask_shape) == tuple(x.shape):
+            y, self.keep = _K.dropout_forward(x, u, self.p, self.scale)
+            return y
+        self.keep = u >= np.float32(self.p)  # per channel: a small mask, broadcast
+        return _K.dropout_backward(x, self.keep, self.scale)
+
     def backward(self, g):
+        keep = self.keep
+        if keep is not None:
+            if not _State.grad_enabled and g._data.dtype in _K._FLOATS:
+                return (_make(_K.dropout_backward(g._data, keep, self.scale), None, 0),)
+            m = keep.astype(g._data.dtype) * g._data.dtype.type(self.scale)
+            return (g * _make(m, None, 0),)
         return (g * _make(self.m, None, 0),)
 
     def _release_extra(self):
         self.m = None
+        self.keep = None
 
 
 def _check_p(p):

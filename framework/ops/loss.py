@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from .. import _cuda_kernels as _K
 from .._backend import xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
@@ -244,6 +245,50 @@ class CrossEntropy(Op):
         self.p = self.lse = None
 
 
+class CrossEntropyFused(CrossEntropy):
+    """CrossEntropy on the GPU for the common case: 2-D (N, C) CuPy logits of a supported
+    float dtype, class targets, no class weights (ignore_index, label smoothing and every
+    reduction kept). The forward is one kernel per row (logsumexp, the target's logit) and
+    the plain backward one elementwise kernel, (softmax - q) * scale, recomputing the
+    softmax from the saved per-row logsumexp instead of keeping the (N, C) softmax. Under
+    create_graph the backward is CrossEntropy's Tensor formula."""
+
+    def forward(self, z):
+        loss, self.lse_rows, valid = _K.softmax_cross_entropy_forward(
+            z, self.tgt, self.ignore_index, self.eps)
+        self.valid_rows = valid
+        if self.reduction == "none":
+            return loss.astype(z.dtype, copy=False)
+        total = loss.sum()
+        if self.reduction == "sum":
+            return total.astype(z.dtype, copy=False)
+        self.denom = valid.sum()
+        return (total / self.denom).astype(z.dtype, copy=False)  # all ignored: nan
+
+    def backward(self, g):
+        saved = self.saved_tensors
+        z = saved[0]
+        if _State.grad_enabled:
+            xp = xp_of(z._data)
+            valid = self.tgt != self.ignore_index
+            self.valid = valid
+            self.ts = xp.where(valid, self.tgt, 0)
+            self.wt = valid.astype(z._data.dtype)
+            if self.reduction == "mean":
+                self.denom = float(self.denom)
+            return self._backward_graph(g, saved)
+        if self.next_edges[0] is None:
+            return (None,)
+        ga = g._data
+        k = ga / self.denom if self.reduction == "mean" else ga
+        gz = _K.softmax_cross_entropy_backward(z._data, self.tgt, self.lse_rows, k,
+                                               self.ignore_index, self.eps)
+        return (_make(gz, None, 0),)
+
+    def _release_extra(self):
+        self.p = self.lse = self.lse_rows = self.valid_rows = None
+
+
 @register_functional("cross_entropy")
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0) -> Tensor:
@@ -292,8 +337,13 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             raise RuntimeError(f"cross_entropy: expected target of shape {list(exp_shape)} for "
                                f"input of shape {list(input.shape)}, got {list(target.shape)}")
         _check_targets(tgt, c, ignore_index)
-        out = CrossEntropy.apply(z, weight=w, eps=float(label_smoothing), reduction=reduction,
-                                 tgt=tgt.astype(np.int64, copy=False), ignore_index=ignore_index)
+        op = CrossEntropy
+        if w is None and z._data.ndim == 2 and z._data.dtype in _K._FLOATS and \
+                not isinstance(z._data, (np.ndarray, np.generic)) and \
+                not isinstance(tgt, (np.ndarray, np.generic)):
+            op = CrossEntropyFused  # the GPU's fused kernels
+        out = op.apply(z, weight=w, eps=float(label_smoothing), reduction=reduction,
+                       tgt=tgt.astype(np.int64, copy=False), ignore_index=ignore_index)
     if unbatched and reduction == "none":
         out = out.squeeze(0)
     return out

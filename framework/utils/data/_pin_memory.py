@@ -1,6 +1,8 @@
 """Page-locked ("pinned") host memory for batches, so host-to-GPU copies can run
-asynchronously. Pinning needs CuPy and a CUDA GPU; without them it is a silent no-op (there is
-nothing to gain on a CPU-only machine)."""
+asynchronously. Pinning uses CuPy's pinned memory pool (`cupyx.empty_pinned`, or
+`cupy.cuda.alloc_pinned_memory` on CuPy versions without it) and needs a CUDA GPU; without
+CuPy or a GPU it is a documented no-op: `pin_memory` hands the data back unchanged (there is
+nothing to gain on a CPU-only machine), and DataLoader(pin_memory=True) works as without it."""
 from __future__ import annotations
 
 import collections.abc
@@ -19,10 +21,29 @@ def pinning_available() -> bool:
 def _pin_array(arr: np.ndarray) -> np.ndarray:
     from ..._backend import require_cupy
     cp = require_cupy()
-    mem = cp.cuda.alloc_pinned_memory(max(arr.nbytes, 1))
-    out = np.frombuffer(mem, arr.dtype, arr.size).reshape(arr.shape)  # keeps `mem` alive
+    try:
+        import cupyx
+        out = cupyx.empty_pinned(arr.shape, arr.dtype)
+    except (ImportError, AttributeError):
+        mem = cp.cuda.alloc_pinned_memory(max(arr.nbytes, 1))
+        out = np.frombuffer(mem, arr.dtype, arr.size).reshape(arr.shape)  # keeps `mem` alive
     out[...] = arr
     return out
+
+
+def is_pinned_array(arr) -> bool:
+    """True when NumPy array `arr` (or an array it views) lives in CuPy's pinned memory."""
+    from ..._backend import cupy_module
+    cp = cupy_module()
+    if cp is None or not isinstance(arr, np.ndarray):
+        return False
+    pinned = cp.cuda.PinnedMemoryPointer
+    base = arr
+    while base is not None:
+        if isinstance(base, (pinned, getattr(cp.cuda, "PinnedMemory", pinned))):
+            return True
+        base = getattr(base, "base", None) if not isinstance(base, memoryview) else base.obj
+    return False
 
 
 def pin_memory(data):
