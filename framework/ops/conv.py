@@ -31,6 +31,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .. import _cudnn
 from .._backend import xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
@@ -432,6 +433,11 @@ def _conv_weight_gemm(xp, x, g: ConvGeom, dycl):
 def conv_forward(x, w, b, g: ConvGeom, keep_cols=False):
     """y = conv(x, w) + b; also returns the column buffer when keep_cols (for dw)."""
     xp = xp_of(x)
+    if xp is not np:
+        p = _cudnn.params_from_geom(g)
+        y = _cudnn.conv_forward(x, w, b, *p) if p is not None else None
+        if y is not None:
+            return y, None
     n, o = x.shape[0], w.shape[0]
     m = n * prod(g.out_sp)
     wm = _weight_matrix(w, g.groups)
@@ -457,6 +463,12 @@ def conv_input_grad(dy, w, g: ConvGeom):
     convolution of dy for stride 1, one GEMM and an interleave when stride == kernel, else
     dcols = dy @ W^T and col2im (one strided add of each kernel tap's columns)."""
     xp = xp_of(dy)
+    if xp is not np:
+        p = _cudnn.params_from_geom(g)
+        x_shape = (dy.shape[0], w.shape[1] * g.groups) + tuple(g.in_sp)
+        dx = _cudnn.conv_backward_data(dy, w, x_shape, *p) if p is not None else None
+        if dx is not None:
+            return dx
     n = dy.shape[0]
     grp = g.groups
     c = w.shape[1] * grp
@@ -629,6 +641,11 @@ def conv_weight_grad(x, dy, g: ConvGeom, w_shape, cols=None):
     """dw of y = conv(x, w): the columns of x (reused from the forward pass when given)
     times dy, one GEMM per group."""
     xp = xp_of(dy)
+    if xp is not np:
+        p = _cudnn.params_from_geom(g)
+        dw = _cudnn.conv_backward_filter(x, dy, w_shape, *p) if p is not None else None
+        if dw is not None:
+            return dw
     if g.groups == 1:
         if cols is not None:
             dwm = cols.T @ _grad_rows(xp, dy)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _jit
+from .. import _cuda_kernels, _jit
 from .._backend import xp_of
 from .._parallel import JIT_PARALLEL_ELEMENTS, parallel_ranges
 from .._tensor import Tensor
@@ -116,6 +116,16 @@ def _rdot(a, b, axes):
     return xp.einsum(f"{sub},{sub}->{out}", a, b)
 
 
+def _ordered_sum(parts):
+    """Sum per-thread partial results (keyed by the start of their row range) in row order,
+    so that the result does not depend on which thread finished first."""
+    keys = sorted(parts)
+    total = parts[keys[0]]
+    for k in keys[1:]:
+        total = total + parts[k]
+    return total
+
+
 def _wide_factor(m):
     for r in (64, 32, 16, 8, 4, 2):
         if m % r == 0 and m // r >= 16:
@@ -161,6 +171,13 @@ class Normalize(Op):
             if jk is not None and v.shape[0] > 1 and _jit.eligible(v):
                 return self._channels_forward_jit(jk, v, w, b)
             return self._bn_rows_forward(xp, v, w, b)
+        if self.fixed is None and view.kind == "flat" and v.size and xp is not np and \
+                self.center:
+            res = _cuda_kernels.layer_norm_forward(v, w, b, self.eps)
+            if res is not None:  # one fused kernel on the GPU
+                y, mean, rstd = res
+                self.jit, self.stats, self.invstd = "cuda_rows", (mean, rstd), rstd
+                return view.back(y)
         if self.fixed is None and view.kind == "flat" and v.size:
             jk = _jit.kernels()
             if jk is not None and _jit.eligible(v):
@@ -244,16 +261,16 @@ class Normalize(Op):
         mean, rstd = self.stats
         gx = np.empty_like(v) if want_x else v  # v: a placeholder the kernel never writes
         proj = np.empty((r, 2), dt)
-        parts = []
+        parts = {}
         center = self.center
 
         def rows(a, e):
             acc = np.zeros((2, d))
             jk.norm_rows_backward(v, gv, wv, mean, rstd, gx, acc[0], acc[1], proj, center,
                                   want_x, a, e)
-            parts.append(acc)
+            parts[a] = acc
         parallel_ranges(rows, r, v.size, JIT_PARALLEL_ELEMENTS)
-        acc = sum(parts[1:], parts[0])
+        acc = _ordered_sum(parts)
         gw = _make(acc[0].astype(dt).reshape(w._data.shape), None, 0) if want_w else None
         gb = _make(acc[1].astype(dt).reshape(self.b_shape), None, 0) if want_b else None
         gx = _make(view.back(gx), None, 0) if want_x else None
@@ -265,14 +282,14 @@ class Normalize(Op):
         m, c = v.shape
         dt = v.dtype
         shift = v[0].copy()
-        parts = []
+        parts = {}
 
         def moments(a, e):
             acc = np.zeros((2, c))
             jk.channel_moments(v, shift, acc[0], acc[1], a, e)
-            parts.append(acc)
+            parts[a] = acc
         parallel_ranges(moments, m, v.size, JIT_PARALLEL_ELEMENTS)
-        acc = sum(parts[1:], parts[0])
+        acc = _ordered_sum(parts)
         d1 = acc[0] / m
         mean = shift + d1
         var = np.maximum(acc[1] / m - d1 * d1, 0.0)
@@ -299,14 +316,14 @@ class Normalize(Op):
         dt = v.dtype
         mean, inv = self.stats
         mean_dt = mean.astype(dt)
-        parts = []
+        parts = {}
 
         def sums(a, e):
             acc = np.zeros((2, c))
             jk.channel_grad_sums(gv, v, mean_dt, acc[0], acc[1], a, e)
-            parts.append(acc)
+            parts[a] = acc
         parallel_ranges(sums, m, v.size, JIT_PARALLEL_ELEMENTS)
-        gsum, gdot = sum(parts[1:], parts[0])
+        gsum, gdot = _ordered_sum(parts)
         gw = _make((gdot * inv).astype(dt).reshape(w._data.shape), None, 0) if want_w else None
         gb = _make(gsum.astype(dt).reshape(self.b_shape), None, 0) if want_b else None
         gx = None
@@ -381,6 +398,15 @@ class Normalize(Op):
         want_b = self.has_b and edges[-1] is not None
         if _State.grad_enabled:
             gx, gw, gb = self._backward_graph(x, w, g, want_x, want_w, want_b)
+        elif self.jit == "cuda_rows":
+            view = self.view
+            mean, rstd = self.stats
+            dx, dw, db = _cuda_kernels.layer_norm_backward(
+                view.rows(g._data), view.rows(x._data), mean, rstd,
+                w._data.reshape(-1) if w is not None else None, want_w, want_b)
+            gx = _make(view.back(dx), None, 0) if want_x else None
+            gw = _make(dw.reshape(w._data.shape), None, 0) if want_w and dw is not None else None
+            gb = _make(db.reshape(self.b_shape), None, 0) if want_b and db is not None else None
         elif self.jit == "rows":
             gx, gw, gb = self._rows_backward_jit(x, w, g, want_x, want_w, want_b)
         elif self.jit == "channels":

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .. import _jit
+from .. import _cuda_kernels, _jit
 from .._parallel import JIT_PARALLEL_ELEMENTS, MIN_PARALLEL_ELEMENTS, parallel_ranges
 
 from .._backend import xp_of
@@ -66,6 +66,18 @@ def sgd(params, grads, momentum_buffers, *, lr, weight_decay, momentum, dampenin
     of parameter i; the list is updated with the new buffers."""
     for i, p in enumerate(params):
         xp = xp_of(p)
+        if xp is not np:  # one fused kernel on the GPU
+            buf = momentum_buffers[i]
+            first = momentum != 0 and buf is None
+            if first:
+                buf = xp.empty_like(p)
+            if _cuda_kernels.sgd_momentum_step(
+                    p, grads[i], buf if momentum != 0 else None, lr=lr,
+                    weight_decay=weight_decay, momentum=momentum, dampening=dampening,
+                    nesterov=nesterov, maximize=maximize, first=first):
+                if momentum != 0:
+                    momentum_buffers[i] = buf
+                continue
         g, owned = _grad(xp, p, grads[i], maximize, weight_decay)
         if momentum != 0:
             buf = momentum_buffers[i]
@@ -103,6 +115,11 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, *, amsgra
         g = grads[i]
         m, v = exp_avgs[i], exp_avg_sqs[i]
         vmax = max_exp_avg_sqs[i] if amsgrad else None
+        if xp is not np and _cuda_kernels.adam_step(
+                p, g, m, v, vmax, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                weight_decay=weight_decay, decoupled=decoupled_weight_decay,
+                maximize=maximize, step=steps[i]):
+            continue  # one fused kernel on the GPU
         if jk is not None and not (amsgrad or maximize) and 1.0 - beta1 < 0.5 and \
                 (weight_decay == 0 or decoupled_weight_decay) and _jit.eligible(p, g, m, v):
             _adam_jit(jk, p, g, m, v, beta1, beta2, lr, weight_decay, eps, steps[i])
