@@ -222,6 +222,29 @@ def test_modifying_a_saved_tensor_in_place_raises_on_backward(device):
         b.sum().backward()
 
 
+@pytest.mark.parametrize("op", ["exp", "sigmoid", "tanh", "softmax", "log_softmax", "prod",
+                                "cumprod", "rpow"])
+def test_modifying_a_saved_output_in_place_raises_on_backward(device, op):
+    """Ops whose backward reads their own output refuse an output changed in place since
+    (PyTorch saves those results and raises the same way); a view's change counts too."""
+    x = _t([[0.5, 1.0], [1.5, 2.0]], device, True)
+    fns = {"exp": lambda t: t.exp(), "sigmoid": lambda t: t.sigmoid(),
+           "tanh": lambda t: t.tanh(), "softmax": lambda t: t.softmax(-1),
+           "log_softmax": lambda t: t.log_softmax(-1), "prod": lambda t: t.prod(1),
+           "cumprod": lambda t: t.cumprod(1), "rpow": lambda t: 2.0 ** t}
+    y = fns[op](x)
+    if op in ("exp", "softmax"):  # through a view, outside autograd
+        with framework.no_grad():
+            y.view(-1)[0] = 5.0
+    else:
+        y.mul_(3.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+    y2 = fns[op](x)
+    y2.sum().backward()  # unmodified: fine
+    assert x.grad is not None
+
+
 def test_inplace_through_a_view_bumps_the_shared_version(device):
     x = _t([[1.0, 2.0], [3.0, 4.0]], device, True)
     a = x * 1.0

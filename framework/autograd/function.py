@@ -142,6 +142,10 @@ class Op(Node):
 
     save_inputs = ()
     differentiable = True
+    # True when backward reads the forward's output array (kept as self.y): the op then
+    # holds the output's version counter, and `saved_output` refuses an output modified in
+    # place since, as PyTorch does for a saved result.
+    save_output = False
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -207,7 +211,10 @@ class Op(Node):
                 if _State.anomaly:
                     op._trace = traceback.format_stack()[:-2]
                 if cls.n_out == 1:
-                    return _make(out, op, 0)
+                    t = _make(out, op, 0)
+                    if cls.save_output:
+                        op._out_vc = t._shared_vc()
+                    return t
                 return tuple([_make(o, op, i) for i, o in enumerate(out)])
         if cls.n_out == 1:
             return _make(out, None, 0)
@@ -215,6 +222,18 @@ class Op(Node):
 
     def inputs_saved(self):
         return self.saved_tensors
+
+    def saved_output(self):
+        """The forward's output array (self.y), after checking that the output tensor was not
+        modified in place since (see save_output)."""
+        vc = self.__dict__.get("_out_vc")
+        if vc is not None and vc[0]:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: the output of {self.name()} is at version {vc[0]}; expected "
+                "version 0 instead. Hint: replace the in-place op with its out-of-place form, or "
+                "clone() the result before modifying it.")
+        return self.y
 
 
 _new = object.__new__

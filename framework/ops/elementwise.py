@@ -114,7 +114,7 @@ class _Unary(Op):
         """The output as a Tensor: recomputed with a graph under create_graph, else cached."""
         if _State.grad_enabled:
             return type(self).apply(x)
-        return Tensor._make(self.y, None, 0)
+        return Tensor._make(self.saved_output(), None, 0)
 
     def backward(self, g):
         (x,) = self.saved_tensors
@@ -126,7 +126,7 @@ class _Unary(Op):
 
 def _unary(name, f, df, keep_out=False, floating=True, differentiable=True, doc=""):
     cls = type(name.capitalize().replace("_", ""), (_Unary,), {
-        "_f": staticmethod(f), "_df": df, "_keep_out": keep_out,
+        "_f": staticmethod(f), "_df": df, "_keep_out": keep_out, "save_output": keep_out,
         "differentiable": differentiable, "__doc__": doc})
 
     if name in LISTED_OPS:  # on an autocast list (exp, log, ...): the guard is built in here,
@@ -454,6 +454,7 @@ class RPowScalar(Op):
     """c ** x for a Python number c."""
 
     save_inputs = (0,)
+    save_output = True
 
     def forward(self, x):
         self.y = self.c ** x
@@ -461,7 +462,8 @@ class RPowScalar(Op):
 
     def backward(self, g):
         (x,) = self.saved_tensors
-        y = RPowScalar.apply(x, c=self.c) if _State.grad_enabled else Tensor._make(self.y, None, 0)
+        y = RPowScalar.apply(x, c=self.c) if _State.grad_enabled else \
+            Tensor._make(self.saved_output(), None, 0)
         return (g * y * math.log(self.c) if self.c > 0 else g * 0.0,)
 
     def _release_extra(self):

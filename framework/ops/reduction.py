@@ -108,6 +108,7 @@ def nanmean(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 class Prod(Op):
     save_inputs = (0,)
+    save_output = True
 
     def forward(self, x):
         self.y = x.prod(axis=self.dim, keepdims=True)
@@ -120,7 +121,7 @@ class Prod(Op):
         xp = xp_of(x._data)
         if not bool((x._data == 0).any()):
             y = Prod.apply(x, dim=self.dim, keepdim=True) if _State.grad_enabled else \
-                Tensor._make(self.y, None, 0)
+                Tensor._make(self.saved_output(), None, 0)
             return (g * y / x,)
         # With zeros: product of all other elements = exclusive cumprods from both sides.
         d = self.dim
@@ -397,6 +398,7 @@ def cumsum(input: Tensor, dim: int, *, dtype=None) -> Tensor:
 
 class Cumprod(Op):
     save_inputs = (0,)
+    save_output = True
 
     def forward(self, x):
         self.y = xp_of(x).cumprod(x, axis=self.dim)
@@ -408,7 +410,7 @@ class Cumprod(Op):
         d = self.dim
         if bool((x._data == 0).any()):
             return (_cumprod_grad_with_zeros(x, g, d),)
-        y = cumprod(x, d) if _State.grad_enabled else Tensor._make(self.y, None, 0)
+        y = cumprod(x, d) if _State.grad_enabled else Tensor._make(self.saved_output(), None, 0)
         rev = flip(cumsum(flip(g * y, (d,)), d), (d,))
         return (rev / x,)
 
@@ -478,6 +480,7 @@ def count_nonzero(input: Tensor, dim=None) -> Tensor:
 # ============================================================================ softmax family
 class Softmax(Op):
     save_inputs = (0,)
+    save_output = True
 
     def forward(self, x):
         xp = xp_of(x)
@@ -507,7 +510,7 @@ class Softmax(Op):
             y = softmax(x, self.dim)
             gy = g * y
             return (gy - y * gy.sum(self.dim, keepdim=True),)
-        y, ga, d = self.y, g._data, self.dim
+        y, ga, d = self.saved_output(), g._data, self.dim
         if xp_of(y) is not np or d == 0 or y.ndim < 2:
             gy = ga * y
             return (_make_t(gy - y * gy.sum(axis=d, keepdims=True)),)
@@ -551,6 +554,7 @@ def _softmax_last_dim(jk, x):
 
 class LogSoftmax(Op):
     save_inputs = (0,)
+    save_output = True
 
     def forward(self, x):
         xp = xp_of(x)
@@ -563,7 +567,7 @@ class LogSoftmax(Op):
             (x,) = self.saved_tensors
             y = log_softmax(x, self.dim)
         else:
-            y = Tensor._make(self.y, None, 0)
+            y = Tensor._make(self.saved_output(), None, 0)
         return (g - exp(y) * g.sum(self.dim, keepdim=True),)
 
     def _release_extra(self):
