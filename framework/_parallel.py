@@ -83,3 +83,49 @@ def parallel_ranges(fn, n: int, elements: int | None = None,
     finally:
         for f in futures:
             f.result()
+
+
+_blas_libs = None
+
+
+def _blas_controllers():
+    """threadpoolctl's controllers of the loaded BLAS libraries (found once), or []."""
+    global _blas_libs
+    if _blas_libs is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas_libs = [lib for lib in ThreadpoolController().lib_controllers
+                          if lib.user_api == "blas"]
+        except Exception:  # threadpoolctl missing or unable to inspect this process
+            _blas_libs = []
+    return _blas_libs
+
+
+def parallel_parts(fn, items: list, min_items: int = 2) -> list:
+    """Split `items` into up to `get_num_threads()` contiguous parts and return
+    [fn(part) for each part], the parts running on the pool (the calling thread takes the
+    first). Meanwhile the BLAS library runs on one thread, so that each part's GEMMs run in
+    the thread that calls them: for a layer made of many medium GEMMs with copies between
+    them (the chunks of a convolution), splitting the chunks between threads also splits the
+    copies, which a multi-threaded BLAS leaves on one core. Without a way to set the BLAS
+    thread count (threadpoolctl), or with fewer than `min_items` items, it runs serially."""
+    k = min(_num_threads, len(items))
+    libs = _blas_controllers() if k > 1 and len(items) >= min_items else []
+    if not libs:
+        return [fn(items)]
+    bounds = [len(items) * i // k for i in range(k + 1)]
+    parts = [items[bounds[i]:bounds[i + 1]] for i in range(k)]
+    old = [lib.num_threads for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(1)
+    try:
+        pool = _get_pool()
+        futures = [pool.submit(fn, p) for p in parts[1:]]
+        try:
+            first = fn(parts[0])
+        finally:
+            rest = [f.result() for f in futures]
+    finally:
+        for lib, n in zip(libs, old):
+            lib.set_num_threads(n)
+    return [first] + rest

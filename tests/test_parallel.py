@@ -71,3 +71,39 @@ def test_worker_errors_propagate(two_threads):
 def test_set_num_threads_rejects_nonpositive():
     with pytest.raises(ValueError, match="positive"):
         fw.set_num_threads(0)
+
+
+def test_parallel_parts_keeps_order_restores_blas_threads_and_raises(two_threads):
+    libs = _parallel._blas_controllers()
+    before = [lib.num_threads for lib in libs]
+    seen = []
+
+    def part(items):
+        seen.append([lib.num_threads for lib in libs])
+        return sum(items)
+    assert _parallel.parallel_parts(part, list(range(10))) in ([45], [10, 35])
+    if libs:  # BLAS on one thread inside the parts, restored after
+        assert all(n == [1] * len(libs) for n in seen)
+    assert [lib.num_threads for lib in libs] == before
+
+    def boom(items):
+        raise ValueError("part failed")
+    with pytest.raises(ValueError, match="part failed"):
+        _parallel.parallel_parts(boom, list(range(4)))
+    assert [lib.num_threads for lib in libs] == before
+
+
+def test_batch_split_convolution_matches_one_thread(two_threads):
+    """Large convolutions split their column chunks (forward, dw) and images (dx by taps)
+    between threads; the numbers equal the one-thread run up to summation order."""
+    out = {}
+    for threads in (1, 2):
+        fw.set_num_threads(threads)
+        fw.manual_seed(0)
+        x = fw.randn(16, 32, 32, 32, requires_grad=True)
+        conv = fw.nn.Conv2d(32, 64, 3, stride=2, padding=1)
+        y = conv(x)
+        (y * fw.randn(*y.shape)).sum().backward()
+        out[threads] = (y.detach().numpy(), x.grad.numpy(), conv.weight.grad.numpy())
+    for a, b in zip(out[1], out[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import _cudnn
 from .._backend import xp_of
+from .._parallel import parallel_parts
 from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State
@@ -209,6 +210,14 @@ def _grad_rows(xp, dy):
 _CHUNK_BYTES = 1 << 20
 
 
+def _sum_in_order(parts):
+    """The sum of per-thread partial results, added in chunk order (deterministic)."""
+    total = parts[0]
+    for p in parts[1:]:
+        total += p
+    return total
+
+
 def _window_view(xp, xb, g: ConvGeom):
     """The windows of the padded channels-last input xb as an (N, *out, *k, C) strided view
     (groups == 1): row-major, it is the column matrix."""
@@ -325,6 +334,8 @@ def _conv_rows_gemm(xp, xcl, g: ConvGeom, wm, other=None):
     n0, n1, h0, h1 = chunks[0]
     part = xp.empty((n1 - n0) * (h1 - h0) * wo * o, xcl.dtype)
     acc = None if other is None else xp.zeros((kh, kw * c, other.shape[-1]), xcl.dtype)
+    # (one thread: splitting these chunks between threads, as _conv_gemm does, measured
+    # slower on the U-Net benchmark; their many short GEMMs leave Python in charge)
     for n0, n1, h0, h1 in chunks:
         ni, hr = n1 - n0, h1 - h0
         a = _row_windows(xp, xcl, g, n0, n1, h0, h1 + dh * (kh - 1), *bufs)
@@ -389,13 +400,16 @@ def _conv_gemm(xp, x, g: ConvGeom, wm, keep_cols=False):
         return out, (cols if keep_cols else None)
     view = _window_view(xp, xb, g)
     out = xp.empty((n,) + tuple(g.out_sp) + (o,), xb.dtype)
-    scratch = xp.empty(view[chunks[0]].size, xb.dtype)  # the first chunk is the largest
-    for idx in chunks:
-        src = view[idx]
-        rows = src.size // k
-        buf = scratch[:rows * k].reshape(src.shape)
-        buf[...] = src
-        xp.matmul(buf.reshape(rows, k), wm, out=out[idx].reshape(rows, o))
+
+    def run(part):
+        scratch = xp.empty(view[part[0]].size, xb.dtype)  # a part's first chunk is its largest
+        for idx in part:
+            src = view[idx]
+            rows = src.size // k
+            buf = scratch[:rows * k].reshape(src.shape)
+            buf[...] = src
+            xp.matmul(buf.reshape(rows, k), wm, out=out[idx].reshape(rows, o))
+    parallel_parts(run, chunks)
     return out, None
 
 
@@ -414,20 +428,23 @@ def _conv_weight_gemm(xp, x, g: ConvGeom, dycl):
     if chunks is None:
         return _im2col(xp, xb, g).T @ dycl.reshape(-1, o)
     view = _window_view(xp, xb, g)
-    scratch = xp.empty(view[chunks[0]].size, xb.dtype)  # the first chunk is the largest
-    acc = part = None
-    for idx in chunks:
-        src = view[idx]
-        rows = src.size // k
-        buf = scratch[:rows * k].reshape(src.shape)
-        buf[...] = src
-        if acc is None:
-            acc = buf.reshape(rows, k).T @ dycl[idx].reshape(rows, o)
-            part = xp.empty_like(acc)
-        else:
-            xp.matmul(buf.reshape(rows, k).T, dycl[idx].reshape(rows, o), out=part)
-            acc += part
-    return acc
+
+    def run(chunk_list):
+        scratch = xp.empty(view[chunk_list[0]].size, xb.dtype)  # the first is the largest
+        acc = part = None
+        for idx in chunk_list:
+            src = view[idx]
+            rows = src.size // k
+            buf = scratch[:rows * k].reshape(src.shape)
+            buf[...] = src
+            if acc is None:
+                acc = buf.reshape(rows, k).T @ dycl[idx].reshape(rows, o)
+                part = xp.empty_like(acc)
+            else:
+                xp.matmul(buf.reshape(rows, k).T, dycl[idx].reshape(rows, o), out=part)
+                acc += part
+        return acc
+    return _sum_in_order(parallel_parts(run, chunks))
 
 
 def conv_forward(x, w, b, g: ConvGeom, keep_cols=False):
@@ -601,32 +618,38 @@ def _conv_input_grad_by_tap(xp, rows, wm, g: ConvGeom, n, c, size):
     contiguous runs on both sides, and the phases are interleaved into the result once at the
     end. (With one (M, taps*C) GEMM the source of every add would be strided by taps*C and,
     with a stride, the target too: several times slower.)"""
-    m = rows.shape[0]
-    taps = prod(g.ksize)
-    wt = wm.reshape(taps, c, -1)
+    taps = list(itertools.product(*[range(k) for k in g.ksize]))
+    wt = wm.reshape(len(taps), c, -1)
     s = g.stride
     unit = all(v == 1 for v in s)
+    pos = [tuple(k * dl for k, dl in zip(tap, g.dilation)) for tap in taps]
     if unit:
         buf = xp.zeros((n,) + size + (c,), rows.dtype)
+        targets = [(buf, p) for p in pos]
     else:
         psize = tuple(-(-sz // st) for sz, st in zip(size, s))  # ceil(size / stride)
         phases = {}
-    tmp = xp.empty((m, c), rows.dtype)
-    blk = (n,) + tuple(g.out_sp) + (c,)
-    for t, tap in enumerate(itertools.product(*[range(k) for k in g.ksize])):
-        xp.matmul(rows, wt[t].T, out=tmp)
-        pos = tuple(k * dl for k, dl in zip(tap, g.dilation))
-        if unit:
-            dst = buf
-            off = pos
-        else:
-            key = tuple(p % st for p, st in zip(pos, s))
-            dst = phases.get(key)
-            if dst is None:
-                dst = phases[key] = xp.zeros((n,) + psize + (c,), rows.dtype)
-            off = tuple(p // st for p, st in zip(pos, s))
-        sl = (slice(None),) + tuple(slice(a, a + o) for a, o in zip(off, g.out_sp))
-        dst[sl] += tmp.reshape(blk)
+        targets = []
+        for p in pos:
+            key = tuple(a % st for a, st in zip(p, s))
+            if key not in phases:
+                phases[key] = xp.zeros((n,) + psize + (c,), rows.dtype)
+            targets.append((phases[key], tuple(a // st for a, st in zip(p, s))))
+    per_img = prod(g.out_sp)
+
+    def run(images):  # the taps of images [n0, n1): disjoint rows of every target
+        n0, n1 = images[0], images[-1] + 1
+        rows_i = rows[n0 * per_img:n1 * per_img]
+        tmp = xp.empty((rows_i.shape[0], c), rows.dtype)
+        blk = (n1 - n0,) + tuple(g.out_sp) + (c,)
+        for t, (dst, off) in enumerate(targets):
+            xp.matmul(rows_i, wt[t].T, out=tmp)
+            sl = (slice(n0, n1),) + tuple(slice(a, a + o) for a, o in zip(off, g.out_sp))
+            dst[sl] += tmp.reshape(blk)
+    if xp is np:
+        parallel_parts(run, list(range(n)))
+    else:  # one stream of GPU work: no host threads
+        run(list(range(n)))
     if not unit:
         buf = xp.zeros((n,) + size + (c,), rows.dtype) if len(phases) < prod(s) else \
             xp.empty((n,) + size + (c,), rows.dtype)
