@@ -5,7 +5,7 @@ from __future__ import annotations
 from .._backend import resolve_device, to_device_array
 from .._tensor import Tensor
 
-__all__ = ["Parameter", "Buffer", "is_lazy"]
+__all__ = ["Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer", "is_lazy"]
 
 _new = object.__new__
 
@@ -71,5 +71,77 @@ class Buffer(metaclass=_BufferMeta):
         return t
 
 
+def _empty(*shape, **kwargs):
+    from ..creation import empty  # framework.creation imports this module's package
+    return empty(*shape, **kwargs)
+
+
+class _UninitializedTensorMixin:
+    __slots__ = ()  # the same layout as Tensor, so that materialize can swap the class
+    cls_to_become: type
+
+    def materialize(self, shape, device=None, dtype=None) -> None:
+        """Give this tensor (uninitialised) storage of `shape`, on its device and dtype unless
+        given, and make it a regular Parameter / Tensor: the object itself is kept."""
+        self.data = _empty(*shape, device=device if device is not None else self.device,
+                          dtype=dtype if dtype is not None else self.dtype)
+        self.__class__ = self.cls_to_become
+
+    def to(self, *args, **kwargs):
+        # Module.to / .double() before the first call must leave the tensor uninitialized
+        out = super().to(*args, **kwargs)
+        if out is self:
+            return self
+        res = _new(type(self))
+        Tensor._init(res, out._data, None, 0)
+        res._requires_grad = self._requires_grad
+        return res
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    __str__ = __repr__
+
+    def __reduce_ex__(self, proto):
+        return (type(self), (self._requires_grad, str(self.device), self.dtype))
+
+
+class UninitializedParameter(_UninitializedTensorMixin, Parameter):
+    """A parameter whose shape is not known yet (a lazy module's weight before its first
+    call); `materialize(shape)` makes it a regular Parameter."""
+
+    __slots__ = ()
+    cls_to_become = Parameter
+
+    def __new__(cls, requires_grad: bool = True, device=None, dtype=None):
+        return Parameter.__new__(cls, _empty(0, device=device, dtype=dtype), requires_grad)
+
+    def __init__(self, requires_grad: bool = True, device=None, dtype=None) -> None:
+        pass  # all set in __new__
+
+
+class UninitializedBuffer(_UninitializedTensorMixin, Tensor):
+    """A buffer whose shape is not known yet; `materialize(shape)` makes it a regular
+    Tensor."""
+
+    __slots__ = ()
+    cls_to_become = Tensor
+
+    def __new__(cls, requires_grad: bool = False, device=None, dtype=None,
+                persistent: bool = True):
+        t = _new(cls)
+        Tensor._init(t, _empty(0, device=device, dtype=dtype)._data, None, 0)
+        t._requires_grad = requires_grad
+        # registered as a buffer (with this persistence) when assigned to a module attribute
+        t._is_buffer = True
+        t.persistent = persistent
+        return t
+
+    def __init__(self, requires_grad: bool = False, device=None, dtype=None,
+                 persistent: bool = True) -> None:
+        pass  # all set in __new__ (Tensor.__init__ would replace the data)
+
+
 def is_lazy(param) -> bool:
-    return False
+    """True for an uninitialized parameter or buffer (a lazy module's, before its first call)."""
+    return isinstance(param, _UninitializedTensorMixin)

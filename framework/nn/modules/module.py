@@ -171,8 +171,8 @@ class Module:
             d.pop("_hooks_on", None)  # fall back to the class flag (global hooks)
 
     def _call_with_hooks(self, args, kwargs):
-        for hid, hook in itertools.chain(_global_forward_pre_hooks.items(),
-                                         self._forward_pre_hooks.items()):
+        # a snapshot: a hook may remove itself (a lazy module's initialising hook does)
+        for hid, hook in (*_global_forward_pre_hooks.items(), *self._forward_pre_hooks.items()):
             if hid in self._forward_pre_hooks_with_kwargs:
                 res = hook(self, args, kwargs)
                 if res is not None:
@@ -192,8 +192,7 @@ class Module:
         result = None
         try:
             result = self.forward(*args, **kwargs)
-            for hid, hook in itertools.chain(_global_forward_hooks.items(),
-                                             self._forward_hooks.items()):
+            for hid, hook in (*_global_forward_hooks.items(), *self._forward_hooks.items()):
                 called.add(hid)
                 if hid in self._forward_hooks_with_kwargs:
                     res = hook(self, args, kwargs, result)
@@ -202,7 +201,7 @@ class Module:
                 if res is not None:
                     result = res
         except Exception:
-            for hid, hook in self._forward_hooks.items():
+            for hid, hook in tuple(self._forward_hooks.items()):
                 if hid in self._forward_hooks_always_called and hid not in called:
                     try:
                         if hid in self._forward_hooks_with_kwargs:
