@@ -795,3 +795,44 @@ def test_spawn_context():
     dl = DataLoader(RangeDS(6), batch_size=2, num_workers=1, multiprocessing_context="spawn",
                     timeout=GUARD)
     assert _flat(dl) == list(range(6))
+
+
+@pytest.mark.parametrize("n, replicas, drop_last", [(10, 3, False), (10, 3, True), (9, 3, False),
+                                                    (2, 4, False)])
+def test_distributed_sampler_partitions_like_torch(n, replicas, drop_last):
+    """Ranks get equal, disjoint shares covering the data set (padded by repetition, or
+    trimmed with drop_last); without shuffle the shares equal torch's exactly."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.data.distributed import DistributedSampler as TorchDS
+    from framework.utils.data import DistributedSampler
+    data = list(range(n))
+    shares = []
+    for rank in range(replicas):
+        s = DistributedSampler(data, num_replicas=replicas, rank=rank, shuffle=False,
+                               drop_last=drop_last)
+        t = TorchDS(data, num_replicas=replicas, rank=rank, shuffle=False, drop_last=drop_last)
+        assert list(s) == list(t) and len(s) == len(t)
+        shuffled = DistributedSampler(data, num_replicas=replicas, rank=rank, seed=3,
+                                      drop_last=drop_last)
+        shares.append(list(shuffled))
+    assert len({len(sh) for sh in shares}) == 1
+    flat = [i for sh in shares for i in sh]
+    if drop_last:
+        assert len(set(flat)) == len(flat)
+    else:
+        assert set(flat) == set(data)
+
+
+def test_distributed_sampler_epochs_and_errors():
+    from framework.utils.data import DataLoader, DistributedSampler
+    s = DistributedSampler(list(range(20)), num_replicas=2, rank=1, seed=5)
+    first = list(s)
+    assert list(s) == first  # same epoch, same order
+    s.set_epoch(1)
+    assert list(s) != first  # a new epoch reshuffles (deterministically: seed + epoch)
+    batches = list(DataLoader(list(range(20)), batch_size=4, sampler=s))
+    assert sum(len(b) for b in batches) == 10
+    with pytest.raises(RuntimeError, match="num_replicas= and rank="):
+        DistributedSampler(list(range(4)))
+    with pytest.raises(ValueError, match="Invalid rank 2"):
+        DistributedSampler(list(range(4)), num_replicas=2, rank=2)
