@@ -343,3 +343,95 @@ def radam(params, grads, exp_avgs, exp_avg_sqs, steps, *, beta1, beta2, lr, weig
                              / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
             tmp *= rect
         p -= tmp
+
+
+def adamax(params, grads, exp_avgs, exp_infs, steps, *, beta1, beta2, lr, weight_decay, eps,
+           maximize):
+    """Adamax; `steps[i]` is the step count of parameter i after this step's increment."""
+    for i, p in enumerate(params):
+        xp = xp_of(p)
+        g, _ = _grad(xp, p, grads[i], maximize, weight_decay)
+        m, u = exp_avgs[i], exp_infs[i]
+        if p.dtype.kind == "c":
+            p, g, m, u = _real(p), _real(g), _real(m), _real(u)
+        tmp = _lerp_(xp, m, g, 1.0 - beta1)
+        # torch.maximum(exp_inf.mul_(beta2), grad.abs().add_(eps), out=exp_inf)
+        u *= beta2
+        xp.abs(g, out=tmp)
+        tmp += eps
+        xp.maximum(u, tmp, out=u)
+        clr = lr / (1 - beta1 ** steps[i])
+        # param.addcdiv_(exp_avg, exp_inf, value=-clr), which computes (value * exp_avg) / exp_inf
+        xp.multiply(m, -clr, out=tmp)
+        tmp /= u
+        p += tmp
+
+
+def _set_scalar(t, value: float) -> None:
+    """Write `value` into a 0-d state tensor in its own dtype (as PyTorch's `copy_`): a NumPy
+    scalar is replaced, a 0-d array (NumPy, or CuPy after loading onto a GPU) written in place."""
+    a = t._data
+    if isinstance(a, np.generic):
+        t._data = a.dtype.type(value)
+    else:
+        a[...] = value
+
+
+def asgd(params, grads, axs, mus, etas, steps, *, lambd, lr, t0, alpha, weight_decay, maximize,
+         scalar_type):
+    """ASGD; `etas[i]` and `mus[i]` are parameter i's 'eta' and 'mu' state Tensors (0-d, updated
+    here for the next step), `steps[i]` its step count after the increment. The new eta and mu
+    are rounded to `scalar_type` (the default dtype's NumPy type) before they are stored, as
+    PyTorch's ``torch.as_tensor(value)`` does even when the state was loaded as float64."""
+    for i, p in enumerate(params):
+        xp = xp_of(p)
+        g, _ = _grad(xp, p, grads[i], maximize, weight_decay)
+        ax = axs[i]
+        if p.dtype.kind == "c":
+            p, g, ax = _real(p), _real(g), _real(ax)
+        eta = float(etas[i]._data)
+        p *= 1 - lambd * eta
+        # param.add_(grad, alpha=-eta)
+        tmp = g * -eta
+        p += tmp
+        mu = float(mus[i]._data)
+        if mu != 1:
+            # ax.add_(param.sub(ax).mul_(mu))
+            xp.subtract(p, ax, out=tmp)
+            tmp *= mu
+            ax += tmp
+        else:
+            ax[...] = p
+        step = steps[i]
+        _set_scalar(etas[i], scalar_type(lr / ((1 + lambd * lr * step) ** alpha)))
+        _set_scalar(mus[i], scalar_type(1 / max(1, step - t0)))
+
+
+def _torch_sign(xp, x, out=None):
+    """torch.sign on real arrays: -1, 0 or 1, and 0 for NaN (where NumPy's sign gives NaN)."""
+    return xp.subtract((x > 0).astype(x.dtype), x < 0, out=out)
+
+
+def rprop(params, grads, prevs, step_sizes, *, step_size_min, step_size_max, etaminus, etaplus,
+          maximize):
+    for i, p in enumerate(params):
+        xp = xp_of(p)
+        g = xp.negative(grads[i]) if maximize else grads[i]
+        prev, step_size = prevs[i], step_sizes[i]
+        if p.dtype.kind == "c":
+            p, g, prev, step_size = _real(p), _real(g), _real(prev), _real(step_size)
+        sign = g * prev
+        _torch_sign(xp, sign, out=sign)
+        sign[sign > 0] = etaplus
+        sign[sign < 0] = etaminus
+        sign[sign == 0] = 1
+        step_size *= sign
+        xp.clip(step_size, step_size_min, step_size_max, out=step_size)
+        # where the gradient changed sign, this step skips the parameter and forgets the gradient
+        g = g.copy() if not maximize else g
+        g[sign == etaminus] = 0
+        # param.addcmul_(grad.sign(), step_size, value=-1)
+        upd = _torch_sign(xp, g)
+        upd *= step_size
+        p -= upd
+        prev[...] = g
