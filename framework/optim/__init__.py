@@ -1,7 +1,7 @@
 """`framework.optim`: optimizers and learning-rate schedulers with PyTorch's names, options,
 update rules and state_dict layout (see `optimizer.py` for the design, and for why CPU training
 loops should call ``framework.set_flush_denormal(True)``)."""
-from . import lr_scheduler
+from . import lr_scheduler, swa_utils
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
@@ -17,4 +17,4 @@ from .rprop import Rprop
 from .sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "NAdam",
-           "RAdam", "Adamax", "ASGD", "Rprop", "LBFGS", "lr_scheduler"]
+           "RAdam", "Adamax", "ASGD", "Rprop", "LBFGS", "lr_scheduler", "swa_utils"]
