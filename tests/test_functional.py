@@ -458,3 +458,39 @@ def test_functional_ops_are_registered_without_tensor_methods():
     for name in ("conv2d", "max_pool2d", "batch_norm", "cross_entropy", "interpolate",
                  "scaled_dot_product_attention", "embedding"):
         assert name in OPS and OPS[name]["method"] is None
+
+
+_AA_CASES = [((32, 40), dict(size=(9, 13))), ((17, 19), dict(size=(40, 7))),
+             ((20, 20), dict(scale_factor=0.3)), ((24, 30), dict(size=(7, 11), align_corners=True)),
+             ((8, 8), dict(size=(8, 20)))]
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("shape, kw", _AA_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_interpolate_antialias_matches_torch(mode, shape, kw, dtype):
+    torch = torch_or_skip()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3) + shape).astype(dtype)
+    tx, lx = torch.tensor(x, requires_grad=True), framework.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.interpolate(tx, mode=mode, antialias=True, **kw)
+    ly = F.interpolate(lx, mode=mode, antialias=True, **kw)
+    g = rng.standard_normal(tuple(ty.shape)).astype(dtype)
+    ty.backward(torch.tensor(g))
+    ly.backward(framework.tensor(g))
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ly.detach().numpy(), ty.detach().numpy(), **tol)
+    np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), **tol)
+
+
+def test_interpolate_antialias_gradcheck_and_errors():
+    x = framework.tensor(np.random.default_rng(4).standard_normal((1, 2, 9, 7)),
+                         requires_grad=True)
+    for mode in ("bilinear", "bicubic"):
+        f = lambda t, m=mode: F.interpolate(t, size=(4, 5), mode=m, antialias=True)  # noqa: E731
+        assert gradcheck(f, (x,))
+        assert gradgradcheck(f, (x,))
+    with pytest.raises(ValueError, match="Anti-alias option is restricted"):
+        F.interpolate(x, size=(4, 5), mode="nearest", antialias=True)
+    with pytest.raises(ValueError, match="Anti-alias option is restricted"):
+        F.interpolate(framework.zeros(1, 2, 8), size=4, mode="linear", antialias=True)

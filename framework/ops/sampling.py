@@ -165,6 +165,43 @@ def _axis_map(n_in, n_out, mode, align_corners, scale, np_dtype):
     return AxisMap(np.stack([i0, i1]), np.stack([1.0 - l1, l1]), n_in)
 
 
+def _aa_filter(mode):
+    if mode == "bilinear":
+        return lambda x: np.maximum(0.0, 1.0 - np.abs(x))
+    a = -0.5  # antialiased bicubic follows PIL's a = -0.5 (plain bicubic uses -0.75)
+
+    def cubic(x):
+        x = np.abs(x)
+        near = ((a + 2) * x - (a + 3)) * x * x + 1
+        far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+        return np.where(x < 1.0, near, np.where(x < 2.0, far, 0.0))
+    return cubic
+
+
+def _aa_axis_map(n_in, n_out, mode, align_corners, scale):
+    """The taps of one dim resized with antialias=True (PyTorch's separable AA kernels, as
+    PIL's): on downscaling the filter is stretched by the scale, so every input pixel under an
+    output pixel's footprint contributes; weights are normalised to sum to 1."""
+    if align_corners:
+        sc = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    else:
+        sc = 1.0 / scale if scale else n_in / n_out
+    interp = 2 if mode == "bilinear" else 4
+    support = interp * 0.5 * sc if sc >= 1.0 else interp * 0.5
+    invscale = 1.0 / sc if sc >= 1.0 else 1.0
+    center = sc * (np.arange(n_out) + 0.5)
+    xmin = np.maximum((center - support + 0.5).astype(np.int64), 0)
+    xsize = np.minimum((center + support + 0.5).astype(np.int64), n_in) - xmin
+    taps = max(int(xsize.max()), 1)
+    j = np.arange(taps)[:, None]
+    w = _aa_filter(mode)((j + xmin - center + 0.5) * invscale)
+    w = np.where(j < xsize, w, 0.0)
+    total = w.sum(axis=0)
+    w = np.where(total != 0, w / np.where(total != 0, total, 1.0), w)
+    idx = np.minimum(xmin + j, n_in - 1)
+    return AxisMap(idx, w, n_in)
+
+
 @register_functional("interpolate")
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False) -> Tensor:
@@ -190,8 +227,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported "
                                   f"(got {d + 2}D) for the modes: nearest | linear | bilinear | "
                                   f"bicubic | trilinear | area | nearest-exact (got {mode})")
-    if antialias:
-        raise NotImplementedError("interpolate: antialias=True is not supported by Lantern")
+    if antialias and (mode not in ("bilinear", "bicubic") or d != 2):
+        raise ValueError("Anti-alias option is restricted to bilinear and bicubic modes and "
+                         f"requires a 4-D tensor as input (got mode {mode!r}, input "
+                         f"{list(input.shape)})")
     in_sp = tuple(input._data.shape[2:])
     if size is not None and scale_factor is not None:
         raise ValueError("only one of size or scale_factor should be defined")
@@ -236,7 +275,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         # bicubic always follow the scale
         if n_in == n_out and (mode in ("linear", "bilinear", "trilinear") or sc in (None, 1.0)):
             continue
-        amap = _axis_map(n_in, n_out, mode, align_corners, sc, np_dtype)
+        amap = _aa_axis_map(n_in, n_out, mode, align_corners, sc) if antialias else \
+            _axis_map(n_in, n_out, mode, align_corners, sc, np_dtype)
         x = AxisGather.apply(x, amap=amap, axis=2 + i)
     return x if x is not input else input.clone()
 
