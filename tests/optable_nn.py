@@ -115,6 +115,12 @@ CASES += [
       [(2, 5, 5)], note="unbatched-indices"),
     C("adaptive_max_pool3d", lambda m, x: F(m).adaptive_max_pool3d(x, (2, 3, 2)),
       [(1, 2, 3, 5, 4)]),
+    C("fractional_max_pool2d",
+      lambda m, x: F(m).fractional_max_pool2d(x, 2, output_size=(3, 4), _random_samples=m.tensor(
+          [[[0.3, 0.8], [0.6, 0.1]]], dtype=x.dtype)), [(1, 2, 7, 8)]),
+    C("fractional_max_pool3d",
+      lambda m, x: F(m).fractional_max_pool3d(x, (2, 1, 2), output_size=2, _random_samples=m.tensor(
+          [[[0.2, 0.5, 0.9]]], dtype=x.dtype), return_indices=True), [(1, 1, 4, 3, 5)]),
     C("lp_pool1d", lambda m, x: F(m).lp_pool1d(x, 2.0, 3, 2), [(2, 2, 7)], low=0.5, high=2.0),
     C("lp_pool2d", lambda m, x: F(m).lp_pool2d(x, 3.0, 2), [(1, 2, 4, 6)], low=0.5, high=2.0),
     C("lp_pool3d", lambda m, x: F(m).lp_pool3d(x, 2.0, 2), [(1, 1, 2, 4, 4)], low=0.5,

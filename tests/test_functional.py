@@ -494,3 +494,48 @@ def test_interpolate_antialias_gradcheck_and_errors():
         F.interpolate(x, size=(4, 5), mode="nearest", antialias=True)
     with pytest.raises(ValueError, match="Anti-alias option is restricted"):
         F.interpolate(framework.zeros(1, 2, 8), size=4, mode="linear", antialias=True)
+
+
+_FRAC_CASES = [(2, (2, 3, 11, 13), (3, 2), dict(output_size=(5, 6))),
+               (2, (2, 3, 10, 10), 2, dict(output_ratio=(0.5, 0.5))),
+               (3, (2, 2, 7, 8, 9), (2, 3, 2), dict(output_size=(4, 3, 5))),
+               (2, (1, 2, 6, 6), 3, dict(output_size=1))]
+
+
+@pytest.mark.parametrize("d, shape, k, kw", _FRAC_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fractional_max_pool_matches_torch_given_the_samples(d, shape, k, kw, dtype):
+    torch = torch_or_skip()
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(dtype)
+    u = rng.random(shape[:2] + (d,)).astype(dtype)
+    tf = getattr(torch.nn.functional, f"fractional_max_pool{d}d")
+    lf = getattr(F, f"fractional_max_pool{d}d")
+    tx, lx = torch.tensor(x, requires_grad=True), framework.tensor(x, requires_grad=True)
+    ty, ti = tf(tx, k, return_indices=True, _random_samples=torch.tensor(u), **kw)
+    ly, li = lf(lx, k, return_indices=True, _random_samples=framework.tensor(u), **kw)
+    g = rng.standard_normal(tuple(ty.shape)).astype(dtype)
+    ty.backward(torch.tensor(g))
+    ly.backward(framework.tensor(g))
+    np.testing.assert_array_equal(ly.detach().numpy(), ty.detach().numpy())
+    np.testing.assert_array_equal(li.numpy(), ti.numpy())
+    np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_fractional_max_pool_modules_gradcheck_and_errors():
+    x = framework.tensor(np.random.default_rng(6).standard_normal((2, 2, 9, 9)),
+                         requires_grad=True)
+    m = framework.nn.FractionalMaxPool2d(2, output_ratio=0.5)
+    assert m(x).shape == (2, 2, 4, 4)
+    u = framework.rand(2, 2, 2, dtype=framework.float64)
+    fixed = framework.nn.FractionalMaxPool2d(3, output_size=4, _random_samples=u)
+    assert gradcheck(fixed, (x,))
+    assert "_random_samples" in fixed.state_dict()
+    assert framework.nn.FractionalMaxPool3d(2, output_size=3)(
+        framework.randn(1, 1, 6, 6, 6)).shape == (1, 1, 3, 3, 3)
+    with pytest.raises(ValueError, match="either an output size, or a pooling ratio"):
+        framework.nn.FractionalMaxPool2d(2)
+    with pytest.raises(ValueError, match="output_ratio must be between 0 and 1"):
+        framework.nn.FractionalMaxPool2d(2, output_ratio=1.5)
+    with pytest.raises(RuntimeError, match="too large relative to input size"):
+        F.fractional_max_pool2d(x, 5, output_size=8)

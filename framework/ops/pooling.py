@@ -663,3 +663,86 @@ __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d",
            "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "lp_pool1d",
            "lp_pool2d", "lp_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d",
            "max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices"]
+
+
+# ============================================================================ fractional max
+def _fractional_max(input, kernel_size, output_size, output_ratio, return_indices,
+                    _random_samples, d, opname):
+    """Fractional max pooling (Graham, 2014) as PyTorch's: per (batch, channel) plane, window
+    starts along each dim from one uniform sample u, start_i = int((i + u) * alpha) -
+    int(u * alpha) with alpha = (in - k) / (out - 1) (in the input's dtype), the last window
+    ending at the input's end; the max of each window, its flat input index kept for the
+    gradient."""
+    x, unbatched = _batched(input, d, opname)
+    k = ntuple(kernel_size, d, "kernel_size", opname)
+    in_sp = tuple(x._data.shape[2:])
+    if (output_size is None) == (output_ratio is None):
+        raise ValueError(f"{opname} requires specifying either an output size, or a pooling "
+                         "ratio")
+    if output_size is not None:
+        out_sp = ntuple(output_size, d, "output_size", opname)
+    else:
+        ratio = tuple(float(r) for r in (output_ratio if isinstance(output_ratio, (tuple, list))
+                                         else (output_ratio,) * d))
+        if len(ratio) != d or not all(0 < r < 1 for r in ratio):
+            raise ValueError(f"{opname}: output_ratio must be between 0 and 1 (got "
+                             f"{output_ratio})")
+        out_sp = tuple(int(n * r) for n, r in zip(in_sp, ratio))
+    for n, o, kk in zip(in_sp, out_sp, k):
+        if o + kk - 1 > n:
+            raise RuntimeError(f"{opname}(): pool size {list(k)} with output size "
+                               f"{list(out_sp)} is too large relative to input size "
+                               f"{list(in_sp)} (input {list(x.shape)})")
+    xp = xp_of(x._data)
+    nb, c = x._data.shape[:2]
+    dt = x._data.dtype
+    if _random_samples is None:
+        from ..creation import rand
+        samples = rand(nb, c, d, dtype=x.dtype, device=x.device)._data
+    else:
+        samples = _random_samples._data
+        if tuple(samples.shape) != (nb, c, d):
+            raise RuntimeError(f"{opname}: expected _random_samples of shape {[nb, c, d]}, got "
+                               f"{list(samples.shape)}")
+    # PyTorch's sample order: 2-D uses sample 0 for W and 1 for H; 3-D uses 0, 1, 2 for T, H, W
+    order = (1, 0) if d == 2 else tuple(range(d))
+    flat = None
+    win_shape = (nb, c) + tuple(out_sp) + tuple(k)
+    for i, (n, o, kk) in enumerate(zip(in_sp, out_sp, k)):
+        u = samples[:, :, order[i]].astype(dt)[..., None]  # (N, C, 1)
+        if o > 1:
+            alpha = dt.type(n - kk) / dt.type(o - 1)
+            idx = xp.arange(o - 1, dtype=dt)
+            seq = ((idx + u) * alpha).astype(np.int64) - (u * alpha).astype(np.int64)
+            starts = xp.concatenate([seq, xp.full((nb, c, 1), n - kk, np.int64)], axis=2)
+        else:
+            starts = xp.full((nb, c, 1), n - kk, np.int64)
+        shape = [nb, c] + [1] * (2 * d)
+        shape[2 + i] = o
+        pos = starts.reshape(shape) + xp.arange(kk).reshape([1] * (2 + d + i) + [kk] +
+                                                           [1] * (d - 1 - i))
+        flat = pos if flat is None else flat * n + pos
+    flat = xp.broadcast_to(flat, win_shape).reshape((nb, c) + tuple(out_sp) + (-1,))
+    vals = xp.take_along_axis(x._data.reshape(nb, c, -1), flat.reshape(nb, c, -1), axis=2)
+    best = xp.argmax(vals.reshape(flat.shape), axis=-1)[..., None]
+    winner = xp.ascontiguousarray(xp.take_along_axis(flat, best, axis=-1)[..., 0])
+    out = SpatialGather.apply(x, flat=winner)
+    if unbatched:
+        out, winner = out.squeeze(0), winner[0]
+    if return_indices:
+        return out, _make(winner, None, 0)
+    return out
+
+
+@register_functional("fractional_max_pool2d")
+def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=None,
+                          return_indices=False, _random_samples=None):
+    return _fractional_max(input, kernel_size, output_size, output_ratio, return_indices,
+                           _random_samples, 2, "fractional_max_pool2d")
+
+
+@register_functional("fractional_max_pool3d")
+def fractional_max_pool3d(input, kernel_size, output_size=None, output_ratio=None,
+                          return_indices=False, _random_samples=None):
+    return _fractional_max(input, kernel_size, output_size, output_ratio, return_indices,
+                           _random_samples, 3, "fractional_max_pool3d")
