@@ -3,6 +3,7 @@ update rules and state_dict layout (see `optimizer.py` for the design, and for w
 loops should call ``framework.set_flush_denormal(True)``)."""
 from . import lr_scheduler, swa_utils
 from .adadelta import Adadelta
+from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
@@ -17,4 +18,4 @@ from .rprop import Rprop
 from .sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "NAdam",
-           "RAdam", "Adamax", "ASGD", "Rprop", "LBFGS", "lr_scheduler", "swa_utils"]
+           "RAdam", "Adafactor", "Adamax", "ASGD", "Rprop", "LBFGS", "lr_scheduler", "swa_utils"]
