@@ -1,0 +1,249 @@
+"""More linear algebra: kron, cdist, cross, and the fused multiply-adds baddbmm, addbmm,
+addmv and addr (beta * input + alpha * product)."""
+from __future__ import annotations
+
+import builtins
+import math
+
+from .._backend import xp_of
+from .._tensor import Tensor
+from ..autograd.function import Op
+from ..autograd.grad_mode import _State
+from ._util import broadcast_shape, norm_dim
+from .elementwise import abs as abs_
+from .elementwise import clamp_min, sign, sqrt, where
+from .linalg import matmul, outer
+from .registry import register
+from .shape import reshape, select, stack
+
+
+@register()
+def kron(input: Tensor, other: Tensor) -> Tensor:
+    """The Kronecker product: block (i, j, ...) is input[i, j, ...] * other (shapes aligned at
+    the right, as broadcasting does)."""
+    nd = builtins.max(input._data.ndim, other._data.ndim)
+    a = (1,) * (nd - input._data.ndim) + tuple(input._data.shape)
+    b = (1,) * (nd - other._data.ndim) + tuple(other._data.shape)
+    # a as (a0, 1, a1, 1, ...) times other as (1, b0, 1, b1, ...): every pair, interleaved
+    prod = reshape(input, [s for n in a for s in (n, 1)]) * \
+        reshape(other, [s for n in b for s in (1, n)])
+    return reshape(prod, [m * n for m, n in zip(a, b)])
+
+
+# ---------------------------------------------------------------------------------- cdist
+class PDist(Op):
+    """p-norm over the last dim of pairwise differences, with PyTorch's cdist gradients: 0
+    where the distance is 0 (and, for p < 1, where a difference is 0); for p=inf every element
+    that attains the maximum gets the whole gradient."""
+
+    save_inputs = (0,)
+    save_output = True
+
+    def forward(self, d):
+        xp = xp_of(d)
+        p = self.p
+        a = xp.abs(d)
+        if d.shape[-1] == 0:
+            y = xp.zeros(d.shape[:-1], d.dtype)
+        elif p == 0:
+            y = (a != 0).sum(-1).astype(d.dtype)
+        elif p == 1:
+            y = a.sum(-1)
+        elif p == 2:
+            y = xp.sqrt((d * d).sum(-1))
+        elif p == math.inf:
+            y = a.max(-1)
+        else:
+            y = ((a ** p).sum(-1) ** (1.0 / p)).astype(d.dtype, copy=False)
+        self.y = y
+        return y
+
+    def backward(self, g):
+        (d,) = self.saved_tensors
+        p = self.p
+        if p == 0:
+            return (Tensor._make(xp_of(d._data).zeros_like(d._data), None, 0),)
+        gk = g.unsqueeze(-1)
+        if p == 1:
+            return (gk * sign(d),)
+        y = PDist.apply(d, p=p) if _State.grad_enabled else \
+            Tensor._make(self.saved_output(), None, 0)
+        yk = y.unsqueeze(-1)
+        if p == math.inf:
+            return (gk * sign(d) * (abs_(d) == yk).to(dtype=d.dtype),)
+        zero = yk == 0
+        safe = where(zero, 1.0, yk)  # keeps 0/0 out of the masked branch (and its gradient)
+        if p == 2:
+            r = d / safe
+        else:
+            a = abs_(d)
+            if p < 1:  # |d|**(p-1) is infinite at d = 0: those elements get 0
+                az = a == 0
+                r = where(az, 0.0, sign(d) * (where(az, 1.0, a) / safe) ** (p - 1))
+            else:
+                r = sign(d) * (a / safe) ** (p - 1)
+        return (where(zero, 0.0, gk * r),)
+
+    def _release_extra(self):
+        self.y = None
+
+
+class RootOfSquares(Op):
+    """sqrt of a squared distance, with gradient 0 at 0 (cdist's convention)."""
+
+    save_inputs = (0,)
+    save_output = True
+
+    def forward(self, s):
+        self.y = xp_of(s).sqrt(s)
+        return self.y
+
+    def backward(self, g):
+        (s,) = self.saved_tensors
+        y = sqrt(s) if _State.grad_enabled else Tensor._make(self.saved_output(), None, 0)
+        zero = y == 0
+        return (where(zero, 0.0, g / (2 * where(zero, 1.0, y))),)
+
+    def _release_extra(self):
+        self.y = None
+
+
+_COMPUTE_MODES = (None, "use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist",
+                  "donot_use_mm_for_euclid_dist")
+
+
+@register(method=False)
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode: str | None = None) -> Tensor:
+    """p-norm distances between the rows of x1 (..., P, M) and of x2 (..., R, M): (..., P, R),
+    batch dims broadcast. For p=2 with more than 25 rows on a side (or compute_mode
+    'use_mm_for_euclid_dist'), |a|^2 + |b|^2 - 2ab through a matrix product, as PyTorch: faster
+    and smaller, less exact for close points."""
+    if compute_mode not in _COMPUTE_MODES:
+        raise ValueError(f"{compute_mode} is not a valid value for compute_mode")
+    if p < 0:
+        raise RuntimeError("cdist only supports non-negative p values")
+    for name, x in (("X1", x1), ("X2", x2)):
+        if x._data.ndim < 2:
+            raise RuntimeError(f"cdist only supports at least 2D tensors, {name} got: "
+                               f"{x._data.ndim}D")
+        if x._data.dtype.kind != "f":
+            raise RuntimeError(f"cdist only supports floating-point dtypes, {name} got: "
+                               f"{x.dtype.name}")
+    if x1._data.shape[-1] != x2._data.shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: "
+                           f"{x1._data.shape[-1]} X2: {x2._data.shape[-1]}")
+    if x1._data.dtype != x2._data.dtype:
+        raise RuntimeError(f"cdist: X1 and X2 must have the same dtype, got {x1.dtype.name} and "
+                           f"{x2.dtype.name}")
+    broadcast_shape(x1._data.shape[:-2], x2._data.shape[:-2], "cdist")
+    rows = builtins.max(x1._data.shape[-2], x2._data.shape[-2])
+    if p == 2 and (compute_mode == "use_mm_for_euclid_dist" or (
+            rows > 25 and compute_mode != "donot_use_mm_for_euclid_dist")):
+        n1 = (x1 * x1).sum(-1, keepdim=True)
+        n2 = (x2 * x2).sum(-1, keepdim=True)
+        sq = clamp_min(n1 - 2 * matmul(x1, x2.mT) + n2.mT, 0.0)
+        return RootOfSquares.apply(sq)
+    return PDist.apply(x1.unsqueeze(-2) - x2.unsqueeze(-3), p=float(p))
+
+
+# ---------------------------------------------------------------------------------- cross
+@register()
+def cross(input: Tensor, other: Tensor, dim: int | None = None) -> Tensor:
+    """The cross product of 3-vectors along `dim` (default: the first dim of size 3), inputs
+    broadcast against each other."""
+    if input._data.ndim != other._data.ndim:
+        raise RuntimeError(f"linalg.cross: inputs must have the same number of dimensions, got "
+                           f"{list(input.shape)} and {list(other.shape)}")
+    if input._data.dtype != other._data.dtype:
+        raise RuntimeError(f"linalg.cross: expected both inputs to have the same dtype, got "
+                           f"{input.dtype.name} and {other.dtype.name}")
+    shape = broadcast_shape(input._data.shape, other._data.shape, "linalg.cross")
+    if dim is None:
+        d = next((i for i, s in enumerate(shape) if s == 3), None)
+        if d is None:
+            raise RuntimeError(f"no dimension of size 3 in input (shapes {list(input.shape)} and "
+                               f"{list(other.shape)})")
+    else:
+        d = norm_dim(dim, len(shape), "linalg.cross")
+    na, nb = input._data.shape[d], other._data.shape[d]
+    if na != 3 or nb != 3:
+        raise RuntimeError(f"linalg.cross: inputs dimension {d} must have length 3. Got {na} and "
+                           f"{nb}")
+    a = [select(input, d, i) for i in range(3)]
+    b = [select(other, d, i) for i in range(3)]
+    return stack([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2],
+                  a[0] * b[1] - a[1] * b[0]], d)
+
+
+# ---------------------------------------------------------------------------------- add*
+def _axpby(input: Tensor, prod: Tensor, beta, alpha, opname: str) -> Tensor:
+    """beta * input + alpha * prod, input broadcast to prod's shape; beta=0 ignores input's
+    values (its nan and inf do not propagate), as in PyTorch."""
+    if prod._data.dtype.kind in "biu" and (isinstance(alpha, float) or isinstance(beta, float)):
+        raise RuntimeError(f"{opname}: For integral input tensors, arguments alpha and beta must "
+                           "not be floating point numbers.")
+    shape = tuple(prod._data.shape)
+    base = input.expand(*shape)  # checks that input broadcasts
+    out = prod if alpha == 1 else prod * alpha
+    if beta == 0:
+        return out
+    return out + (base if beta == 1 else base * beta)
+
+
+def _same_dtypes(opname: str, *tensors):
+    if builtins.any(t._data.dtype != tensors[0]._data.dtype for t in tensors[1:]):
+        raise RuntimeError(f"{opname}: input tensors must have the same dtype, but got "
+                           + ", ".join(t.dtype.name for t in tensors))
+
+
+def _check_batches(batch1: Tensor, batch2: Tensor):
+    for name, b in (("batch1", batch1), ("batch2", batch2)):
+        if b._data.ndim != 3:
+            raise RuntimeError(f"{name} must be a 3D tensor, got {b._data.ndim}D")
+    s1, s2 = batch1._data.shape, batch2._data.shape
+    if s1[0] != s2[0]:
+        raise RuntimeError(f"batch1 and batch2 must have same number of batches, got {s1[0]} and "
+                           f"{s2[0]}")
+    if s1[2] != s2[1]:
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                           f"[{s1[0]}, {s1[2]}] but got: [{s2[0]}, {s2[1]}].")
+
+
+@register()
+def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """beta * input + alpha * (batch1 @ batch2) for batches of matrices (b, n, m) @ (b, m, p)."""
+    _check_batches(batch1, batch2)
+    _same_dtypes("baddbmm", input, batch1, batch2)
+    return _axpby(input, matmul(batch1, batch2), beta, alpha, "baddbmm")
+
+
+@register()
+def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """beta * input + alpha * sum_b(batch1[b] @ batch2[b])."""
+    _check_batches(batch1, batch2)
+    _same_dtypes("addbmm", input, batch1, batch2)
+    return _axpby(input, matmul(batch1, batch2).sum(0), beta, alpha, "addbmm")
+
+
+@register()
+def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """beta * input + alpha * (mat @ vec)."""
+    if mat._data.ndim != 2 or vec._data.ndim != 1 or input._data.ndim > 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got {input._data.ndim}, "
+                           f"{mat._data.ndim}, {vec._data.ndim}")
+    n, m = mat._data.shape
+    if vec._data.shape[0] != m or input._data.shape not in ((), (1,), (n,)):
+        raise RuntimeError(f"size mismatch, got input ({'x'.join(map(str, input.shape))}), mat "
+                           f"({n}x{m}), vec ({vec._data.shape[0]})")
+    _same_dtypes("addmv", input, mat, vec)
+    return _axpby(input, matmul(mat, vec), beta, alpha, "addmv")
+
+
+@register()
+def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    """beta * input + alpha * outer(vec1, vec2)."""
+    for name, v in (("vec1", vec1), ("vec2", vec2)):
+        if v._data.ndim != 1:
+            raise RuntimeError(f"addr: Expected 1-D argument {name}, but got {v._data.ndim}-D")
+    return _axpby(input, outer(vec1, vec2), beta, alpha, "addr")
+
