@@ -141,6 +141,18 @@ class Tensor:
     def is_complex(self) -> bool:
         return self._data.dtype.kind == "c"
 
+    @property
+    def real(self):
+        """The real part: a view of a complex tensor, this tensor itself if real."""
+        from .ops.complex import real
+        return real(self)
+
+    @property
+    def imag(self):
+        """The imaginary part of a complex tensor (a view)."""
+        from .ops.complex import imag
+        return imag(self)
+
     def data_ptr(self) -> int:
         if is_cuda_array(self._data):
             return self._data.data.ptr

@@ -160,3 +160,20 @@ def install():
 
 
 install()
+
+# Ops defined in modules that register after install() ran (complex numbers; the shape,
+# indexing, linalg and search extras; math and statistics): bind their Tensor methods and
+# in-place forms here. The complex module binds its own methods (.real, .imag, .conj(), ...).
+from . import complex as _complex  # noqa: E402,F401
+from . import indexing_extra, linalg_extra, search, shape_extra  # noqa: E402,F401
+from . import elementwise_extra, scans, special, statistics  # noqa: E402,F401
+
+install_methods(Tensor)
+for _name in ("index_put", "masked_scatter", "scatter_reduce", "index_reduce", "baddbmm",
+              "addbmm", "addmv", "addr"):
+    setattr(Tensor, _name + "_", _inplace(OPS[_name]["fn"], _name))
+Tensor.as_strided_ = _inplace_view(OPS["as_strided"]["fn"], "as_strided")
+for _mod in (elementwise_extra, special, statistics):
+    for _name, _fn in _mod.INPLACE.items():
+        setattr(Tensor, _name + "_", _inplace(_fn, _name))
+del _mod, _name, _fn

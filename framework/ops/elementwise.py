@@ -3,6 +3,7 @@ where/clamp/lerp, casts and device moves. Each op's forward (on arrays) and back
 Tensors, from differentiable ops) sit side by side."""
 from __future__ import annotations
 
+import cmath
 import math
 
 import numpy as np
@@ -100,9 +101,11 @@ class ToDevice(Op):
 
 # ============================================================================ unary ops
 class _Unary(Op):
-    """y = f(x). `_f(xp, x)` computes; `_df(self, x, g)` gives dL/dx from Tensors."""
+    """y = f(x). `_f(xp, x)` computes; `_df(self, x, g)` gives dL/dx from Tensors;
+    `_complex_df` does for complex x (None: backward raises)."""
 
     save_inputs = (0,)
+    _complex_df = None
 
     def forward(self, x):
         y = self._f(xp_of(x), x)
@@ -118,16 +121,27 @@ class _Unary(Op):
 
     def backward(self, g):
         (x,) = self.saved_tensors
+        if x._data.dtype.kind == "c":
+            if self._complex_df is None:
+                raise RuntimeError(f"{self._name}: backward is not implemented for complex "
+                                   f"inputs (got {x.dtype.name})")
+            return (self._complex_df(x, g),)
         return (self._df(x, g),)
 
     def _release_extra(self):
         self.y = None
 
 
+def _holomorphic(s, x, g):
+    """g * conj(f'(x)), PyTorch's gradient of a holomorphic f, from the real formula (which
+    is linear in g): conj(df(x, conj(g)))."""
+    return s._df(x, g.conj()).conj()
+
+
 def _unary(name, f, df, keep_out=False, floating=True, differentiable=True, doc=""):
     cls = type(name.capitalize().replace("_", ""), (_Unary,), {
         "_f": staticmethod(f), "_df": df, "_keep_out": keep_out, "save_output": keep_out,
-        "differentiable": differentiable, "__doc__": doc})
+        "differentiable": differentiable, "__doc__": doc, "_name": name})
 
     if name in LISTED_OPS:  # on an autocast list (exp, log, ...): the guard is built in here,
         def fn(input: Tensor) -> Tensor:  # so that the other unary ops pay nothing for it
@@ -198,6 +212,8 @@ tanh = _unary("tanh", lambda xp, x: xp.tanh(x), lambda s, x, g: g * (1.0 - s.out
 
 
 def _sigmoid_f(xp, x):
+    if x.dtype.kind == "c":  # the real-only formula below compares and takes abs
+        return 1.0 / (1.0 + xp.exp(-x))
     # exp of a non-positive number only: no overflow for large |x|
     z = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z)).astype(x.dtype, copy=False)
@@ -209,6 +225,39 @@ def _sigmoid_df(s, x, g):
 
 
 sigmoid = _unary("sigmoid", _sigmoid_f, _sigmoid_df, keep_out=True)
+
+
+# The complex formulas below stay complex throughout: a real operand would be promoted by a
+# Cast, whose backward (second derivatives) casts complex to real with a NumPy warning.
+def _safe_abs(x):
+    """(|z| + 0j, z == 0), |z| replaced by 1 at 0 so that no 0/0 enters second derivatives."""
+    sq = x * x.conj()  # |z|^2 with an exactly zero imaginary part
+    at0 = sq == 0
+    return where(at0, ones_scalar(sq), sq).sqrt(), at0
+
+
+def _abs_complex_df(s, x, g):
+    # |z| grows along z/|z|: z.grad = g * z/|z|, 0 at z = 0
+    from .complex import Complex  # complex.py imports this module
+    return Complex.apply(g, zeros_scalar(g)) * x / _safe_abs(x)[0]
+
+
+def _sgn_complex_df(s, x, g):
+    # sgn z = z/|z| moves only with the angle: z.grad = (g - Re(g conj(sgn z)) sgn z) / |z|,
+    # 0 at z = 0 (PyTorch's sgn backward)
+    a, at0 = _safe_abs(x)
+    sg = x / a
+    w = g * sg.conj()
+    return where(at0, zeros_scalar(g), (g - (w + w.conj()) * 0.5 * sg) / a)
+
+
+abs.op._complex_df = _abs_complex_df
+neg.op._complex_df = neg.op._df  # linear with a real coefficient
+# Holomorphic: their real formulas give f'(z) at complex z too (principal branches)
+for _fn in (exp, exp2, log, log2, log10, log1p, expm1, sqrt, rsqrt, reciprocal, square, sin,
+            cos, tan, asin, acos, atan, sinh, cosh, tanh, sigmoid):
+    _fn.op._complex_df = _holomorphic
+del _fn
 
 
 def _dense_flat(a):
@@ -296,6 +345,8 @@ erfc = _unary("erfc", lambda xp, x: special_fn(xp, "erfc")(x).astype(x.dtype, co
 sign = _unary("sign", lambda xp, x: xp.sign(x) if x.dtype.kind != "b" else x.copy(), _zero_grad,
              floating=False)
 sgn = sign
+sign.op._complex_df = _sgn_complex_df
+erf.op._complex_df = erfc.op._complex_df = _holomorphic
 floor = _unary("floor", lambda xp, x: xp.floor(x), _zero_grad, floating=False)
 ceil = _unary("ceil", lambda xp, x: xp.ceil(x), _zero_grad, floating=False)
 trunc = _unary("trunc", lambda xp, x: xp.trunc(x), _zero_grad, floating=False)
@@ -391,6 +442,9 @@ class Mul(_Binary):
         a, b = self.saved_tensors
         ea, eb = self.next_edges
         na, nb = ea is not None, eb is not None
+        if a._data.dtype.kind == "c":  # g * conj(other factor), PyTorch's complex convention
+            return (sum_to(g * b.conj(), self.sa) if na else None,
+                    sum_to(g * a.conj(), self.sb) if nb else None)
         return (sum_to(g * b, self.sa) if na else None, sum_to(g * a, self.sb) if nb else None)
 
 
@@ -405,6 +459,8 @@ class Div(_Binary):
         a, b = self.saved_tensors
         ea, eb = self.next_edges
         na, nb = ea is not None, eb is not None
+        if a._data.dtype.kind == "c":  # g * conj(d(a/b)): the real formula at conj(a), conj(b)
+            a, b = a.conj(), b.conj()
         ga = sum_to(g / b, self.sa) if na else None
         gb = sum_to(-g * a / (b * b), self.sb) if nb else None
         return ga, gb
@@ -421,12 +477,28 @@ class Pow(_Binary):
         a, b = self.saved_tensors
         ea, eb = self.next_edges
         na, nb = ea is not None, eb is not None
+        if a._data.dtype.kind == "c":
+            return self._complex_backward(g, a, b, na, nb)
         ga = sum_to(g * b * a ** (b - 1.0), self.sa) if na else None
         gb = None
         if nb:
             safe_log = log(where(a > 0, a, ones_scalar(a)))
             gb = sum_to(where((a == 0) & (b >= 0), zeros_scalar(g), g * a ** b * safe_log),
                         self.sb)
+        return ga, gb
+
+    def _complex_backward(self, g, a, b, na, nb):
+        # g * conj(df), masked as PyTorch: d/da is 0 where b == 0, d/db is 0 where a == 0
+        # and b is real and >= 0 (log(0) would give nan there)
+        zero = zeros_scalar(g)
+        ga = gb = None
+        if na:
+            ga = sum_to(where(b == 0, zero, g * (b * a ** (b - 1.0)).conj()), self.sa)
+        if nb:
+            at0 = a == 0
+            log_a = log(where(at0, ones_scalar(a), a))
+            gb = sum_to(where(at0 & (b.imag == 0) & (b.real >= 0), zero,
+                              g * (a ** b * log_a).conj()), self.sb)
         return ga, gb
 
 
@@ -445,6 +517,8 @@ class PowScalar(Op):
             return (g * 0.0,)
         if p == 1:
             return (g,)
+        if x._data.dtype.kind == "c":  # g * conj(f'(x)); p is real
+            return (g * (x ** (p - 1)).conj() * p,)
         if p == 2:
             return (g * 2.0 * x,)
         return (g * p * x ** (p - 1),)
@@ -464,6 +538,8 @@ class RPowScalar(Op):
         (x,) = self.saved_tensors
         y = RPowScalar.apply(x, c=self.c) if _State.grad_enabled else \
             Tensor._make(self.saved_output(), None, 0)
+        if x._data.dtype.kind == "c" and self.c != 0:  # g * conj(y log c), log c complex if c < 0
+            return (g * y.conj() * cmath.log(self.c).conjugate(),)
         return (g * y * math.log(self.c) if self.c > 0 else g * 0.0,)
 
     def _release_extra(self):

@@ -33,6 +33,8 @@ class MatMul(Op):
         ea, eb = self.next_edges
         na, nb = ea is not None, eb is not None
         ga = gb = None
+        if a._data.dtype.kind == "c":  # g @ b^H and a^H @ g, PyTorch's complex convention
+            a, b = a.conj(), b.conj()
         if na:
             ga = sum_to(MatMul.apply(g, b.mT), tuple(a.shape))
         if nb:
