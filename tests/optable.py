@@ -527,6 +527,7 @@ LINALG = [
     C("mv", lambda m, a, v: m.mv(a, v), [(2, 3), (3,)]),
     C("dot", lambda m, a, b: m.dot(a, b), [(4,), (4,)]),
     C("dot", lambda m, a, b: a.dot(b), [S((3,)), (3,)]),
+    C("vdot", lambda m, a, b: m.vdot(a, b), [(4,), (4,)]),
     C("outer", lambda m, a, b: m.outer(a, b), [(3,), (2,)]),
     C("addmm", lambda m, c, a, b: m.addmm(c, a, b), [(2, 2), (2, 3), (3, 2)]),
     C("addmm", lambda m, c, a, b: m.addmm(c, a, b, beta=0.5, alpha=2.0), [(2,), (2, 3), (3, 2)],

@@ -352,3 +352,37 @@ def test_unary_without_complex_formula_raises(monkeypatch):
     with pytest.raises(RuntimeError, match="exp: backward is not implemented for complex inputs "
                                            r"\(got complex64\)"):
         y.backward()
+
+
+@pytest.mark.parametrize("name", ["var", "std", "norm", "norm_dim", "vdot"])
+def test_complex_reductions_match_torch(name):
+    """var/std/norm of complex inputs are real (|x|-based) and vdot conjugates its first
+    argument, as in PyTorch; forward and gradients agree."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(11)
+    z = rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))
+    fns = {"var": lambda m, t: t.var(1), "std": lambda m, t: t.std(),
+           "norm": lambda m, t: t.norm(), "norm_dim": lambda m, t: t.norm(dim=0),
+           "vdot": lambda m, t: m.vdot(t[0], t[1]).abs()}
+    lz, tz = F.tensor(z, requires_grad=True), torch.tensor(z, requires_grad=True)
+    ly, ty = fns[name](F, lz), fns[name](torch, tz)
+    assert not ly.is_complex()
+    ly.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_allclose(ly.detach().numpy(), ty.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(lz.grad.numpy(), tz.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["linear", "conv1d", "einsum", "prod", "cumprod",
+                                  "layer_norm"])
+def test_real_only_backwards_refuse_complex(name):
+    z = F.tensor(np.ones((2, 3, 4)) * (1 + 1j), requires_grad=True)
+    fns = {"linear": lambda t: F.nn.functional.linear(t, F.tensor(
+               np.ones((2, 4)) + 0j)),
+           "conv1d": lambda t: F.nn.functional.conv1d(t, F.tensor(
+               np.ones((1, 3, 2)) + 0j)),
+           "einsum": lambda t: F.einsum("abc,abc->a", t, t),
+           "prod": lambda t: t.prod(1), "cumprod": lambda t: t.cumprod(1),
+           "layer_norm": lambda t: F.nn.functional.layer_norm(t, (4,))}
+    with pytest.raises(RuntimeError, match="backward is not implemented for complex"):
+        fns[name](z).abs().sum().backward()

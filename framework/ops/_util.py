@@ -135,3 +135,11 @@ def float_input(x: Tensor) -> Tensor:
     if x._data.dtype.kind in "biu":
         return x.to(dtype=D.get_default_dtype())
     return x
+
+
+def refuse_complex_backward(g, opname: str) -> None:
+    """Raise for a complex gradient in an op whose backward formula is written for real
+    inputs (a clear error instead of an unconjugated, wrong gradient)."""
+    if g._data.dtype.kind == "c":
+        raise RuntimeError(f"{opname}: backward is not implemented for complex inputs (got "
+                           f"{g._data.dtype})")

@@ -38,6 +38,7 @@ from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from ._functional_registry import register_functional
+from ._util import refuse_complex_backward
 from ..amp import _AutocastState, autocast_op, run_without_autocast
 
 _make = Tensor._make
@@ -720,6 +721,7 @@ class ConvNd(Op):
         return y
 
     def backward(self, g):
+        refuse_complex_backward(g, "conv")
         x, w = self.saved_tensors
         edges = self.next_edges
         both = None
@@ -1005,6 +1007,7 @@ class Linear(Op):
         return y.reshape(lead + (w.shape[0],))
 
     def backward(self, g):
+        refuse_complex_backward(g, "linear")
         x, w = self.saved_tensors
         edges = self.next_edges
         has_b = len(edges) == 3

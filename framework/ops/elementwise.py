@@ -86,6 +86,8 @@ class Cast(Op):
     def backward(self, g):
         if self.in_dtype.kind not in "fc":
             return (None,)
+        if g._data.dtype.kind == "c" and self.in_dtype.kind != "c":
+            g = g.real  # a real input promoted to complex: its gradient is the real part
         return (g.to(dtype=D.from_numpy_dtype(self.in_dtype)),)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from .._backend import xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
-from ._util import binary_operands
+from ._util import binary_operands, refuse_complex_backward
 from .elementwise import sum_to
 from .registry import register
 from ..amp import _AutocastState, autocast_op, run_without_autocast
@@ -114,7 +114,13 @@ def dot(input: Tensor, other: Tensor) -> Tensor:
     return matmul(input, other)
 
 
-inner = vdot = dot
+inner = dot
+
+
+@register()
+def vdot(input: Tensor, other: Tensor) -> Tensor:
+    """Dot product of two 1-D tensors with the first conjugated (for complex inputs)."""
+    return dot(input.conj() if input.is_complex() else input, other)
 
 
 @register()
@@ -195,6 +201,7 @@ class Einsum(Op):
         return xp.einsum(eq, *arrays)
 
     def backward(self, g):
+        refuse_complex_backward(g, "einsum")
         # d/d operand_i: einsum of g with every other operand into operand i's subscripts;
         # letters found only in operand i are summed over there, so they are broadcast back.
         ops = self._operands()

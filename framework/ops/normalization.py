@@ -22,6 +22,7 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from .conv import from_channels_last, is_channels_last, prod, to_channels_last
 from ._functional_registry import register_functional
+from ._util import refuse_complex_backward
 from ..amp import _AutocastState, autocast_op
 
 _make = Tensor._make
@@ -389,6 +390,7 @@ class Normalize(Op):
         return gx, gw, gb
 
     def backward(self, g):
+        refuse_complex_backward(g, "normalization")
         saved = self.saved_tensors
         x = saved[0]
         w = saved[1] if self.has_w else None

@@ -11,7 +11,7 @@ from .._backend import xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State
-from ._util import float_input, norm_dim, norm_dims
+from ._util import float_input, norm_dim, norm_dims, refuse_complex_backward
 from .elementwise import broadcast_to, exp, log, sqrt, where, zeros_scalar
 from .registry import register
 from .. import _jit
@@ -115,6 +115,7 @@ class Prod(Op):
         return self.y if self.keepdim else self.y.squeeze(axis=self.dim)
 
     def backward(self, g):
+        refuse_complex_backward(g, "prod")
         (x,) = self.saved_tensors
         if not self.keepdim:
             g = g.unsqueeze(self.dim)
@@ -288,7 +289,8 @@ def var(input: Tensor, dim=None, unbiased=None, keepdim: bool = False, *, correc
         n *= input._data.shape[d]
     mu = mean(input, dims, keepdim=True)
     dev = input - mu
-    return sum(dev * dev, dims, keepdim=keepdim) / builtins.max(n - correction, 0)
+    sq = dev.real * dev.real + dev.imag * dev.imag if input.is_complex() else dev * dev
+    return sum(sq, dims, keepdim=keepdim) / builtins.max(n - correction, 0)
 
 
 @register()
@@ -340,9 +342,10 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
     if dtype is not None:
         input = input.to(dtype=dtype)
     dims = norm_dims(dim, input._data.ndim, "norm")
-    if p in ("fro", 2, 2.0, None):
-        return Norm2.apply(input, dims=dims, keepdim=keepdim)
     from .elementwise import abs as abs_
+    if p in ("fro", 2, 2.0, None):
+        return Norm2.apply(abs_(input) if input.is_complex() else input, dims=dims,
+                           keepdim=keepdim)
     a = abs_(input)
     if p in (float("inf"), "inf"):
         return amax(a, dims, keepdim)
@@ -405,6 +408,7 @@ class Cumprod(Op):
         return self.y
 
     def backward(self, g):
+        refuse_complex_backward(g, "cumprod")
         (x,) = self.saved_tensors
         from .shape import flip
         d = self.dim
