@@ -82,10 +82,12 @@ _CONVS = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
 OP_LISTS: dict[str, dict[str, str]] = {
     "cuda": {
         **dict.fromkeys(_CONVS + (
-            "prelu", "addmm", "matmul", "einsum", "einsum_no_contraction", "mm", "mv",
-            "linear", "bmm", "scaled_dot_product_attention"), LOWER),
+            "prelu", "addmm", "addmv", "addr", "addbmm", "baddbmm", "matmul", "einsum",
+            "einsum_no_contraction", "mm", "mv", "linear", "bmm",
+            "scaled_dot_product_attention"), LOWER),
         **dict.fromkeys((
-            "acos", "asin", "cosh", "exp", "expm1", "log", "log10", "log2", "log1p",
+            "acos", "asin", "cosh", "erfinv", "exp", "expm1", "log", "log10", "log2", "log1p",
+            "cdist", "renorm",
             "reciprocal", "rsqrt", "sinh", "tan", "pow", "softplus", "layer_norm", "group_norm",
             "cosine_similarity", "poisson_nll_loss", "cosine_embedding_loss", "nll_loss",
             "hinge_embedding_loss", "kl_div", "l1_loss", "smooth_l1_loss", "huber_loss",
@@ -101,12 +103,12 @@ OP_LISTS: dict[str, dict[str, str]] = {
                         FP32_SET_OPT_DTYPE),
         # addcmul, addcdiv, atan2, cross, scatter_add, index_put are on the promote list too;
         # ordinary type promotion already gives them the widest dtype
-        **dict.fromkeys(("dot", "tensordot", "bilinear", "grid_sample"), PROMOTE),
+        **dict.fromkeys(("dot", "tensordot", "bilinear", "grid_sample", "cross"), PROMOTE),
         "binary_cross_entropy": BANNED,
     },
     "cpu": {
         **dict.fromkeys(_CONVS + (
-            "bmm", "mm", "addmm", "linear", "matmul", "prelu", "einsum",
+            "bmm", "mm", "addmm", "addbmm", "baddbmm", "linear", "matmul", "prelu", "einsum",
             "scaled_dot_product_attention"), LOWER),
         **dict.fromkeys((
             "avg_pool3d", "binary_cross_entropy", "grid_sample", "prod", "max_pool3d",
@@ -116,7 +118,9 @@ OP_LISTS: dict[str, dict[str, str]] = {
             "hinge_embedding_loss", "poisson_nll_loss", "smooth_l1_loss", "cross_entropy",
             "l1_loss", "huber_loss", "margin_ranking_loss", "soft_margin_loss",
             "triplet_margin_loss", "multi_margin_loss", "ctc_loss", "kl_div",
-            "multilabel_margin_loss", "binary_cross_entropy_with_logits"), FP32),
+            "multilabel_margin_loss", "binary_cross_entropy_with_logits", "cdist", "quantile",
+            "nanquantile", "polar", "view_as_complex", "fractional_max_pool2d",
+            "fractional_max_pool3d"), FP32),
         # cat, stack and index_copy are promote ops; ordinary type promotion does the same
     },
 }
@@ -231,6 +235,23 @@ def autocast_op(name: str, fn, *args, **kwargs):
         return fn(*args, **kwargs)
     finally:
         en["cuda"], en["cpu"] = prev
+
+
+def autocast_listed(name: str):
+    """Decorator: the op takes its cast policy from the autocast lists under `name` (the
+    guard the listed ops otherwise write at their top)."""
+    def wrap(fn):
+        import functools
+
+        @functools.wraps(fn)
+        def guarded(*args, **kwargs):
+            if _AutocastState.enabled["cuda"] or _AutocastState.enabled["cpu"]:
+                out = autocast_op(name, guarded, *args, **kwargs)
+                if out is not None:
+                    return out
+            return fn(*args, **kwargs)
+        return guarded
+    return wrap
 
 
 def run_without_autocast(fn, *args, **kwargs):

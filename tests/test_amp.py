@@ -229,6 +229,27 @@ CASES = {
     "upsample_trilinear": (lambda m, F, x: F.interpolate(x, scale_factor=2, mode="trilinear"),
                            [_r(1, 1, 2, 2, 2)], ()),
     "upsample_area": (lambda m, F, x: F.interpolate(x, size=2, mode="area"), [_r(1, 2, 4, 4)], ()),
+    # ---- later additions: extra matrix products, distances, statistics, complex, pooling
+    "addmv": (lambda m, F, c, a, b: m.addmv(c, a, b), [_r(3), _r(3, 4), _r(4)], ("mixed",)),
+    "addr": (lambda m, F, c, a, b: m.addr(c, a, b), [_r(3, 4), _r(3), _r(4)], ()),
+    "addbmm": (lambda m, F, c, a, b: m.addbmm(c, a, b), [_r(3, 5), _r(2, 3, 4), _r(2, 4, 5)],
+               ()),
+    "baddbmm": (lambda m, F, c, a, b: m.baddbmm(c, a, b),
+                [_r(2, 3, 5), _r(2, 3, 4), _r(2, 4, 5)], ()),
+    "erfinv": (lambda m, F, x: m.erfinv(x), [_unit(3, 4)], ()),
+    "cdist": (lambda m, F, a, b: m.cdist(a, b), [_r(3, 4), _r(5, 4)], ()),
+    "renorm": (lambda m, F, x: m.renorm(x, 2, 0, 1.0), [_r(3, 4)], ()),
+    "cross": (lambda m, F, a, b: m.cross(a, b, dim=1), [_r(2, 3), _r(2, 3)], ("mixed",)),
+    "quantile": (lambda m, F, x: m.quantile(x, 0.3, dim=1), [_r(3, 6)], ()),
+    "nanquantile": (lambda m, F, x: m.nanquantile(x, 0.7), [_r(3, 6)], ()),
+    "polar": (lambda m, F, a, b: m.polar(a, b), [_pos(3), _r(3)], ("mixed",)),
+    "view_as_complex": (lambda m, F, x: m.view_as_complex(x), [_r(3, 2)], ()),
+    "fractional_max_pool2d": (lambda m, F, x: F.fractional_max_pool2d(
+        x, 2, output_size=(3, 3), _random_samples=m.ones(1, 2, 2, dtype=x.dtype) * 0.5),
+        [_r(1, 2, 7, 7)], ()),
+    "fractional_max_pool3d": (lambda m, F, x: F.fractional_max_pool3d(
+        x, 2, output_size=2, _random_samples=m.ones(1, 1, 3, dtype=x.dtype) * 0.5),
+        [_r(1, 1, 5, 5, 5)], ()),
     "grid_sample": (lambda m, F, x, g: F.grid_sample(x, g, align_corners=False),
                     [_r(1, 2, 4, 4), _unit(1, 3, 3, 2) * 2 - 1], ()),
 }

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from ..amp import autocast_listed
 from .._backend import xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
@@ -188,6 +189,7 @@ def complex(real: Tensor, imag: Tensor) -> Tensor:  # noqa: A001  (torch.complex
 
 
 @register(method=False)
+@autocast_listed("polar")
 def polar(abs: Tensor, angle: Tensor) -> Tensor:  # noqa: A002  (torch.polar)
     """The complex tensor abs * (cos(angle) + i sin(angle))."""
     r, t = _float_parts(abs, angle, "polar")
@@ -204,6 +206,7 @@ def view_as_real(input: Tensor) -> Tensor:
 
 
 @register(method=False)
+@autocast_listed("view_as_complex")
 def view_as_complex(input: Tensor) -> Tensor:
     """A real (..., 2) tensor as a complex one; a view when the input is contiguous, else a
     copy."""

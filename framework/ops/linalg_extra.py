@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import math
 
+from ..amp import autocast_listed
 from .._backend import xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
@@ -113,6 +114,7 @@ _COMPUTE_MODES = (None, "use_mm_for_euclid_dist_if_necessary", "use_mm_for_eucli
 
 
 @register(method=False)
+@autocast_listed("cdist")
 def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode: str | None = None) -> Tensor:
     """p-norm distances between the rows of x1 (..., P, M) and of x2 (..., R, M): (..., P, R),
     batch dims broadcast. For p=2 with more than 25 rows on a side (or compute_mode
@@ -148,6 +150,7 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode: str | None = Non
 
 # ---------------------------------------------------------------------------------- cross
 @register()
+@autocast_listed("cross")
 def cross(input: Tensor, other: Tensor, dim: int | None = None) -> Tensor:
     """The cross product of 3-vectors along `dim` (default: the first dim of size 3), inputs
     broadcast against each other."""
@@ -210,6 +213,7 @@ def _check_batches(batch1: Tensor, batch2: Tensor):
 
 
 @register()
+@autocast_listed("baddbmm")
 def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """beta * input + alpha * (batch1 @ batch2) for batches of matrices (b, n, m) @ (b, m, p)."""
     _check_batches(batch1, batch2)
@@ -218,6 +222,7 @@ def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -
 
 
 @register()
+@autocast_listed("addbmm")
 def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """beta * input + alpha * sum_b(batch1[b] @ batch2[b])."""
     _check_batches(batch1, batch2)
@@ -226,6 +231,7 @@ def addbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) ->
 
 
 @register()
+@autocast_listed("addmv")
 def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor:
     """beta * input + alpha * (mat @ vec)."""
     if mat._data.ndim != 2 or vec._data.ndim != 1 or input._data.ndim > 1:
@@ -240,6 +246,7 @@ def addmv(input: Tensor, mat: Tensor, vec: Tensor, *, beta=1, alpha=1) -> Tensor
 
 
 @register()
+@autocast_listed("addr")
 def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tensor:
     """beta * input + alpha * outer(vec1, vec2)."""
     for name, v in (("vec1", vec1), ("vec2", vec2)):

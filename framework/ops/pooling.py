@@ -23,7 +23,7 @@ from ..autograd.grad_mode import _State
 from .conv import ConvGeom, _window_span, empty_like_layout, ntuple, prod
 from ._functional_registry import register_functional
 from .resample import AxisGather, AxisMap, SpatialGather
-from ..amp import _AutocastState, autocast_op
+from ..amp import _AutocastState, autocast_listed, autocast_op
 
 _make = Tensor._make
 _AUTOCAST = _AutocastState.enabled
@@ -735,6 +735,7 @@ def _fractional_max(input, kernel_size, output_size, output_ratio, return_indice
 
 
 @register_functional("fractional_max_pool2d")
+@autocast_listed("fractional_max_pool2d")
 def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=None,
                           return_indices=False, _random_samples=None):
     return _fractional_max(input, kernel_size, output_size, output_ratio, return_indices,
@@ -742,6 +743,7 @@ def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=Non
 
 
 @register_functional("fractional_max_pool3d")
+@autocast_listed("fractional_max_pool3d")
 def fractional_max_pool3d(input, kernel_size, output_size=None, output_ratio=None,
                           return_indices=False, _random_samples=None):
     return _fractional_max(input, kernel_size, output_size, output_ratio, return_indices,

@@ -11,6 +11,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from ..amp import autocast_listed
 from .._backend import xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
@@ -189,6 +190,7 @@ def _quantile(input: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_n
 
 
 @register()
+@autocast_listed("quantile")
 def quantile(input: Tensor, q, dim=None, keepdim: bool = False, *,
              interpolation: str = "linear") -> Tensor:
     """The q-th quantiles (q a float or a 1-D tensor, whose values become the first dim) over
@@ -197,6 +199,7 @@ def quantile(input: Tensor, q, dim=None, keepdim: bool = False, *,
 
 
 @register()
+@autocast_listed("nanquantile")
 def nanquantile(input: Tensor, q, dim=None, keepdim: bool = False, *,
                 interpolation: str = "linear") -> Tensor:
     """quantile ignoring nan (nan only for a slice of nothing but nan)."""
@@ -313,6 +316,7 @@ def corrcoef(input: Tensor) -> Tensor:
 
 # ============================================================================ renorm
 @register()
+@autocast_listed("renorm")
 def renorm(input: Tensor, p, dim: int, maxnorm) -> Tensor:
     """Scale each slice `input.select(dim, i)` whose p-norm exceeds `maxnorm` down to that
     norm (exactly: maxnorm / (norm + 1e-7), as PyTorch)."""
