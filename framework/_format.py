@@ -76,6 +76,24 @@ class _Formatter:
         return s.rjust(self.width)
 
 
+class _ComplexFormatter:
+    """PyTorch's complex printing: real and imaginary parts each get a formatter of their own
+    (chosen from their values); an element prints as real part, sign, |imaginary part|, 'j'."""
+
+    def __init__(self, arr: np.ndarray):
+        self.real, self.imag = _Formatter(arr.real), _Formatter(arr.imag)
+        self.width = self.real.width + self.imag.width + 1
+
+    def format(self, v) -> str:
+        re_s = self.real.format(v.real)
+        im_s = (self.imag.format(v.imag) + "j").lstrip()
+        return re_s + (im_s if im_s[0] in "+-" else "+" + im_s)
+
+
+def _formatter(arr: np.ndarray):
+    return _ComplexFormatter(arr) if arr.dtype.kind == "c" else _Formatter(arr)
+
+
 def _summarized(arr, edge):
     """The elements that a summarized print shows (edge items of every dim)."""
     if arr.ndim == 0:
@@ -121,6 +139,8 @@ def _host_array(t) -> np.ndarray:
         arr = arr.get()
     if arr.dtype.kind == "f" or t.dtype.name == "bfloat16":
         arr = arr.astype(np.float64)
+    elif arr.dtype.kind == "c":
+        arr = arr.astype(np.complex128)
     return arr
 
 
@@ -139,11 +159,12 @@ def format_tensor(t, prefix: str = "tensor(") -> str:
             suffixes.append(f"dtype=framework.{t.dtype.name}")
         body = "[]"
     else:
-        if t.dtype not in (default, D.int64, D.bool):
+        default_complex = D.complex128 if default is D.float64 else D.complex64
+        if t.dtype not in (default, D.int64, D.bool, default_complex):
             suffixes.append(f"dtype=framework.{t.dtype.name}")
         summarize = arr.size > PRINT_OPTS["threshold"]
         shown = _summarized(arr, PRINT_OPTS["edgeitems"]) if summarize else arr
-        body = _array_str(arr, indent, summarize, _Formatter(shown))
+        body = _array_str(arr, indent, summarize, _formatter(shown))
     if t._grad_fn is not None:
         suffixes.append(f"grad_fn=<{t._grad_fn.name()}>")
     elif t._requires_grad:

@@ -33,3 +33,14 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
     if isinstance(dim, int) or (dim is None and A.ndim == 1):
         return vector_norm(A, ord, dim, keepdim, dtype=dtype)
     return matrix_norm(A, ord, dim if dim is not None else (-2, -1), keepdim, dtype=dtype)
+
+
+def cross(input, other, *, dim: int = -1):
+    """The cross product of 3-vectors along `dim` (default the last), as torch.linalg.cross."""
+    from .ops.linalg_extra import cross as _cross
+    return _cross(input, other, dim=dim)
+
+
+def vecdot(x, y, *, dim: int = -1):
+    """sum(conj(x) * y) along `dim`, as torch.linalg.vecdot."""
+    return _sum((x.conj() if x.is_complex() else x) * y, dim)

@@ -410,3 +410,28 @@ def test_unique_consecutive_errors(device):
         framework.unique_consecutive(framework.ones(3, 0, device=device), dim=0)
     x = framework.rand(4, device=device, requires_grad=True)
     assert not framework.unique_consecutive(x).requires_grad
+
+
+@pytest.mark.parametrize("indices", [[3, 12], [2, -3], [5, 2], [0, 10, 10]])
+def test_tensor_split_indices_follow_slicing_like_torch(indices):
+    torch = torch_or_skip()
+    x = np.arange(10.0)
+    ours = [t.tolist() for t in framework.tensor(x).tensor_split(indices)]
+    theirs = [t.tolist() for t in torch.tensor(x).tensor_split(indices)]
+    assert ours == theirs
+
+
+def test_linalg_cross_and_vecdot_match_torch():
+    torch = torch_or_skip()
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    la, lb = framework.tensor(a, requires_grad=True), framework.tensor(b, requires_grad=True)
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    for lf, tf in ((framework.linalg.cross, torch.linalg.cross),
+                   (framework.linalg.vecdot, torch.linalg.vecdot)):
+        ly, ty = lf(la, lb), tf(ta, tb)
+        np.testing.assert_allclose(ly.detach().numpy(), ty.detach().numpy(), rtol=1e-12)
+        ly.sum().backward()
+        ty.sum().backward()
+    np.testing.assert_allclose(la.grad.numpy(), ta.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(lb.grad.numpy(), tb.grad.numpy(), rtol=1e-12)

@@ -403,7 +403,12 @@ def test_repr_identical_to_torch_on_many_tensors():
               rng.standard_normal((40, 50)), rng.standard_normal(2000),
               rng.standard_normal((2, 30, 30)), rng.integers(-500, 500, (3, 400)),
               rng.random((2, 2)) < 0.5, np.zeros((2, 3)), np.array(-0.5), np.ones((1, 1, 1)),
-              rng.standard_normal((3, 4)) * 10.0 ** rng.integers(-3, 5, (3, 4))]
+              rng.standard_normal((3, 4)) * 10.0 ** rng.integers(-3, 5, (3, 4)),
+              (rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))).astype(
+                  np.complex64),
+              np.array([1e-5 + 2j, 3 - 0j, -1e3j]).astype(np.complex64),
+              np.array([complex(np.nan, 1), complex(1, np.inf), 2 - 2j]).astype(np.complex64),
+              (rng.standard_normal(1500) * (1 + 1j)).astype(np.complex64)]
     # Float arrays print as float32 (the default dtype): a dtype suffix is longer here than in
     # PyTorch ('framework.' vs 'torch.'), which can move a line break.
     arrays = [a.astype(np.float32) if a.dtype.kind == "f" else a for a in arrays]

@@ -525,9 +525,12 @@ def tensor_split(input: Tensor, indices_or_sections, dim: int = 0):
         k = indices_or_sections
         q, r = divmod(n, k)
         sizes = [q + 1] * r + [q] * (k - r)
-    else:
-        idx = [0] + list(indices_or_sections) + [n]
-        sizes = [builtins.max(0, b - a) for a, b in zip(idx[:-1], idx[1:])]
+    else:  # slices between the indices, with Python's slicing rules (past the end: empty)
+        if isinstance(indices_or_sections, Tensor):
+            indices_or_sections = indices_or_sections.tolist()
+        idx = [0] + [builtins.int(i) for i in indices_or_sections] + [None]
+        lead = (slice(None),) * d
+        return tuple(input[lead + (slice(a, b),)] for a, b in zip(idx[:-1], idx[1:]))
     out, start = [], 0
     for s in sizes:
         out.append(narrow(input, d, start, s))
