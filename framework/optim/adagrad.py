@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from . import _functional as F
-from .optimizer import (Optimizer, _arrays, _check_flags, _check_lr, _check_nonneg, _full_state,
-                        _next_step, _sarr, _scalar_state)
+from .optimizer import (Optimizer, _check_flags, _check_lr, _check_nonneg, _full_state,
+                        _scalar_state)
 
 __all__ = ["Adagrad"]
 
@@ -34,40 +34,25 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:
-                self._init_state(p, initial_accumulator_value)
+                self._init_state(p, self.state[p], group)
 
-    def _init_state(self, p, init_value) -> dict:
-        state = self.state[p]
+    @staticmethod
+    def _init_state(p, state, group) -> None:
+        init_value = group["initial_accumulator_value"]
         state["step"] = _scalar_state(0.0)
         if p._data.dtype.kind == "c":
             init_value = complex(init_value, init_value)
         state["sum"] = _full_state(p._writable(), init_value)
-        return state
 
     def step(self, closure=None):
         """Perform a single optimization step; `closure` re-evaluates the loss and returns it."""
         loss = self._eval_closure(closure)
-        state_of = self.state
         for group in self.param_groups:
-            params, grads, sums, steps, touched = [], [], [], [], []
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                pa, ga = _arrays(p, g)
-                state = state_of[p]
-                if len(state) == 0:  # a group added after construction
-                    state = self._init_state(p, self.defaults["initial_accumulator_value"])
-                params.append(pa)
-                grads.append(ga)
-                sums.append(_sarr(state["sum"]))
-                steps.append(_next_step(state))
-                touched.append(p)
-            if not params:
+            b = self._gather(group, self._init_state)  # init: a group added after construction
+            if b is None:
                 continue
-            F.adagrad(params, grads, sums, steps, lr=float(group["lr"]),
+            F.adagrad(b.params, b.grads, b.arrays("sum"), b.steps, lr=float(group["lr"]),
                       weight_decay=group["weight_decay"], lr_decay=group["lr_decay"],
                       eps=group["eps"], maximize=group["maximize"])
-            for p in touched:
-                p._bump()
+            b.bump()
         return loss

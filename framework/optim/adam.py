@@ -6,8 +6,8 @@ import numpy as np
 from .._backend import device_of, on_device, xp_of
 from .._tensor import Tensor
 from . import _functional as F
-from .optimizer import (Optimizer, _arrays, _check_betas, _check_flags, _check_lr, _check_nonneg,
-                        _next_step, _sarr, _scalar_state, _zeros_state)
+from .optimizer import (Optimizer, _check_betas, _check_flags, _check_lr, _check_nonneg,
+                        _scalar_state, _zeros_state)
 
 # With foreach=None, a group takes the flat path when its tensors hold at most this many
 # elements on average: below it the per-call overhead of ~12 ufuncs per tensor outweighs the
@@ -53,44 +53,32 @@ class Adam(Optimizer):
         _check_flags(defaults)
         super().__init__(params, defaults)
 
+    @staticmethod
+    def _init_state(p, state, group) -> None:
+        state["step"] = _scalar_state(0.0)
+        state["exp_avg"] = _zeros_state(p._data)
+        state["exp_avg_sq"] = _zeros_state(p._data)
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = _zeros_state(p._data)
+
     def step(self, closure=None):
         """Perform a single optimization step; `closure` re-evaluates the loss and returns it."""
         loss = self._eval_closure(closure)
-        state_of = self.state
         for gi, group in enumerate(self.param_groups):
             if group["foreach"] is not False and self._flat_step(gi, group):
                 continue
-            amsgrad = group["amsgrad"]
-            params, grads, ms, vs, vmaxs, steps, touched = [], [], [], [], [], [], []
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                pa, ga = _arrays(p, g)
-                state = state_of[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_state(0.0)
-                    state["exp_avg"] = _zeros_state(p._data)
-                    state["exp_avg_sq"] = _zeros_state(p._data)
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = _zeros_state(p._data)
-                params.append(pa)
-                grads.append(ga)
-                ms.append(_sarr(state["exp_avg"]))
-                vs.append(_sarr(state["exp_avg_sq"]))
-                if amsgrad:
-                    vmaxs.append(_sarr(state["max_exp_avg_sq"]))
-                steps.append(_next_step(state))
-                touched.append(p)
-            if not params:
+            b = self._gather(group, self._init_state)
+            if b is None:
                 continue
+            amsgrad = group["amsgrad"]
             beta1, beta2 = group["betas"]
-            F.adam(params, grads, ms, vs, vmaxs, steps, amsgrad=amsgrad, beta1=float(beta1),
-                   beta2=float(beta2), lr=float(group["lr"]), weight_decay=group["weight_decay"],
-                   eps=group["eps"], maximize=group["maximize"],
+            F.adam(b.params, b.grads, b.arrays("exp_avg"), b.arrays("exp_avg_sq"),
+                   b.arrays("max_exp_avg_sq") if amsgrad else [], b.steps, amsgrad=amsgrad,
+                   beta1=float(beta1), beta2=float(beta2), lr=float(group["lr"]),
+                   weight_decay=group["weight_decay"], eps=group["eps"],
+                   maximize=group["maximize"],
                    decoupled_weight_decay=group["decoupled_weight_decay"])
-            for p in touched:
-                p._bump()
+            b.bump()
         return loss
 
     # ------------------------------------------------------------------ flat ("foreach") path

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from . import _functional as F
-from .optimizer import (Optimizer, _arrays, _check_betas, _check_flags, _check_lr, _check_nonneg,
-                        _next_step, _sarr, _scalar_state, _zeros_state)
+from .optimizer import (Optimizer, _check_betas, _check_flags, _check_lr, _check_nonneg,
+                        _scalar_state, _zeros_state)
 
 __all__ = ["Adamax"]
 
@@ -30,34 +30,23 @@ class Adamax(Optimizer):
         _check_flags(defaults)
         super().__init__(params, defaults)
 
+    @staticmethod
+    def _init_state(p, state, group) -> None:
+        state["step"] = _scalar_state(0.0)
+        state["exp_avg"] = _zeros_state(p._data)
+        state["exp_inf"] = _zeros_state(p._data)
+
     def step(self, closure=None):
         """Perform a single optimization step; `closure` re-evaluates the loss and returns it."""
         loss = self._eval_closure(closure)
-        state_of = self.state
         for group in self.param_groups:
-            params, grads, ms, us, steps, touched = [], [], [], [], [], []
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                pa, ga = _arrays(p, g)
-                state = state_of[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_state(0.0)
-                    state["exp_avg"] = _zeros_state(p._data)
-                    state["exp_inf"] = _zeros_state(p._data)
-                params.append(pa)
-                grads.append(ga)
-                ms.append(_sarr(state["exp_avg"]))
-                us.append(_sarr(state["exp_inf"]))
-                steps.append(_next_step(state))
-                touched.append(p)
-            if not params:
+            b = self._gather(group, self._init_state)
+            if b is None:
                 continue
             beta1, beta2 = group["betas"]
-            F.adamax(params, grads, ms, us, steps, beta1=float(beta1), beta2=float(beta2),
-                     lr=float(group["lr"]), weight_decay=group["weight_decay"], eps=group["eps"],
+            F.adamax(b.params, b.grads, b.arrays("exp_avg"), b.arrays("exp_inf"), b.steps,
+                     beta1=float(beta1), beta2=float(beta2), lr=float(group["lr"]),
+                     weight_decay=group["weight_decay"], eps=group["eps"],
                      maximize=group["maximize"])
-            for p in touched:
-                p._bump()
+            b.bump()
         return loss

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from . import _functional as F
-from .optimizer import (Optimizer, _arrays, _check_flags, _check_lr, _check_nonneg, _next_step,
-                        _sarr, _scalar_np_dtype, _scalar_state, _zeros_state)
+from .optimizer import (Optimizer, _check_flags, _check_lr, _check_nonneg, _scalar_np_dtype,
+                        _scalar_state, _zeros_state)
 
 __all__ = ["ASGD"]
 
@@ -30,36 +30,23 @@ class ASGD(Optimizer):
         _check_flags(defaults)
         super().__init__(params, defaults)
 
+    @staticmethod
+    def _init_state(p, state, group) -> None:
+        state["step"] = _scalar_state(0.0)
+        state["eta"] = _scalar_state(float(group["lr"]))
+        state["mu"] = _scalar_state(1.0)
+        state["ax"] = _zeros_state(p._data)
+
     def step(self, closure=None):
         """Perform a single optimization step; `closure` re-evaluates the loss and returns it."""
         loss = self._eval_closure(closure)
-        state_of = self.state
         for group in self.param_groups:
-            params, grads, axs, mus, etas, steps, touched = [], [], [], [], [], [], []
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                pa, ga = _arrays(p, g)
-                state = state_of[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_state(0.0)
-                    state["eta"] = _scalar_state(float(group["lr"]))
-                    state["mu"] = _scalar_state(1.0)
-                    state["ax"] = _zeros_state(p._data)
-                params.append(pa)
-                grads.append(ga)
-                axs.append(_sarr(state["ax"]))
-                mus.append(state["mu"])
-                etas.append(state["eta"])
-                steps.append(_next_step(state))
-                touched.append(p)
-            if not params:
+            b = self._gather(group, self._init_state)
+            if b is None:
                 continue
-            F.asgd(params, grads, axs, mus, etas, steps, lambd=group["lambd"],
-                   lr=float(group["lr"]), t0=group["t0"], alpha=group["alpha"],
-                   weight_decay=group["weight_decay"], maximize=group["maximize"],
-                   scalar_type=_scalar_np_dtype())
-            for p in touched:
-                p._bump()
+            F.asgd(b.params, b.grads, b.arrays("ax"), b.values("mu"), b.values("eta"), b.steps,
+                   lambd=group["lambd"], lr=float(group["lr"]), t0=group["t0"],
+                   alpha=group["alpha"], weight_decay=group["weight_decay"],
+                   maximize=group["maximize"], scalar_type=_scalar_np_dtype())
+            b.bump()
         return loss

@@ -172,6 +172,30 @@ def _next_step(state: dict) -> float:
     return float(st._data)
 
 
+class _Batch:
+    """The parameters of one group that have a gradient, gathered for one functional update
+    (`Optimizer._gather`): the Tensors, their writable arrays, their gradients' arrays, their
+    state dicts and, where counted, their new step counts."""
+
+    __slots__ = ("tensors", "params", "grads", "states", "steps")
+
+    def __init__(self) -> None:
+        self.tensors, self.params, self.grads, self.states, self.steps = [], [], [], [], []
+
+    def arrays(self, key: str) -> list:
+        """Each parameter's parameter-shaped state `key`, as arrays written in place."""
+        return [_sarr(st[key]) for st in self.states]
+
+    def values(self, key: str) -> list:
+        """Each parameter's (scalar) state tensor `key`."""
+        return [st[key] for st in self.states]
+
+    def bump(self) -> None:
+        """Mark the parameters as modified in place (their version counters)."""
+        for p in self.tensors:
+            p._bump()
+
+
 def _check_nonneg(value, what: str) -> None:
     if not 0.0 <= float(value):
         raise ValueError(f"Invalid {what}: {value}")
@@ -370,6 +394,30 @@ class Optimizer:
     def step(self, closure: Callable[[], Any] | None = None):
         """Perform one optimization step (re-evaluating the loss with `closure` if given)."""
         raise NotImplementedError
+
+    def _gather(self, group: dict, init=None, count_step: bool = True,
+                with_state: bool = True) -> _Batch | None:
+        """The group's parameters that have a gradient, as a _Batch (None when there is none).
+        A parameter without state gets `init(p, state, group)` first; with `count_step`, its
+        'step' counter is advanced and the new count recorded. Without `with_state` no state
+        entry is made (states are None), as PyTorch's SGD without momentum keeps none."""
+        batch = _Batch()
+        state_of = self.state
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
+            pa, ga = _arrays(p, g)
+            state = state_of[p] if with_state else None
+            if init is not None and len(state) == 0:
+                init(p, state, group)
+            batch.tensors.append(p)
+            batch.params.append(pa)
+            batch.grads.append(ga)
+            batch.states.append(state)
+            if count_step:
+                batch.steps.append(_next_step(state))
+        return batch if batch.params else None
 
     @staticmethod
     def _eval_closure(closure):

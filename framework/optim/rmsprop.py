@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from . import _functional as F
-from .optimizer import (Optimizer, _arrays, _check_flags, _check_lr, _check_nonneg, _next_step,
-                        _sarr, _scalar_state, _zeros_state)
+from .optimizer import (Optimizer, _check_flags, _check_lr, _check_nonneg, _scalar_state,
+                        _zeros_state)
 
 __all__ = ["RMSprop"]
 
@@ -33,41 +33,28 @@ class RMSprop(Optimizer):
         _check_flags(defaults)
         super().__init__(params, defaults)
 
+    @staticmethod
+    def _init_state(p, state, group) -> None:
+        state["step"] = _scalar_state(0.0)
+        state["square_avg"] = _zeros_state(p._data)
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = _zeros_state(p._data)
+        if group["centered"]:
+            state["grad_avg"] = _zeros_state(p._data)
+
     def step(self, closure=None):
         """Perform a single optimization step; `closure` re-evaluates the loss and returns it."""
         loss = self._eval_closure(closure)
-        state_of = self.state
         for group in self.param_groups:
-            momentum, centered = group["momentum"], group["centered"]
-            params, grads, sqs, gavgs, bufs, touched = [], [], [], [], [], []
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                pa, ga = _arrays(p, g)
-                state = state_of[p]
-                if len(state) == 0:
-                    state["step"] = _scalar_state(0.0)
-                    state["square_avg"] = _zeros_state(p._data)
-                    if momentum > 0:
-                        state["momentum_buffer"] = _zeros_state(p._data)
-                    if centered:
-                        state["grad_avg"] = _zeros_state(p._data)
-                params.append(pa)
-                grads.append(ga)
-                sqs.append(_sarr(state["square_avg"]))
-                if momentum > 0:
-                    bufs.append(_sarr(state["momentum_buffer"]))
-                if centered:
-                    gavgs.append(_sarr(state["grad_avg"]))
-                _next_step(state)
-                touched.append(p)
-            if not params:
+            b = self._gather(group, self._init_state)
+            if b is None:
                 continue
-            F.rmsprop(params, grads, sqs, gavgs, bufs, lr=float(group["lr"]),
-                      alpha=group["alpha"], eps=group["eps"],
+            momentum, centered = group["momentum"], group["centered"]
+            F.rmsprop(b.params, b.grads, b.arrays("square_avg"),
+                      b.arrays("grad_avg") if centered else [],
+                      b.arrays("momentum_buffer") if momentum > 0 else [],
+                      lr=float(group["lr"]), alpha=group["alpha"], eps=group["eps"],
                       weight_decay=group["weight_decay"], momentum=momentum, centered=centered,
                       maximize=group["maximize"])
-            for p in touched:
-                p._bump()
+            b.bump()
         return loss

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from . import _functional as F
-from .optimizer import (Optimizer, _arrays, _check_flags, _check_lr, _full_state, _next_step,
-                        _sarr, _scalar_state, _zeros_state)
+from .optimizer import Optimizer, _check_flags, _check_lr, _full_state, _scalar_state, _zeros_state
 
 __all__ = ["Rprop"]
 
@@ -30,37 +29,26 @@ class Rprop(Optimizer):
         _check_flags(defaults)
         super().__init__(params, defaults)
 
+    @staticmethod
+    def _init_state(p, state, group) -> None:
+        lr = float(group["lr"])
+        state["step"] = _scalar_state(0.0)
+        state["prev"] = _zeros_state(p._data)
+        # real and imaginary parts are stepped as two independent reals
+        state["step_size"] = _full_state(
+            p._data, complex(lr, lr) if p._data.dtype.kind == "c" else lr)
+
     def step(self, closure=None):
         """Perform a single optimization step; `closure` re-evaluates the loss and returns it."""
         loss = self._eval_closure(closure)
-        state_of = self.state
         for group in self.param_groups:
-            params, grads, prevs, sizes, touched = [], [], [], [], []
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                pa, ga = _arrays(p, g)
-                state = state_of[p]
-                if len(state) == 0:
-                    lr = float(group["lr"])
-                    state["step"] = _scalar_state(0.0)
-                    state["prev"] = _zeros_state(p._data)
-                    # real and imaginary parts are stepped as two independent reals
-                    state["step_size"] = _full_state(
-                        p._data, complex(lr, lr) if p._data.dtype.kind == "c" else lr)
-                params.append(pa)
-                grads.append(ga)
-                prevs.append(_sarr(state["prev"]))
-                sizes.append(_sarr(state["step_size"]))
-                _next_step(state)
-                touched.append(p)
-            if not params:
+            b = self._gather(group, self._init_state)
+            if b is None:
                 continue
             etaminus, etaplus = group["etas"]
             size_min, size_max = group["step_sizes"]
-            F.rprop(params, grads, prevs, sizes, step_size_min=size_min, step_size_max=size_max,
-                    etaminus=etaminus, etaplus=etaplus, maximize=group["maximize"])
-            for p in touched:
-                p._bump()
+            F.rprop(b.params, b.grads, b.arrays("prev"), b.arrays("step_size"),
+                    step_size_min=size_min, step_size_max=size_max, etaminus=etaminus,
+                    etaplus=etaplus, maximize=group["maximize"])
+            b.bump()
         return loss

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .._tensor import Tensor
 from . import _functional as F
-from .optimizer import Optimizer, _arrays, _check_flags, _check_lr, _check_nonneg, _sarr
+from .optimizer import Optimizer, _check_flags, _check_lr, _check_nonneg, _sarr
 
 __all__ = ["SGD"]
 
@@ -38,32 +38,25 @@ class SGD(Optimizer):
     def step(self, closure=None):
         """Perform a single optimization step; `closure` re-evaluates the loss and returns it."""
         loss = self._eval_closure(closure)
-        state_of = self.state
         for group in self.param_groups:
             momentum = group["momentum"]
-            params, grads, bufs, touched = [], [], [], []
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                pa, ga = _arrays(p, g)
-                params.append(pa)
-                grads.append(ga)
-                touched.append(p)
-                if momentum != 0:
-                    buf = state_of[p].get("momentum_buffer")
-                    bufs.append(None if buf is None else _sarr(buf))
-            if not params:
+            # SGD keeps no step count, and no state at all without momentum
+            b = self._gather(group, count_step=False, with_state=momentum != 0)
+            if b is None:
                 continue
-            if momentum != 0:
-                new = [b is None for b in bufs]
-            F.sgd(params, grads, bufs, lr=float(group["lr"]),
+            bufs = []
+            if momentum != 0:  # made by the first update (a copy of the gradient)
+                bufs = [None if st.get("momentum_buffer") is None else
+                        _sarr(st["momentum_buffer"]) for st in b.states]
+                new = [buf is None for buf in bufs]
+            F.sgd(b.params, b.grads, bufs, lr=float(group["lr"]),
                   weight_decay=group["weight_decay"], momentum=momentum,
                   dampening=group["dampening"], nesterov=group["nesterov"],
                   maximize=group["maximize"])
-            for k, p in enumerate(touched):
-                p._bump()
-                if momentum != 0 and new[k]:
-                    state_of[p]["momentum_buffer"] = Tensor._make(
-                        bufs[k].reshape(p._data.shape), None, 0)
+            b.bump()
+            if momentum != 0:
+                for k, p in enumerate(b.tensors):
+                    if new[k]:
+                        b.states[k]["momentum_buffer"] = Tensor._make(
+                            bufs[k].reshape(p._data.shape), None, 0)
         return loss
