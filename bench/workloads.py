@@ -114,7 +114,7 @@ def build_dqn(lib, device="cpu", batch=32, buffer_size=10000, gamma=0.99, target
 
 
 def build_transformer(lib, device="cpu", batch=32, seq=64, vocab=8000, d=128, heads=4, ffn=512,
-                      layers=2):
+                      layers=2, amp=False):
     """W4: 2-layer pre-LN Transformer encoder classifier with hand-written attention; AdamW."""
     nn, F = lib.nn, lib.nn.functional
     _seed(lib)
@@ -152,13 +152,9 @@ def build_transformer(lib, device="cpu", batch=32, seq=64, vocab=8000, d=128, he
     pos = lib.tensor(np.arange(seq, dtype=np.int64)).to(device)
     y = lib.tensor(rng.integers(0, 2, size=batch, dtype=np.int64)).to(device)
 
-    def step():
-        loss = F.cross_entropy(model(ids, pos), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss
-    return step, f"transformer: ids {batch}x{seq}, d {d}, {layers} pre-LN layers, AdamW"
+    step = _train_step(lib, device, lambda: F.cross_entropy(model(ids, pos), y), opt, amp)
+    return step, f"transformer: ids {batch}x{seq}, d {d}, {heads} heads, {layers} pre-LN " \
+                 f"layers (FFN {ffn}), AdamW" + (", autocast float16 + GradScaler" if amp else "")
 
 
 def build_unet(lib, device="cpu", batch=8, size=64):
@@ -296,54 +292,8 @@ def build_resnet18_amp(lib, device="cuda", batch=128):
 def build_transformer_gpu(lib, device="cuda", amp=False):
     """The W4 Transformer encoder step at GPU size: batch 64 x seq 256, d 512, 8 heads,
     4 pre-LN layers with FFN 2048, AdamW."""
-    if not amp:
-        step, _ = build_transformer(lib, device, batch=64, seq=256, d=512, heads=8, ffn=2048,
-                                    layers=4)
-        return step, "transformer_gpu: ids 64x256, d 512, 8 heads, 4 pre-LN layers " \
-                     "(FFN 2048), AdamW"
-    return _transformer_amp(lib, device)
-
-
-def _transformer_amp(lib, device, batch=64, seq=256, vocab=8000, d=512, heads=8, ffn=2048,
-                     layers=4):
-    nn, F = lib.nn, lib.nn.functional
-    _seed(lib)
-    rng = np.random.default_rng(0)
-    hd = d // heads
-
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-            self.qkv = nn.Linear(d, 3 * d)
-            self.o = nn.Linear(d, d)
-            self.ff1, self.ff2 = nn.Linear(d, ffn), nn.Linear(ffn, d)
-
-        def forward(self, x):
-            B, T, C = x.shape
-            q, k, v = self.qkv(self.ln1(x)).reshape(B, T, 3, heads, hd).permute(2, 0, 3, 1, 4)
-            att = F.softmax((q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd)), dim=-1)
-            x = x + self.o((att @ v).transpose(1, 2).reshape(B, T, C))
-            return x + self.ff2(F.relu(self.ff1(self.ln2(x))))
-
-    class Encoder(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(seq, d)
-            self.blocks = nn.Sequential(*[Block() for _ in range(layers)])
-            self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, 2)
-
-        def forward(self, ids, pos):
-            return self.head(self.ln(self.blocks(self.tok(ids) + self.pos(pos))).mean(dim=1))
-
-    model = Encoder().to(device)
-    opt = lib.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)
-    ids = lib.tensor(rng.integers(0, vocab, size=(batch, seq), dtype=np.int64)).to(device)
-    pos = lib.tensor(np.arange(seq, dtype=np.int64)).to(device)
-    y = lib.tensor(rng.integers(0, 2, size=batch, dtype=np.int64)).to(device)
-    step = _train_step(lib, device, lambda: F.cross_entropy(model(ids, pos), y), opt, True)
-    return step, f"transformer_gpu_amp: ids {batch}x{seq}, d {d}, {heads} heads, {layers} " \
-                 f"pre-LN layers (FFN {ffn}), AdamW, autocast float16 + GradScaler"
+    return build_transformer(lib, device, batch=64, seq=256, d=512, heads=8, ffn=2048, layers=4,
+                             amp=amp)
 
 
 def build_transformer_gpu_amp(lib, device="cuda"):
