@@ -64,6 +64,44 @@ template <typename U> struct _lt_acc { typedef float type; };
 template <> struct _lt_acc<double> { typedef double type; };
 """
 
+def _adam_spec(amsgrad: bool):
+    """The Adam/AdamW kernel (with the running max of v under amsgrad): _adam_one's math."""
+    body = r"""
+        typedef _lt_acc<T>::type A;
+        A pp = (A)p;
+        A gg = (A)g;
+        if (decoupled) {
+            if (wd != 0.0) pp = pp * (A)decay;
+            if (maximize) gg = -gg;
+        } else if (wd != 0.0) {
+            A t = pp * (A)wd;
+            gg = maximize ? t - gg : t + gg;
+        } else if (maximize) {
+            gg = -gg;
+        }
+        A mm = (A)m;
+        A d = gg - mm;
+        if (w < 0.5) { mm = mm + d * (A)w; } else { mm = gg - d * (A)omw; }
+        A vv = (A)v * (A)beta2 + (gg * (A)omb2) * gg;
+"""
+    if amsgrad:
+        body += r"""        A vm = (A)vmax;
+        vm = (vv > vm || vv != vv) ? vv : vm;
+        A den = sqrt(vm) / (A)bc2_sqrt + (A)eps;
+        pp = pp - (mm / den) * (A)step_size;
+        p = (T)pp; m = (T)mm; v = (T)vv; vmax = (T)vm;
+        """
+    else:
+        body += r"""        A den = sqrt(vv) / (A)bc2_sqrt + (A)eps;
+        pp = pp - (mm / den) * (A)step_size;
+        p = (T)pp; m = (T)mm; v = (T)vv;
+        """
+    return ("T g, float64 decay, float64 wd, bool decoupled, bool maximize, float64 w, "
+            "float64 omw, float64 beta2, float64 omb2, float64 bc2_sqrt, float64 eps, "
+            "float64 step_size",
+            "T p, T m, T v, T vmax" if amsgrad else "T p, T m, T v", body, _ACC)
+
+
 # name: (in_params, out_params, operation, preamble). Placeholder-typed inputs are arrays,
 # explicitly typed inputs are scalars, every output is an array (tests rely on this).
 _EW = {
@@ -71,60 +109,8 @@ _EW = {
     # _adam_one: decoupled (AdamW) or L2 weight decay, maximize, moments updated in place;
     # m <- lerp(m, g, w) with PyTorch's two-branch lerp, v <- v*b2 + (g*(1-b2))*g,
     # p <- p - (m / (sqrt(v or vmax) / bc2_sqrt + eps)) * step_size.
-    "adam": (
-        "T g, float64 decay, float64 wd, bool decoupled, bool maximize, float64 w, "
-        "float64 omw, float64 beta2, float64 omb2, float64 bc2_sqrt, float64 eps, "
-        "float64 step_size",
-        "T p, T m, T v",
-        r"""
-        typedef _lt_acc<T>::type A;
-        A pp = (A)p;
-        A gg = (A)g;
-        if (decoupled) {
-            if (wd != 0.0) pp = pp * (A)decay;
-            if (maximize) gg = -gg;
-        } else if (wd != 0.0) {
-            A t = pp * (A)wd;
-            gg = maximize ? t - gg : t + gg;
-        } else if (maximize) {
-            gg = -gg;
-        }
-        A mm = (A)m;
-        A d = gg - mm;
-        if (w < 0.5) { mm = mm + d * (A)w; } else { mm = gg - d * (A)omw; }
-        A vv = (A)v * (A)beta2 + (gg * (A)omb2) * gg;
-        A den = sqrt(vv) / (A)bc2_sqrt + (A)eps;
-        pp = pp - (mm / den) * (A)step_size;
-        p = (T)pp; m = (T)mm; v = (T)vv;
-        """, _ACC),
-    "adam_amsgrad": (
-        "T g, float64 decay, float64 wd, bool decoupled, bool maximize, float64 w, "
-        "float64 omw, float64 beta2, float64 omb2, float64 bc2_sqrt, float64 eps, "
-        "float64 step_size",
-        "T p, T m, T v, T vmax",
-        r"""
-        typedef _lt_acc<T>::type A;
-        A pp = (A)p;
-        A gg = (A)g;
-        if (decoupled) {
-            if (wd != 0.0) pp = pp * (A)decay;
-            if (maximize) gg = -gg;
-        } else if (wd != 0.0) {
-            A t = pp * (A)wd;
-            gg = maximize ? t - gg : t + gg;
-        } else if (maximize) {
-            gg = -gg;
-        }
-        A mm = (A)m;
-        A d = gg - mm;
-        if (w < 0.5) { mm = mm + d * (A)w; } else { mm = gg - d * (A)omw; }
-        A vv = (A)v * (A)beta2 + (gg * (A)omb2) * gg;
-        A vm = (A)vmax;
-        vm = (vv > vm || vv != vv) ? vv : vm;
-        A den = sqrt(vm) / (A)bc2_sqrt + (A)eps;
-        pp = pp - (mm / den) * (A)step_size;
-        p = (T)pp; m = (T)mm; v = (T)vv; vmax = (T)vm;
-        """, _ACC),
+    "adam": _adam_spec(amsgrad=False),
+    "adam_amsgrad": _adam_spec(amsgrad=True),
     # sgd: g' = g (+ wd * p, negated first when maximize); with momentum buf <- g' on the
     # first step, else buf*momentum + g'*(1 - dampening); nesterov: g' + buf*momentum.
     "sgd_momentum": (
