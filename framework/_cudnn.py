@@ -118,11 +118,14 @@ def _candidate_libraries():
     for base in sys.path:
         if not base or not os.path.isdir(base):
             continue
-        for sub in (os.path.join("nvidia", "cudnn", "lib"), os.path.join("torch", "lib")):
+        # the nvidia-cudnn-cu12/-cu13 wheels (nvidia/cudnn/lib, or a per-CUDA folder such as
+        # nvidia/cu13/lib), and torch's own lib folder
+        for pattern in (os.path.join("nvidia", "cudnn", "lib"), os.path.join("nvidia", "*", "lib"),
+                        os.path.join("nvidia", "*", "*", "lib"), os.path.join("torch", "lib")):
             for so in ("libcudnn.so.9", "libcudnn.so.8"):
-                p = os.path.join(base, sub, so)
-                if os.path.exists(p) and p not in out:
-                    out.append(p)
+                for p in sorted(glob.glob(os.path.join(base, pattern, so))):
+                    if p not in out:
+                        out.append(p)
     try:
         import ctypes.util
         found = ctypes.util.find_library("cudnn")
