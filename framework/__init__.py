@@ -62,3 +62,11 @@ def set_flush_denormal(mode: "bool") -> "bool":
     """Flush denormal floats to zero on this CPU thread (MXCSR FTZ+DAZ on x86)."""
     from ._ftz import set_flush_denormal as _set
     return _set(mode)
+
+
+def __getattr__(name: str):
+    # framework.func is loaded on first access, so that `import framework` does not pay for it
+    if name == "func":
+        import importlib
+        return importlib.import_module(f"{__name__}.func")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """`framework.nn.utils` (as torch.nn.utils): gradient clipping, parameter/vector conversion,
 the packed-sequence helpers in `rnn`, parametrizations (`parametrize`, `parametrizations`) and
-the legacy hook forms of weight and spectral normalisation."""
+the legacy hook forms of weight and spectral normalisation, and `stateless.functional_call`."""
 from . import parametrizations, parametrize, rnn  # noqa: F401
 from .clip_grad import (clip_grad_norm, clip_grad_norm_, clip_grad_value_,  # noqa: F401
                         clip_grads_with_norm_, get_total_norm)
@@ -11,4 +11,13 @@ from .weight_norm import remove_weight_norm, weight_norm  # noqa: F401
 __all__ = ["rnn", "parametrize", "parametrizations", "clip_grad_norm", "clip_grad_norm_",
            "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm", "parameters_to_vector",
            "vector_to_parameters", "weight_norm", "remove_weight_norm", "spectral_norm",
-           "remove_spectral_norm"]
+           "remove_spectral_norm", "stateless", "functional_call"]
+
+
+def __getattr__(name: str):
+    # stateless is loaded on first access, so that `import framework` does not pay for it
+    if name in ("stateless", "functional_call"):
+        import importlib
+        stateless = importlib.import_module(f"{__name__}.stateless")
+        return stateless if name == "stateless" else stateless.functional_call
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
