@@ -325,17 +325,12 @@ def test_every_listed_op_has_a_case():
     assert listed - set(CASES) == set()
 
 
-_BF16_NOT_YET = pytest.mark.xfail(strict=True, reason="linear and the convolutions reject "
-                                  "bfloat16 inputs (framework/ops/conv.py)")
-
-
 @pytest.mark.skipif(fw.bfloat16.np is None, reason="bfloat16 needs the ml_dtypes package")
 @pytest.mark.parametrize("name", [
     "matmul", "bmm", "addmm", "einsum", "scaled_dot_product_attention", "prelu", "softmax",
     "cross_entropy", "nll_loss", "mse_loss", "layer_norm", "group_norm", "sum", "cumsum",
     "avg_pool3d", "reflection_pad2d", "grid_sample", "exp",
-    pytest.param("linear", marks=_BF16_NOT_YET), pytest.param("conv1d", marks=_BF16_NOT_YET),
-    pytest.param("conv_transpose2d", marks=_BF16_NOT_YET)])
+    "linear", "conv1d", "conv_transpose2d"])
 def test_cpu_autocast_bfloat16_output_dtype_matches_torch(name):
     torch = pytest.importorskip("torch")
     theirs = _theirs(torch, name, "float32", dtype=torch.bfloat16)
@@ -343,6 +338,16 @@ def test_cpu_autocast_bfloat16_output_dtype_matches_torch(name):
     assert ours.dtype.name == str(theirs.dtype).replace("torch.", "")
     np.testing.assert_allclose(ours.float().numpy(), theirs.float().numpy(), rtol=5e-2,
                                atol=5e-2)
+
+
+@pytest.mark.skipif(fw.bfloat16.np is None, reason="bfloat16 needs the ml_dtypes package")
+@pytest.mark.parametrize("name", ["linear", "conv1d", "conv_transpose2d", "matmul"])
+def test_cpu_autocast_bfloat16_values_match_torch(name):
+    """bfloat16 products are computed in float32 and rounded once, as PyTorch's CPU kernels."""
+    torch = pytest.importorskip("torch")
+    theirs = _theirs(torch, name, "float32", dtype=torch.bfloat16).float().numpy()
+    ours = _ours(name, "float32", dtype=fw.bfloat16).float().numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=2e-2, atol=2e-2)
 
 
 def test_bfloat16_autocast_without_ml_dtypes_is_a_clear_error(monkeypatch):
@@ -433,9 +438,7 @@ _MODULES = [
     pytest.param(lambda L: L.nn.LSTMCell(4, 3), [(2, 4)], id="lstm_cell"),
     pytest.param(lambda L: L.nn.GRUCell(4, 3), [(2, 4)], id="gru_cell"),
     pytest.param(lambda L: L.nn.RNN(4, 3), [(5, 2, 4)], id="rnn"),
-    pytest.param(lambda L: L.nn.RNNCell(4, 3), [(2, 4)], id="rnn_cell", marks=pytest.mark.xfail(
-        strict=True, reason="the hidden-to-hidden bias is added after the autocast matmul "
-        "(float16 + float32 -> float32); torch's fused cell stays float16")),
+    pytest.param(lambda L: L.nn.RNNCell(4, 3), [(2, 4)], id="rnn_cell"),
 ]
 
 

@@ -800,8 +800,19 @@ class ConvWeightGrad(Op):
 
 
 # ============================================================================ argument checks
+def _in_float32(fn, *tensors):
+    """fn over float32 copies of bfloat16 tensors, the result cast back to bfloat16: NumPy has
+    no bfloat16 BLAS (PyTorch's CPU kernels also accumulate bfloat16 products in float32)."""
+    out = fn(*[t.float() if isinstance(t, Tensor) else t for t in tensors])
+    return out.to(dtype=tensors[0].dtype)
+
+
+def _is_bfloat16(t) -> bool:
+    return t._data.dtype.name == "bfloat16"
+
+
 def _check_float_pair(input: Tensor, weight: Tensor, bias, opname):
-    if input._data.dtype.kind not in "fc":
+    if input._data.dtype.kind not in "fc" and not _is_bfloat16(input):
         raise RuntimeError(f"{opname}: expected a floating point input, got {input.dtype.name}")
     if weight._data.dtype != input._data.dtype:
         raise RuntimeError(f"{opname}: Input type ({input.dtype.name}) and weight type "
@@ -846,6 +857,9 @@ def _conv(input, weight, bias, stride, padding, dilation, groups, d, opname):
         if out is not None:
             return out
     x, unbatched, groups = _check_conv_args(input, weight, bias, groups, d, opname)
+    if _is_bfloat16(input):
+        return _in_float32(lambda i, w, b: _conv(i, w, b, stride, padding, dilation, groups, d,
+                                                 opname), input, weight, bias)
     o, cg = weight._data.shape[:2]
     ksize = tuple(weight._data.shape[2:])
     n, c = x._data.shape[:2]
@@ -907,6 +921,10 @@ def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups
         if out is not None:
             return out
     x, unbatched, groups = _check_conv_args(input, weight, bias, groups, d, opname)
+    if _is_bfloat16(input):
+        return _in_float32(lambda i, w, b: _conv_transpose(
+            i, w, b, stride, padding, output_padding, groups, dilation, d, opname),
+            input, weight, bias)
     cin, cout_g = weight._data.shape[:2]
     ksize = tuple(weight._data.shape[2:])
     c = x._data.shape[1]
@@ -1046,6 +1064,8 @@ def linear(input, weight, bias=None) -> Tensor:
         if out is not None:
             return out
     _check_float_pair(input, weight, bias, "linear")
+    if _is_bfloat16(input):
+        return _in_float32(linear, input, weight, bias)
     if weight._data.ndim not in (1, 2):
         raise RuntimeError(f"linear: weight must be 1-D or 2-D, got shape {list(weight.shape)}")
     if input._data.ndim == 0:

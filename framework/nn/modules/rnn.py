@@ -459,13 +459,13 @@ class RNNCell(RNNCellBase):
 
     def forward(self, input, hx=None):
         input, hx, batched = self._prepare(input, hx, 1)
-        xw = _linear(input, self.weight_ih, self.bias_ih)
-        if self.nonlinearity == "tanh":
-            h = _rnn_tanh_step(xw, hx, self.weight_hh.t(), self.bias_hh)
-        elif self.nonlinearity == "relu":
-            h = _rnn_relu_step(xw, hx, self.weight_hh.t(), self.bias_hh)
-        else:
+        if self.nonlinearity not in ("tanh", "relu"):
             raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
+        # two linears with their biases, as PyTorch's rnn_*_cell: under autocast both run in
+        # the low precision, so the cell's output stays there
+        pre = _linear(input, self.weight_ih, self.bias_ih) + \
+            _linear(hx, self.weight_hh, self.bias_hh)
+        h = pre.tanh() if self.nonlinearity == "tanh" else pre.relu()
         return h if batched else h.squeeze(0)
 
 
