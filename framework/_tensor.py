@@ -28,7 +28,12 @@ class Tensor:
     # The version counter, shared by views, is made on first need (`_shared_vc`/`_bump`);
     # until then every tensor reads the same never-written zero.
     _vc = _ZERO_VC
+    # A view's root base, how to replay the view from it (see ops.shape._as_view; None: it
+    # cannot be) and, on a base with a history, weak references to its recorded views
+    # (autograd.copyslices rewrites their histories after an in-place op).
     _base = None
+    _view_fn = None
+    _views = None
     _hooks = None
     _retains_grad = False
 
@@ -450,12 +455,20 @@ class Tensor:
 
     # ------------------------------------------------------------------ in-place machinery
     def _check_inplace(self):
-        if _State.grad_enabled and self._grad_fn is None and self._requires_grad:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
-                               "operation.")
+        if _State.grad_enabled:
+            if self._grad_fn is None:
+                if self._requires_grad:
+                    raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                                       "in-place operation.")
+            else:
+                base = self._base
+                if base is not None and base._grad_fn is None and base._requires_grad:
+                    raise RuntimeError("a view of a leaf Variable that requires grad is being "
+                                       "used in an in-place operation.")
 
     def _inplace_from(self, result):
-        """Make `self` hold `result`'s values (written into its memory) and its history."""
+        """Make `self` hold `result`'s values (written into its memory) and its history; on a
+        view, the base's history is rewritten to match."""
         self._check_inplace()
         if result._data.dtype != self._data.dtype:
             from .ops.elementwise import Cast
@@ -468,13 +481,13 @@ class Tensor:
             raise RuntimeError(f"output with shape {list(self._data.shape)} doesn't match the "
                                f"broadcast shape {list(result._data.shape)}")
         if result._grad_fn is not None:
-            if self._base is not None and (self._base._requires_grad):
-                raise RuntimeError(
-                    "in-place modification, with autograd, of a view of a tensor that requires "
-                    "grad is not supported by Lantern; use the out-of-place op or assign into the "
-                    "base tensor by indexing (base[idx] = value)")
-            self._copy_into(result._data)
-            self._grad_fn, self._out_idx, self._requires_grad = result._grad_fn, 0, True
+            if self._base is not None or self._views is not None:
+                # the base's and other views' histories change too (PyTorch's CopySlices)
+                from .autograd.copyslices import rebase_history
+                rebase_history(self, result)
+            else:
+                self._copy_into(result._data)
+                self._grad_fn, self._out_idx, self._requires_grad = result._grad_fn, 0, True
         else:
             self._copy_into(result._data)
         self._bump()

@@ -69,6 +69,8 @@ def _inplace_view(fn, name):
         self._check_inplace()
         res = fn(self, *args, **kwargs)
         self._data = res._data
+        if self._base is not None:  # still a view of its base, one step further
+            self._view_fn = res._view_fn if res._base is self._base else None
         if res._grad_fn is not None:
             self._grad_fn, self._out_idx, self._requires_grad = res._grad_fn, res._out_idx, True
         self._bump()

@@ -93,7 +93,7 @@ def getitem(input: Tensor, key) -> Tensor:
         raise IndexError(f"{exc} (indexing a tensor of shape {list(input.shape)})") from None
     if not advanced:
         from .shape import _as_view
-        _as_view(out, input)
+        _as_view(out, input, getitem, key)
     return out
 
 
@@ -140,16 +140,10 @@ def setitem(input: Tensor, key, value) -> None:
             xp.asarray(value, dtype=input._data.dtype), None, 0)
         old = Tensor._make(input._data, input._grad_fn, input._out_idx)
         old._requires_grad = input._requires_grad
-        res = IndexPut.apply(old, v, key=key)
-        if input._base is not None and input._base._requires_grad:
-            raise RuntimeError("in-place modification, with autograd, of a view of a tensor that "
-                               "requires grad is not supported by Lantern; assign into the base "
-                               "tensor instead")
-        input._copy_into(res._data)
-        input._grad_fn, input._out_idx, input._requires_grad = res._grad_fn, 0, True
+        input._inplace_from(IndexPut.apply(old, v, key=key))  # writes, bumps the version
     else:
         input._writable()[key] = value._data if isinstance(value, Tensor) else value
-    input._bump()
+        input._bump()
 
 
 class Gather(Op):

@@ -4,6 +4,7 @@ module returns a view."""
 from __future__ import annotations
 
 import builtins
+from weakref import ref as _ref
 
 import numpy as np
 
@@ -15,10 +16,37 @@ from .elementwise import broadcast_to
 from .registry import register
 
 
-def _as_view(out: Tensor, base: Tensor) -> Tensor:
-    if getattr(out._data, "base", None) is not None:
-        out._vc = base._shared_vc()
-        out._base = base._base if base._base is not None else base
+def _as_view(out: Tensor, base: Tensor, *step) -> Tensor:
+    """Mark `out` a view of `base` when its array is a view of base's memory (a reshape may
+    have copied): it shares the version counter, points at the root base, and records how to
+    replay itself from it, `step` being `(fn, *args)` with out = fn(base, *args); without a
+    step it cannot be replayed (an in-place op on it with autograd raises). A recorded view of
+    a base with a history is registered with the base, weakly, for autograd.copyslices."""
+    b = getattr(out._data, "base", None)
+    if b is not None:
+        d = base._data
+        # array views point at the memory's owner (as_strided's at a stand-in)
+        if b is d or b is d.base or xp_of(d).may_share_memory(out._data, d):
+            out._vc = base._shared_vc()
+            root = base._base
+            if root is None:
+                root = base
+                if step:
+                    out._view_fn = (step,)
+            elif step:
+                steps = base._view_fn
+                if steps is not None:
+                    out._view_fn = steps + (step,)
+            out._base = root
+            if out._grad_fn is not None and root._grad_fn is not None:
+                refs = root._views
+                if refs is None:
+                    root._views = [_ref(out)]
+                else:
+                    refs.append(_ref(out))
+                    n = len(refs)
+                    if n >= 64 and not n & (n - 1):  # drop dead ones at each power of two
+                        refs[:] = [r for r in refs if r() is not None]
     return out
 
 
@@ -60,10 +88,9 @@ class Reshape(Op):
 def reshape(input: Tensor, *shape) -> Tensor:
     shape = _shape_args(shape)
     src = input._data.shape
-    if shape == src:
-        return _as_view(Reshape.apply(input, shape=shape), input)
-    shape = _infer_shape(shape, input._data.size, "reshape", src)
-    return _as_view(Reshape.apply(input, shape=shape), input)
+    if shape != src:
+        shape = _infer_shape(shape, input._data.size, "reshape", src)
+    return _as_view(Reshape.apply(input, shape=shape), input, reshape, shape)
 
 
 def view(input: Tensor, *shape) -> Tensor:
@@ -132,18 +159,20 @@ def permute(input: Tensor, *dims) -> Tensor:
     dims = tuple(norm_dim(d, nd, "permute") for d in dims)
     if len(set(dims)) != nd:
         raise RuntimeError(f"permute(): duplicate dims are not allowed: {list(dims)}")
-    return _as_view(Permute.apply(input, dims=dims), input)
+    return _as_view(Permute.apply(input, dims=dims), input, permute, dims)
 
 
 @register()
 def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     nd = input._data.ndim
     if nd < 2 and dim0 in (0, -1) and dim1 in (0, -1):
-        return _as_view(Reshape.apply(input, shape=input._data.shape), input)
+        return _as_view(Reshape.apply(input, shape=input._data.shape), input, reshape,
+                        input._data.shape)
     a, b = norm_dim(dim0, nd, "transpose"), norm_dim(dim1, nd, "transpose")
     perm = list(range(nd))
     perm[a], perm[b] = perm[b], perm[a]
-    return _as_view(Permute.apply(input, dims=tuple(perm)), input)
+    perm = tuple(perm)
+    return _as_view(Permute.apply(input, dims=perm), input, permute, perm)
 
 
 swapaxes = swapdims = transpose
@@ -450,8 +479,10 @@ def split(input: Tensor, split_size_or_sections, dim: int = 0):
                                f"(input tensor's size at dimension {d}), but got split_sizes="
                                f"{sizes}")
     pieces = Split.apply(input, dim=d, sizes=tuple(sizes))
-    for p in pieces:
-        _as_view(p, input)
+    start = 0
+    for p, s in zip(pieces, sizes):
+        _as_view(p, input, narrow, d, start, s)
+        start += s
     return pieces
 
 
@@ -544,8 +575,8 @@ def unbind(input: Tensor, dim: int = 0):
     if input._data.shape[d] == 0:
         return ()
     pieces = Unbind.apply(input, dim=d)
-    for p in pieces:
-        _as_view(p, input)
+    for i, p in enumerate(pieces):
+        _as_view(p, input, select, d, i)
     return pieces
 
 
@@ -569,9 +600,20 @@ def triu(input: Tensor, diagonal: int = 0) -> Tensor:
 
 
 class Diagonal(Op):
+    """The (d1, d2) diagonal at `offset`: a view of x when `view` (Tensor.diagonal), else a
+    copy (diag, and the adjoints of DiagEmbed and diagonal_scatter)."""
+
+    view = False
+
     def forward(self, x):
         self.in_shape = x.shape
-        return xp_of(x).diagonal(x, self.offset, self.d1, self.d2).copy()
+        xp = xp_of(x)
+        d = xp.diagonal(x, self.offset, self.d1, self.d2)
+        if not self.view:
+            return d.copy()
+        if xp is np and x.flags.writeable:
+            d.setflags(write=True)  # NumPy hands out diagonals read-only
+        return d
 
     def backward(self, g):
         return (DiagEmbed.apply(g, offset=self.offset, d1=self.d1, d2=self.d2,
@@ -597,7 +639,9 @@ class DiagEmbed(Op):
 @register()
 def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     nd = input._data.ndim
-    return Diagonal.apply(input, offset=offset, d1=norm_dim(dim1, nd), d2=norm_dim(dim2, nd))
+    d1, d2 = norm_dim(dim1, nd), norm_dim(dim2, nd)
+    return _as_view(Diagonal.apply(input, offset=offset, d1=d1, d2=d2, view=True), input,
+                    diagonal, offset, d1, d2)
 
 
 @register()
