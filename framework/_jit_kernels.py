@@ -204,34 +204,3 @@ def adam_update(p, g, m, v, shrink, w1, beta2, w2, eps, step_size, bc2_sqrt, i0,
         vi = vi * beta2 + gi * w2 * gi
         pi -= mi / (np.sqrt(vi) / bc2_sqrt + eps) * step_size
         p[i], m[i], v[i] = pi, mi, vi
-
-
-# ---------------------------------------------------------------------------- relu
-@_jit
-def relu_forward(x, y, mask, zero, i0, i1):
-    """y = maximum(x, 0) and mask = x > 0 over flat elements [i0, i1), reading x once; zero is
-    0 in x's dtype. As np.maximum: NaN stays NaN (with a False mask), -0.0 gives 0."""
-    x, y, mask = x[i0:i1], y[i0:i1], mask[i0:i1]
-    for i in range(x.size):
-        v = x[i]
-        mask[i] = v > zero
-        y[i] = v if (v > zero or v != v) else zero
-
-
-@_jit
-def relu_backward(g, mask, gx, zero, i0, i1):
-    """gx = g where mask else 0, over flat elements [i0, i1)."""
-    g, mask, gx = g[i0:i1], mask[i0:i1], gx[i0:i1]
-    for i in range(g.size):
-        gx[i] = g[i] if mask[i] else zero
-
-
-
-@_jit
-def relu_mask_(gx, mask, zero, i0, i1):
-    """gx = gx where mask else 0, in place (its own kernel: with gx passed as both source and
-    target of relu_backward, LLVM's overlap check would pick the scalar loop)."""
-    gx, mask = gx[i0:i1], mask[i0:i1]
-    for i in range(gx.size):
-        if not mask[i]:
-            gx[i] = zero

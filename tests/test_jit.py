@@ -164,22 +164,6 @@ def test_non_contiguous_inputs_take_the_numpy_path():
     assert y.grad_fn is None or getattr(y.grad_fn, "jit", None) is None
 
 
-@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "cropped_grad"])
-def test_relu_large_matches_numpy(jit_mode, layout):
-    """Large activations take the compiled (or threaded) relu; values as np.maximum and
-    gradients as torch's threshold_backward (0 where x <= 0)."""
-    x = RNG.standard_normal((8, 16, 48, 48)).astype(np.float32)  # 294,912 elements
-    x.reshape(-1)[:4] = [-0.0, np.nan, -np.inf, np.inf]
-    xt = framework.tensor(x, requires_grad=True)
-    xin = _channels_last(xt) if layout != "contiguous" else xt
-    y = F.relu(xin)
-    np.testing.assert_array_equal(y.detach().numpy(), np.maximum(x, 0))
-    g = RNG.standard_normal((8, 50, 50, 16)).astype(np.float32).transpose(0, 3, 1, 2)
-    g = g[:, :, 1:49, 1:49] if layout == "cropped_grad" else np.ascontiguousarray(g[:, :, :48, :48])
-    y.backward(framework.Tensor._make(g, None, 0))
-    np.testing.assert_array_equal(xt.grad.numpy(), np.where(x > 0, g, 0))
-
-
 def test_embedding_gradient_matches_torch(jit_mode):
     torch = torch_or_skip()
     w = RNG.standard_normal((50, 6))

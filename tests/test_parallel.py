@@ -107,3 +107,22 @@ def test_batch_split_convolution_matches_one_thread(two_threads):
         out[threads] = (y.detach().numpy(), x.grad.numpy(), conv.weight.grad.numpy())
     for a, b in zip(out[1], out[2]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "cropped_grad"])
+def test_relu_large_matches_numpy(two_threads, layout):
+    """Large activations take the threaded relu (and a gradient strided unlike the mask is
+    first copied into its layout); values as np.maximum, gradients 0 where x <= 0."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((8, 16, 48, 48)).astype(np.float32)  # 294,912 elements
+    x.reshape(-1)[:4] = [-0.0, np.nan, -np.inf, np.inf]
+    xt = fw.tensor(x, requires_grad=True)
+    xin = xt if layout == "contiguous" else \
+        xt.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    y = fw.relu(xin)
+    np.testing.assert_array_equal(y.detach().numpy(), np.maximum(x, 0))
+    g = rng.standard_normal((8, 50, 50, 16)).astype(np.float32).transpose(0, 3, 1, 2)
+    g = g[:, :, 1:49, 1:49] if layout == "cropped_grad" else \
+        np.ascontiguousarray(g[:, :, :48, :48])
+    y.backward(fw.Tensor._make(g, None, 0))
+    np.testing.assert_array_equal(xt.grad.numpy(), np.where(x > 0, g, 0))

@@ -15,10 +15,7 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from ._util import binary_operands, broadcast_shape, ensure_tensor, float_input
 from .registry import register
-from .. import _jit
-from .._parallel import JIT_PARALLEL_ELEMENTS, MIN_PARALLEL_ELEMENTS, parallel_ranges
-
-_JIT_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+from .._parallel import MIN_PARALLEL_ELEMENTS, parallel_ranges
 from ..amp import LISTED_OPS, _AutocastState, autocast_op
 
 _AUTOCAST = _AutocastState.enabled
@@ -262,19 +259,14 @@ for _fn in (exp, exp2, log, log2, log10, log1p, expm1, sqrt, rsqrt, reciprocal, 
 del _fn
 
 
-def _dense_flat(a):
-    """A 1-D view of a's elements in memory order when a fills its memory block (C order,
-    channels-last, any permutation), else None."""
-    f = a.ravel(order="K")
-    return f if np.may_share_memory(f, a) else None
-
-
 def _element_strides(a):
     return tuple(st // a.itemsize for st in a.strides)
 
 
 class Relu(Op):
-    """max(x, 0); keeps only the boolean mask for backward."""
+    """max(x, 0); keeps only the boolean mask for backward. (NumPy, not a compiled kernel: a
+    ReLU-only model then never loads numba, whose compiler costs ~110 MiB of memory once, for
+    a kernel only ~25% faster than these two passes.)"""
 
     def forward(self, x):
         if x.dtype.kind == "b":
@@ -282,14 +274,6 @@ class Relu(Op):
             return x
         if type(x) is _ndarray and x.ndim and x.size >= MIN_PARALLEL_ELEMENTS:
             mask, out = np.empty_like(x, dtype=bool), np.empty_like(x)  # keep x's layout
-            jk = _jit.kernels() if x.dtype in _JIT_FLOATS else None
-            xf = _dense_flat(x) if jk is not None else None
-            if xf is not None:  # one compiled pass over memory (see _jit)
-                yf, mf, zero = out.ravel(order="K"), mask.ravel(order="K"), x.dtype.type(0)
-                parallel_ranges(lambda a, b: jk.relu_forward(xf, yf, mf, zero, a, b), xf.size,
-                                xf.size, JIT_PARALLEL_ELEMENTS)
-                self.mask = mask
-                return out
 
             def rows(a, b):  # a large activation: row ranges on several threads
                 np.greater(x[a:b], 0, out=mask[a:b])
@@ -308,25 +292,16 @@ class Relu(Op):
         ga = g._data  # one pass: the array module multiplies by a bool mask
         if type(ga) is _ndarray and ga.ndim and ga.size >= MIN_PARALLEL_ELEMENTS and \
                 ga.shape == mask.shape:
-            gx = np.empty_like(ga)
-            jk = _jit.kernels() if ga.dtype in _JIT_FLOATS else None
-            if jk is not None and _element_strides(ga) == _element_strides(mask):
-                gf, mf = _dense_flat(ga), _dense_flat(mask)
-                if gf is not None and mf is not None:
-                    xf, zero = gx.ravel(order="K"), ga.dtype.type(0)
-                    parallel_ranges(lambda a, b: jk.relu_backward(gf, mf, xf, zero, a, b),
-                                    gf.size, gf.size, JIT_PARALLEL_ELEMENTS)
-                    return (_make(gx, None, 0),)
-            if jk is not None and _dense_flat(mask) is not None:
-                # g is strided (a cropped or broadcast view): NumPy copies it into mask's
-                # layout, then the kernel zeroes the masked-out elements in place
+            if _element_strides(ga) == _element_strides(mask):
+                src, gx = ga, np.empty_like(ga)
+            else:
+                # g strided unlike the mask (a cropped or broadcast view): copied into the
+                # mask's layout first; NumPy's mixed-layout multiply by a bool mask is several
+                # times slower than the copy and a same-layout multiply together
                 gx = np.empty_like(mask, dtype=ga.dtype)
                 np.copyto(gx, ga)
-                xf, mf, zero = gx.ravel(order="K"), mask.ravel(order="K"), ga.dtype.type(0)
-                parallel_ranges(lambda a, b: jk.relu_mask_(xf, mf, zero, a, b),
-                                xf.size, xf.size, JIT_PARALLEL_ELEMENTS)
-                return (_make(gx, None, 0),)
-            parallel_ranges(lambda a, b: np.multiply(ga[a:b], mask[a:b], out=gx[a:b]),
+                src = gx
+            parallel_ranges(lambda a, b: np.multiply(src[a:b], mask[a:b], out=gx[a:b]),
                             ga.shape[0], ga.size)
             return (_make(gx, None, 0),)
         return (_make(ga * mask, None, 0),)
