@@ -600,3 +600,28 @@ def test_in_place_random_fills_are_seeded(device):
     np.testing.assert_array_equal(_np(framework.empty(5, device=device).normal_(2.0, 0.5)),
                                   _np(b))
     assert -1 <= _np(a).min() and _np(a).max() < 1
+
+
+def test_grad_runs_only_the_nodes_that_lead_to_the_inputs():
+    """autograd.grad(outputs, inputs) executes (and frees) only the part of the graph between
+    them, as PyTorch: another branch keeps its graph and its hooks do not run."""
+    torch = pytest.importorskip("torch")
+    for lib in (framework, torch):
+        x = lib.tensor([0.5, 1.0], requires_grad=True)
+        y = lib.tensor([0.3, 0.7], requires_grad=True)
+        u = x.exp()
+        v = y.sin()
+        calls = []
+        v.register_hook(lambda g: calls.append(g))
+        w = v * 3.0
+        loss = u.sum() + w.sum()
+        (gu,) = lib.autograd.grad(loss, u)
+        np.testing.assert_allclose(np.asarray(gu.detach().numpy()), [1.0, 1.0])
+        assert calls == []  # the y-branch did not run
+        (gy,) = lib.autograd.grad(w.sum(), y)  # its nodes were neither run nor freed
+        np.testing.assert_allclose(np.asarray(gy.detach().numpy()),
+                                   3.0 * np.cos([0.3, 0.7]), rtol=1e-6)
+        # backward(inputs=...) accumulates only into the given leaves, same rule
+        z = (x * y).sum() + (y * y).sum()
+        z.backward(inputs=[x])
+        assert y.grad is None

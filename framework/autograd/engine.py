@@ -79,6 +79,11 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
             else:
                 deps[n] = c + 1
 
+    # With `inputs`, only the nodes on a path to one of them run (as in PyTorch): the others
+    # are neither executed nor released, so the rest of the graph stays usable.
+    leads = _leads_to_inputs(roots, capture_leaf, capture_node) if inputs is not None else None
+    target_ids = {key[0] for key in capture_node} if capture_node else ()
+
     # 2. seed the buffers. Node buffers hold Tensors; leaf buffers hold raw arrays when no
     # graph is being built (leaves such as shared weights receive many gradients).
     buf = {}
@@ -131,6 +136,8 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
     try:
         while ready:
             node = ready.pop()
+            if leads is not None and node not in leads and id(node) not in target_ids:
+                continue  # off every path to the requested inputs: not run, not released
             g = buf.pop(node, None)
             if node.n_out == 1:
                 grads_out = (g,)
@@ -146,6 +153,8 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
                     if idxs:
                         for i in idxs:
                             captured[i] = gk
+            if leads is not None and node not in leads:
+                continue  # an input's own node: its gradient is captured, nothing below needs it
             edges = node.next_edges
             if node._freed:
                 node.saved_tensors  # raises the "backward through the graph a second time" error
@@ -213,6 +222,50 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
             captured = [None if c is None else Tensor._make(c._data, None, 0) for c in captured]
         return captured
     return None
+
+
+def _edge_node(e):
+    """The node an edge leads to, or None for a leaf (or no edge)."""
+    if e is None:
+        return None
+    if e.__class__ is tuple:
+        return e[0]
+    return e if e._is_node else None
+
+
+def _leads_to_inputs(roots, capture_leaf, capture_node):
+    """The set of nodes from which a gradient reaches one of the requested inputs: a leaf
+    input among their edges, a node whose output is an input, or a node of the set."""
+    target_nodes = {key[0] for key in capture_node}
+    leads = set()
+    done = set()
+    stack = []
+    for r in roots:
+        fn = r._grad_fn
+        if fn is not None and id(fn) not in done:
+            stack.append((fn, False))
+    while stack:  # iterative post-order: a node is decided after everything below it
+        node, expanded = stack.pop()
+        if id(node) in done:
+            continue
+        if not expanded:
+            stack.append((node, True))
+            for e in node.next_edges:
+                n = _edge_node(e)
+                if n is not None and id(n) not in done:
+                    stack.append((n, False))
+            continue
+        done.add(id(node))
+        for e in node.next_edges:
+            n = _edge_node(e)
+            if n is None:
+                if e is not None and id(e) in capture_leaf:
+                    leads.add(node)
+                    break
+            elif n in leads or id(n) in target_nodes:
+                leads.add(node)
+                break
+    return leads
 
 
 def _run_node_hooks(node, grads_out):
