@@ -383,3 +383,16 @@ def test_doubling_scan_matches_accumulate(n):
                                           getattr(np, name).accumulate(x, axis=axis))
         np.testing.assert_allclose(scans.scan(fake, "logaddexp", x, axis),
                                    np.logaddexp.accumulate(x, axis=axis), rtol=1e-12)
+
+
+@pytest.mark.parametrize("values", [[1.0, 2.0, 2.0, 3.0, 2.0], [4.0, 1.0, float("nan"), 2.0],
+                                    [[3.0, 1.0], [2.0, 5.0]]])
+def test_median_without_dim_shares_the_gradient_among_ties_like_torch(values):
+    torch = torch_or_skip()
+    x = np.array(values)
+    a, b = framework.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ra, rb = a.median(), b.median()
+    ra.backward()
+    rb.backward()
+    np.testing.assert_equal(float(ra.detach()), float(rb.detach()))
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-12)

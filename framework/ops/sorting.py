@@ -77,9 +77,9 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
 @register()
 def median(input: Tensor, dim=None, keepdim: bool = False):
     """The lower median (as PyTorch); with `dim`, (values, indices)."""
-    if dim is None:
-        flat = input.reshape(-1)
-        return kthvalue(flat, (flat.shape[0] + 1) // 2, 0).values
+    if dim is None:  # the gradient is shared among tied elements, as PyTorch's
+        from .statistics import MedianAll
+        return MedianAll.apply(input)
     d = norm_dim(dim, input._data.ndim, "median")
     return kthvalue(input, (input._data.shape[d] + 1) // 2, d, keepdim)
 

@@ -87,6 +87,22 @@ class NanMedianAll(Op):
         self.v = None
 
 
+class MedianAll(NanMedianAll):
+    """The lower median of all elements, nan when any is nan (torch.median without a dim);
+    the gradient is shared evenly among the elements equal to it, as PyTorch's."""
+
+    def forward(self, x):
+        xp = xp_of(x)
+        flat = x.reshape(-1)
+        if flat.size == 0:
+            raise IndexError("median() input tensor cannot be empty")
+        if x.dtype.kind == "f" and bool(xp.isnan(flat).any()):
+            self.v = xp.asarray(math.nan, x.dtype)
+        else:
+            self.v = xp.sort(flat)[(flat.size - 1) // 2]
+        return self.v
+
+
 @register()
 def nanmedian(input: Tensor, dim=None, keepdim: bool = False):
     """The median ignoring nan (the lower of the two middle values); with `dim`,
