@@ -13,10 +13,9 @@ from __future__ import annotations
 import itertools
 
 from ... import _dtype as D
-from ..._tensor import Tensor
 from ...autograd.grad_mode import no_grad
-from ...creation import empty, tensor
-from ..parameter import Parameter, UninitializedBuffer, UninitializedParameter, is_lazy
+from ...creation import tensor
+from ..parameter import UninitializedBuffer, UninitializedParameter, is_lazy
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .linear import Linear
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d

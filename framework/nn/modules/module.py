@@ -16,7 +16,6 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ... import _dtype as D
-from ..._backend import resolve_device
 from ..._tensor import Tensor, parse_to_args
 from ...autograd.function import Op
 from ...autograd.grad_mode import _State, no_grad
