@@ -33,8 +33,8 @@ def kernels():
         try:
             from . import _jit_kernels
             _module = _jit_kernels
-        except ImportError:  # numba is not installed: the NumPy formulations serve
-            _module = False
+        except Exception:  # numba missing, or unable to load (e.g. built for another NumPy):
+            _module = False  # the NumPy formulations serve
     return _module or None
 
 
