@@ -651,14 +651,28 @@ def _conv_input_grad_by_tap(xp, rows, wm, g: ConvGeom, n, c, size):
         parallel_parts(run, list(range(n)))
     else:  # one stream of GPU work: no host threads
         run(list(range(n)))
-    if not unit:
-        buf = xp.zeros((n,) + size + (c,), rows.dtype) if len(phases) < prod(s) else \
-            xp.empty((n,) + size + (c,), rows.dtype)
-        for key, ph in phases.items():
-            dst = buf[(slice(None),) + tuple(slice(k, None, st) for k, st in zip(key, s))]
-            dst[...] = ph[(slice(None),) + tuple(slice(0, e) for e in dst.shape[1:-1])]
-    crop = (slice(None),) + tuple(slice(p, p + sz) for p, sz in zip(g.pad_lo, g.in_sp))
-    return from_channels_last(buf[crop])
+    if unit:
+        crop = (slice(None),) + tuple(slice(p, p + sz) for p, sz in zip(g.pad_lo, g.in_sp))
+        return from_channels_last(buf[crop])
+    # interleave the phases straight into the unpadded result (a dense array, so the next
+    # layer's backward reads it in one pass): phase key k along a dim holds the padded
+    # positions k + st*q, i.e. x positions k + st*q - pad, of which those inside x are kept
+    full = len(phases) == prod(s)
+    out = (xp.empty if full else xp.zeros)((n,) + tuple(g.in_sp) + (c,), rows.dtype)
+    for key, ph in phases.items():
+        dst, src = [slice(None)], [slice(None)]
+        for k, st, p, sz in zip(key, s, g.pad_lo, g.in_sp):
+            q0 = max(0, -(-(p - k) // st))  # first q with k + st*q >= p
+            q1 = (p + sz - 1 - k) // st  # last q with k + st*q < p + sz
+            count = min(q1, ph.shape[len(dst)] - 1) - q0 + 1
+            if count <= 0:
+                break
+            u0 = k + st * q0 - p
+            dst.append(slice(u0, u0 + st * (count - 1) + 1, st))
+            src.append(slice(q0, q0 + count))
+        else:
+            out[tuple(dst)] = ph[tuple(src)]
+    return from_channels_last(out)
 
 
 def conv_weight_grad(x, dy, g: ConvGeom, w_shape, cols=None):
