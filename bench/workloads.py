@@ -159,25 +159,34 @@ def build_transformer(lib, device="cpu", batch=32, seq=64, vocab=8000, d=128, he
 
 def build_unet(lib, device="cpu", batch=8, size=64):
     """W5: 2D U-Net (16-32-64, bottleneck 128), CE + soft Dice, Adam."""
+    step, _ = _unet(lib, device, batch, size, dims=2, amp=False)
+    return step, f"unet: {batch}x1x{size}x{size}, 16-32-64-128, CE + soft Dice, Adam"
+
+
+def _unet(lib, device, batch, size, dims, amp):
+    """A U-Net (16-32-64, bottleneck 128; two 3^d conv+BN+ReLU per level, max pool 2,
+    transposed-conv upsampling, skip concatenations) over `dims` spatial dims, 2 classes,
+    cross-entropy + soft Dice, Adam: (step, None)."""
     nn, F = lib.nn, lib.nn.functional
     _seed(lib)
     rng = np.random.default_rng(0)
+    Conv, BN = getattr(nn, f"Conv{dims}d"), getattr(nn, f"BatchNorm{dims}d")
+    Up, Pool = getattr(nn, f"ConvTranspose{dims}d"), getattr(nn, f"MaxPool{dims}d")
 
     def block(cin, cout):
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                             nn.ReLU(), nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-                             nn.BatchNorm2d(cout), nn.ReLU())
+        return nn.Sequential(Conv(cin, cout, 3, padding=1, bias=False), BN(cout), nn.ReLU(),
+                             Conv(cout, cout, 3, padding=1, bias=False), BN(cout), nn.ReLU())
 
     class UNet(nn.Module):
         def __init__(self):
             super().__init__()
             self.e1, self.e2, self.e3 = block(1, 16), block(16, 32), block(32, 64)
             self.mid = block(64, 128)
-            self.pool = nn.MaxPool2d(2)
-            self.u3, self.d3 = nn.ConvTranspose2d(128, 64, 2, stride=2), block(128, 64)
-            self.u2, self.d2 = nn.ConvTranspose2d(64, 32, 2, stride=2), block(64, 32)
-            self.u1, self.d1 = nn.ConvTranspose2d(32, 16, 2, stride=2), block(32, 16)
-            self.head = nn.Conv2d(16, 2, 1)
+            self.pool = Pool(2)
+            self.u3, self.d3 = Up(128, 64, 2, stride=2), block(128, 64)
+            self.u2, self.d2 = Up(64, 32, 2, stride=2), block(64, 32)
+            self.u1, self.d1 = Up(32, 16, 2, stride=2), block(32, 16)
+            self.head = Conv(16, 2, 1)
 
         def forward(self, x):
             e1 = self.e1(x)
@@ -190,22 +199,19 @@ def build_unet(lib, device="cpu", batch=8, size=64):
 
     model = UNet().to(device)
     opt = lib.optim.Adam(model.parameters(), lr=1e-3)
-    xn = rng.standard_normal((batch, 1, size, size), dtype=np.float32)
+    xn = rng.standard_normal((batch, 1) + (size,) * dims, dtype=np.float32)
     tn = (xn[:, 0] > 0.5).astype(np.int64)
     x, t = lib.tensor(xn).to(device), lib.tensor(tn).to(device)
     onehot = lib.tensor(np.stack([1 - tn, tn], 1).astype(np.float32)).to(device)
+    sums = (0,) + tuple(range(2, 2 + dims))
 
-    def step():
+    def loss_fn():
         logits = model(x)
-        p = F.softmax(logits, dim=1)
-        inter = (p * onehot).sum(dim=(0, 2, 3))
-        denom = p.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
-        loss = F.cross_entropy(logits, t) + 1.0 - ((2 * inter + 1) / (denom + 1)).mean()
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss
-    return step, f"unet: {batch}x1x{size}x{size}, 16-32-64-128, CE + soft Dice, Adam"
+        p = F.softmax(logits.float() if amp else logits, dim=1)  # Dice in float32 under amp
+        inter = (p * onehot).sum(dim=sums)
+        denom = p.sum(dim=sums) + onehot.sum(dim=sums)
+        return F.cross_entropy(logits, t) + 1.0 - ((2 * inter + 1) / (denom + 1)).mean()
+    return _train_step(lib, device, loss_fn, opt, amp), None
 
 
 # ============================================================================ GPU-sized
@@ -301,53 +307,8 @@ def build_transformer_gpu_amp(lib, device="cuda"):
 
 
 def build_unet3d(lib, device="cuda", batch=2, size=96, amp=False):
-    """3D U-Net (16-32-64, bottleneck 128; two 3x3x3 conv+BN+ReLU per level, max pool 2,
-    transposed-conv upsampling, skip concatenations) on 1x96x96x96 volumes, 2 classes,
-    cross-entropy + soft Dice, Adam."""
-    nn, F = lib.nn, lib.nn.functional
-    _seed(lib)
-    rng = np.random.default_rng(0)
-
-    def block(cin, cout):
-        return nn.Sequential(nn.Conv3d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm3d(cout),
-                             nn.ReLU(), nn.Conv3d(cout, cout, 3, padding=1, bias=False),
-                             nn.BatchNorm3d(cout), nn.ReLU())
-
-    class UNet3D(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.e1, self.e2, self.e3 = block(1, 16), block(16, 32), block(32, 64)
-            self.mid = block(64, 128)
-            self.pool = nn.MaxPool3d(2)
-            self.u3, self.d3 = nn.ConvTranspose3d(128, 64, 2, stride=2), block(128, 64)
-            self.u2, self.d2 = nn.ConvTranspose3d(64, 32, 2, stride=2), block(64, 32)
-            self.u1, self.d1 = nn.ConvTranspose3d(32, 16, 2, stride=2), block(32, 16)
-            self.head = nn.Conv3d(16, 2, 1)
-
-        def forward(self, x):
-            e1 = self.e1(x)
-            e2 = self.e2(self.pool(e1))
-            e3 = self.e3(self.pool(e2))
-            m = self.mid(self.pool(e3))
-            x = self.d3(lib.cat([self.u3(m), e3], dim=1))
-            x = self.d2(lib.cat([self.u2(x), e2], dim=1))
-            return self.head(self.d1(lib.cat([self.u1(x), e1], dim=1)))
-
-    model = UNet3D().to(device)
-    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
-    xn = rng.standard_normal((batch, 1, size, size, size), dtype=np.float32)
-    tn = (xn[:, 0] > 0.5).astype(np.int64)
-    x, t = lib.tensor(xn).to(device), lib.tensor(tn).to(device)
-    onehot = lib.tensor(np.stack([1 - tn, tn], 1).astype(np.float32)).to(device)
-
-    def loss_fn():
-        logits = model(x)
-        p = F.softmax(logits.float(), dim=1)
-        inter = (p * onehot).sum(dim=(0, 2, 3, 4))
-        denom = p.sum(dim=(0, 2, 3, 4)) + onehot.sum(dim=(0, 2, 3, 4))
-        return F.cross_entropy(logits, t) + 1.0 - ((2 * inter + 1) / (denom + 1)).mean()
-
-    step = _train_step(lib, device, loss_fn, opt, amp)
+    """The W5 U-Net in 3D on 1x96x96x96 volumes (see _unet)."""
+    step, _ = _unet(lib, device, batch, size, dims=3, amp=amp)
     return step, f"unet3d{'_amp' if amp else ''}: {batch}x1x{size}x{size}x{size}, " \
                  f"16-32-64-128, CE + soft Dice, Adam" \
                  f"{', autocast float16 + GradScaler' if amp else ''}"
