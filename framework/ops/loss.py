@@ -23,10 +23,9 @@ from ..autograd.grad_mode import _State
 from .activation import logsigmoid
 from .elementwise import exp, log, where
 from ._functional_registry import register_functional
-from ..amp import _AutocastState, autocast_op
+from ..amp import autocast_listed
 
 _make = Tensor._make
-_AUTOCAST = _AutocastState.enabled
 
 
 # ============================================================================ reductions
@@ -290,15 +289,11 @@ class CrossEntropyFused(CrossEntropy):
 
 
 @register_functional("cross_entropy")
+@autocast_listed("cross_entropy")
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0) -> Tensor:
     """Cross entropy between logits `input` (N, C, d1, ...) (or (C,)) and class indices
     (N, d1, ...) or class probabilities (same shape as input)."""
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("cross_entropy", cross_entropy, input, target, weight, size_average,
-                          ignore_index, reduce, reduction, label_smoothing)
-        if out is not None:
-            return out
     reduction = _reduction(size_average, reduce, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
@@ -360,14 +355,10 @@ def _check_targets(tgt, c, ignore_index):
 
 
 @register_functional("nll_loss")
+@autocast_listed("nll_loss")
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
              reduction="mean") -> Tensor:
     """Negative log likelihood of log-probabilities `input` (N, C, d1, ...) at class targets."""
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("nll_loss", nll_loss, input, target, weight, size_average, ignore_index,
-                          reduce, reduction)
-        if out is not None:
-            return out
     reduction = _reduction(size_average, reduce, reduction)
     x = input
     if x._data.ndim == 1:
@@ -423,14 +414,10 @@ class BinaryCrossEntropy(Op):
 
 
 @register_functional("binary_cross_entropy")
+@autocast_listed("binary_cross_entropy")
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean") -> Tensor:
     """Binary cross entropy of probabilities `input` against `target` in [0, 1]."""
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("binary_cross_entropy", binary_cross_entropy, input, target, weight,
-                          size_average, reduce, reduction)
-        if out is not None:
-            return out
     reduction = _reduction(size_average, reduce, reduction)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Using a target size ({list(target.shape)}) that is different to the "
@@ -447,15 +434,11 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
 
 
 @register_functional("binary_cross_entropy_with_logits")
+@autocast_listed("binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None) -> Tensor:
     """Sigmoid + binary cross entropy in one stable expression; pos_weight weights the
     positive term per class."""
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("binary_cross_entropy_with_logits", binary_cross_entropy_with_logits,
-                          input, target, weight, size_average, reduce, reduction, pos_weight)
-        if out is not None:
-            return out
     reduction = _reduction(size_average, reduce, reduction)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Target size ({list(target.shape)}) must be the same as input size "
@@ -487,13 +470,9 @@ def _weighted(loss, weight, input, reduction, mean_by_weight):
 
 
 @register_functional("mse_loss")
+@autocast_listed("mse_loss")
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean",
              weight=None) -> Tensor:
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("mse_loss", mse_loss, input, target, size_average, reduce, reduction,
-                          weight)
-        if out is not None:
-            return out
     _check_same_size(input, target, "mse_loss")
     reduction = _reduction(size_average, reduce, reduction)
     d = input - target
@@ -501,27 +480,19 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean",
 
 
 @register_functional("l1_loss")
+@autocast_listed("l1_loss")
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean",
             weight=None) -> Tensor:
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("l1_loss", l1_loss, input, target, size_average, reduce, reduction,
-                          weight)
-        if out is not None:
-            return out
     _check_same_size(input, target, "l1_loss")
     reduction = _reduction(size_average, reduce, reduction)
     return _weighted((input - target).abs(), weight, input, reduction, True)
 
 
 @register_functional("smooth_l1_loss")
+@autocast_listed("smooth_l1_loss")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean",
                    beta=1.0) -> Tensor:
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta."""
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("smooth_l1_loss", smooth_l1_loss, input, target, size_average, reduce,
-                          reduction, beta)
-        if out is not None:
-            return out
     _check_same_size(input, target, "smooth_l1_loss")
     reduction = _reduction(size_average, reduce, reduction)
     if beta < 0:
@@ -535,12 +506,9 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
 
 
 @register_functional("huber_loss")
+@autocast_listed("huber_loss")
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None) -> Tensor:
     """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)."""
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("huber_loss", huber_loss, input, target, reduction, delta, weight)
-        if out is not None:
-            return out
     _check_same_size(input, target, "huber_loss")
     if reduction not in ("none", "mean", "sum"):
         raise ValueError(f"{reduction} is not a valid value for reduction")
@@ -553,14 +521,10 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None) -> Tenso
 
 
 @register_functional("kl_div")
+@autocast_listed("kl_div")
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean",
            log_target=False) -> Tensor:
     """KL(target || exp(input)) pointwise: input holds log-probabilities."""
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("kl_div", kl_div, input, target, size_average, reduce, reduction,
-                          log_target)
-        if out is not None:
-            return out
     if size_average is not None or reduce is not None:
         reduction = _legacy_reduction(size_average, reduce)
     if reduction not in ("none", "mean", "sum", "batchmean"):
@@ -583,13 +547,9 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean",
 
 
 @register_functional("poisson_nll_loss")
+@autocast_listed("poisson_nll_loss")
 def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-08,
                      reduce=None, reduction="mean") -> Tensor:
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("poisson_nll_loss", poisson_nll_loss, input, target, log_input, full,
-                          size_average, eps, reduce, reduction)
-        if out is not None:
-            return out
     reduction = _reduction(size_average, reduce, reduction)
     if log_input:
         loss = exp(input) - target * input
@@ -642,12 +602,9 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-06, keepdim=False) -> Tensor:
 
 
 @register_functional("cosine_similarity")
+@autocast_listed("cosine_similarity")
 def cosine_similarity(x1, x2, dim=1, eps=1e-08) -> Tensor:
     """sum(x1/||x1|| * x2/||x2||) over dim, each norm clamped below at eps."""
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("cosine_similarity", cosine_similarity, x1, x2, dim, eps)
-        if out is not None:
-            return out
     from .elementwise import broadcast_to
     shape = tuple(np.broadcast_shapes(tuple(x1.shape), tuple(x2.shape)))
     a = broadcast_to(x1, shape)
@@ -658,13 +615,9 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-08) -> Tensor:
 
 
 @register_functional("cosine_embedding_loss")
+@autocast_listed("cosine_embedding_loss")
 def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
                           reduction="mean") -> Tensor:
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("cosine_embedding_loss", cosine_embedding_loss, input1, input2, target,
-                          margin, size_average, reduce, reduction)
-        if out is not None:
-            return out
     reduction = _reduction(size_average, reduce, reduction)
     d = target._data.ndim
     prod_sum = (input1 * input2).sum(d)
@@ -678,13 +631,9 @@ def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, r
 
 
 @register_functional("margin_ranking_loss")
+@autocast_listed("margin_ranking_loss")
 def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
                         reduction="mean") -> Tensor:
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("margin_ranking_loss", margin_ranking_loss, input1, input2, target,
-                          margin, size_average, reduce, reduction)
-        if out is not None:
-            return out
     reduction = _reduction(size_average, reduce, reduction)
     if input1._data.ndim != input2._data.ndim or input1._data.ndim != target._data.ndim:
         raise RuntimeError(f"margin_ranking_loss : All input tensors should have same dimension "
@@ -694,13 +643,9 @@ def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, red
 
 
 @register_functional("hinge_embedding_loss")
+@autocast_listed("hinge_embedding_loss")
 def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None,
                          reduction="mean") -> Tensor:
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("hinge_embedding_loss", hinge_embedding_loss, input, target, margin,
-                          size_average, reduce, reduction)
-        if out is not None:
-            return out
     reduction = _reduction(size_average, reduce, reduction)
     margin_clamp = (margin - input).clamp_min(0.0)
     out = where(target != 1, margin_clamp, 0.0) + where(target != -1, input, 0.0)
@@ -708,12 +653,8 @@ def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=No
 
 
 @register_functional("soft_margin_loss")
+@autocast_listed("soft_margin_loss")
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean") -> Tensor:
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("soft_margin_loss", soft_margin_loss, input, target, size_average, reduce,
-                          reduction)
-        if out is not None:
-            return out
     reduction = _reduction(size_average, reduce, reduction)
     return _reduce(-logsigmoid(input * target), reduction)
 
@@ -731,14 +672,10 @@ def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, r
 
 
 @register_functional("multi_margin_loss")
+@autocast_listed("multi_margin_loss")
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
                       reduce=None, reduction="mean") -> Tensor:
     """sum_{j != y} max(0, margin - x_y + x_j)^p / C per sample."""
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("multi_margin_loss", multi_margin_loss, input, target, p, margin, weight,
-                          size_average, reduce, reduction)
-        if out is not None:
-            return out
     reduction = _reduction(size_average, reduce, reduction)
     if p not in (1, 2):
         raise ValueError("only p == 1 and p == 2 supported")
@@ -763,14 +700,10 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
 
 
 @register_functional("multilabel_margin_loss")
+@autocast_listed("multilabel_margin_loss")
 def multilabel_margin_loss(input, target, size_average=None, reduce=None,
                            reduction="mean") -> Tensor:
     """Targets are class indices padded with -1 (the first -1 ends each sample's list)."""
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("multilabel_margin_loss", multilabel_margin_loss, input, target,
-                          size_average, reduce, reduction)
-        if out is not None:
-            return out
     reduction = _reduction(size_average, reduce, reduction)
     x = input.unsqueeze(0) if input._data.ndim == 1 else input
     ta = target._data.reshape(x._data.shape)
@@ -790,13 +723,9 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None,
 
 
 @register_functional("triplet_margin_loss")
+@autocast_listed("triplet_margin_loss")
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-06, swap=False,
                         size_average=None, reduce=None, reduction="mean") -> Tensor:
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("triplet_margin_loss", triplet_margin_loss, anchor, positive, negative,
-                          margin, p, eps, swap, size_average, reduce, reduction)
-        if out is not None:
-            return out
     reduction = _reduction(size_average, reduce, reduction)
     nd = anchor._data.ndim
     if positive._data.ndim != nd or negative._data.ndim != nd:
@@ -963,6 +892,7 @@ class CTCLoss(Op):
 
 
 @register_functional("ctc_loss")
+@autocast_listed("ctc_loss")
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
              zero_infinity=False) -> Tensor:
     """Connectionist temporal classification loss of log_probs (T, N, C) (or (T, C)) against
@@ -970,11 +900,6 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     length, then averages over the batch. The gradient is the exact derivative with respect
     to log_probs (PyTorch's adds exp(log_probs), which vanishes after a log_softmax, so the
     gradients of the logits agree)."""
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("ctc_loss", ctc_loss, log_probs, targets, input_lengths, target_lengths,
-                          blank, reduction, zero_infinity)
-        if out is not None:
-            return out
     if reduction not in ("none", "mean", "sum"):
         raise ValueError(f"{reduction} is not a valid value for reduction")
     lp = log_probs
