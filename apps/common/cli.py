@@ -1,0 +1,79 @@
+"""What every application's command line shares: the common flags, device checks, the exit
+codes (0 ok, 1 failure, 2 usage; 130 interrupted) and one-line errors (a traceback only with
+`--debug`)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from typing import Callable
+
+__all__ = ["CLIError", "add_run_args", "add_train_args", "check_device", "run_command",
+           "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class CLIError(Exception):
+    """A user-facing failure: printed as one line, exit code 1."""
+
+
+def add_run_args(p: argparse.ArgumentParser, *, out: str | None = None) -> None:
+    """Flags every command takes: --device, --seed, --workers, --debug (and --out)."""
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--seed", type=int, default=0, help="seed for every RNG (default: 0)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="data-loading worker processes (default: 0, in the main process)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    if out is not None:
+        p.add_argument("--out", default=out, help=f"output folder (default: {out})")
+
+
+def add_train_args(p: argparse.ArgumentParser, *, epochs: int, batch_size: int, lr: float
+                   ) -> None:
+    """The training flags every application shares."""
+    p.add_argument("--epochs", type=int, default=epochs, help=f"default: {epochs}")
+    p.add_argument("--batch-size", type=int, default=batch_size, help=f"default: {batch_size}")
+    p.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default: {lr})")
+    p.add_argument("--resume", metavar="CKPT",
+                   help="continue from a checkpoint (a file, or a run folder's last one)")
+
+
+def check_device(device: str) -> str:
+    import framework as fw
+    try:
+        dev = fw.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise CLIError(f"--device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not fw.cuda.is_available():
+        raise CLIError(f"--device {device}: no usable CUDA GPU (needs an NVIDIA GPU and CuPy: "
+                       "pip install 'lantern[cuda12]'); use --device cpu")
+    return str(dev)
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, KeyError) and msg.startswith(("'", '"')):
+        msg = msg[1:-1]   # KeyError quotes its message
+    expected = (CLIError, OSError, ValueError, KeyError, LookupError, FloatingPointError)
+    # a KeyError from a lookup says what was unknown in a sentence; a bare key is a bug
+    if isinstance(exc, expected) and msg and not (isinstance(exc, KeyError) and " " not in msg):
+        return msg
+    return f"{type(exc).__name__}: {msg} (run with --debug for the traceback)"
+
+
+def run_command(fn: Callable[[argparse.Namespace], int | None], args: argparse.Namespace,
+                prog: str = "lantern") -> int:
+    """Run a subcommand, turning exceptions into one line on stderr and an exit code."""
+    try:
+        rc = fn(args)
+        return EXIT_OK if rc is None else int(rc)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the CLI's single exit point for failures
+        if getattr(args, "debug", False) or os.environ.get("LANTERN_DEBUG"):
+            traceback.print_exc()
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILURE

@@ -1,0 +1,181 @@
+"""The shared Trainer: it learns, its callbacks write what they promise, and a run resumed
+from a checkpoint ends bit for bit where an uninterrupted run ends."""
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+import framework as fw
+import framework.nn as nn
+import framework.nn.functional as F
+from framework.utils.data import DataLoader, TensorDataset
+from apps.common import (BEST, LAST, CLIError, EarlyStopping, MetricsWriter, ModelCheckpoint,
+                         ProgressBar, Trainer, load_checkpoint, run_command, seed_everything,
+                         write_json)
+from apps.common.callbacks import format_row
+from apps.common.checkpoint import CheckpointFileError
+from apps.common.optim import build_optimizer, build_scheduler
+
+
+class Classify:
+    def __init__(self, model):
+        self.model = model
+
+    def training_step(self, batch):
+        x, y = batch
+        logits = self.model(x)
+        return {"loss": F.cross_entropy(logits, y), "size": len(y),
+                "metrics": {"accuracy": (logits.argmax(1) == y).sum()}}
+
+    validation_step = training_step
+
+
+def _data(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 6)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64) + (x[:, 2] > 1).astype(np.int64)
+    return TensorDataset(fw.tensor(x), fw.tensor(y))
+
+
+def _make(out, epochs, *, callbacks=None, seed=0, scheduler=True):
+    seed_everything(seed)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 3))
+    opt = build_optimizer("sgd", model.parameters(), lr=0.1, weight_decay=1e-4)
+    loader = DataLoader(_data(), batch_size=16, shuffle=True,
+                        generator=fw.Generator().manual_seed(seed))
+    sched = build_scheduler("cosine", opt, epochs=epochs, steps_per_epoch=len(loader),
+                            warmup_epochs=1) if scheduler else None
+    cbs = callbacks if callbacks is not None else [
+        ProgressBar(enable=False, stream=io.StringIO()), MetricsWriter(out, plot=False),
+        ModelCheckpoint(out, monitor="val/accuracy", mode="max")]
+    trainer = Trainer(Classify(model), opt, sched, max_epochs=epochs, callbacks=cbs,
+                      meta={"app": "test"})
+    val = DataLoader(_data(48, seed=1), batch_size=48)
+    return trainer, loader, val
+
+
+def _params(model):
+    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
+
+
+def test_trainer_learns_and_writes_outputs(tmp_path):
+    trainer, loader, val = _make(tmp_path, 6)
+    history = trainer.fit(loader, val)
+    assert [r["epoch"] for r in history] == list(range(1, 7))
+    assert history[-1]["train/loss"] < history[0]["train/loss"]
+    assert history[-1]["val/accuracy"] > 0.8
+    assert trainer.global_step == 6 * len(loader)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 7))
+    assert {"lr", "train/loss", "train/accuracy", "val/loss", "val/accuracy"} <= set(rows[0])
+    best = load_checkpoint(tmp_path / BEST)
+    best_epoch = max(history, key=lambda r: r["val/accuracy"])["epoch"]
+    assert best["epoch"] == best_epoch and best["meta"] == {"app": "test"}
+    assert load_checkpoint(tmp_path / LAST)["epoch"] == 6
+
+
+def test_resume_is_bit_exact(tmp_path):
+    full, loader, val = _make(tmp_path / "full", 5)
+    full.fit(loader, val)
+    part, loader2, val2 = _make(tmp_path / "part", 5)
+    part.max_epochs = 2   # stopped after 2 of the 5 epochs its schedule was built for
+    part.fit(loader2, val2)
+    # a fresh process-like start: different seed everywhere, then resume from the checkpoint
+    resumed, loader3, val3 = _make(tmp_path / "part", 5, seed=123)
+    resumed.fit(loader3, val3, resume=tmp_path / "part" / LAST)
+    a, b = _params(full.model), _params(resumed.model)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "train/samples_per_s")}
+                       for r in h]
+    assert strip(full.history) == strip(resumed.history)
+    rows = list(csv.DictReader(open(tmp_path / "part" / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
+
+
+def test_early_stopping_and_its_state(tmp_path):
+    es = EarlyStopping(monitor="val/loss", mode="min", patience=1, min_delta=10.0)
+    trainer, loader, val = _make(tmp_path, 10, callbacks=[es, ModelCheckpoint(tmp_path)])
+    trainer.fit(loader, val)
+    assert len(trainer.history) == 2 and es.stopped_epoch == 2   # never improves by 10
+    saved = load_checkpoint(tmp_path / LAST)["callbacks"]["EarlyStopping"]
+    assert saved["wait"] == 1 and saved["best"] == pytest.approx(trainer.history[0]["val/loss"])
+    with pytest.raises(KeyError, match="val/nothing"):
+        t2, l2, v2 = _make(tmp_path / "b", 2, callbacks=[EarlyStopping(monitor="val/nothing")])
+        t2.fit(l2, v2)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_loss_is_reported(tmp_path):
+    trainer, loader, val = _make(tmp_path, 1, callbacks=[])
+    trainer.optimizer.param_groups[0]["lr"] = 1e30
+    for p in trainer.model.parameters():
+        p.data.fill_(1e30)
+    with pytest.raises(FloatingPointError, match="loss is"):
+        trainer.fit(loader)
+
+
+def test_resume_refuses_another_architecture(tmp_path):
+    trainer, loader, val = _make(tmp_path, 1)
+    trainer.fit(loader, val)
+    other = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    t2 = Trainer(Classify(other), fw.optim.SGD(other.parameters(), lr=0.1), max_epochs=2)
+    with pytest.raises(ValueError, match=r"0\.weight file \[16, 6\] vs model \[8, 6\]"):
+        t2.fit(loader, resume=tmp_path)
+
+
+def test_load_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointFileError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "nope.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(CheckpointFileError, match="not a readable checkpoint"):
+        load_checkpoint(bad)
+    fw.save({"w": fw.zeros(2)}, tmp_path / "w.safetensors")
+    with pytest.raises(CheckpointFileError, match="not a Lantern training checkpoint"):
+        load_checkpoint(tmp_path / "w.safetensors")
+
+
+def test_format_row_and_json_writer(tmp_path):
+    row = {"epoch": 3, "lr": 0.1, "train/loss": 0.5, "train/accuracy": 0.75,
+           "train/samples_per_s": 1234.0, "val/loss": 0.25, "seconds": 2.0}
+    line = format_row(row, 10)
+    assert line.startswith("epoch 3/10") and "train loss 0.5000 accuracy 0.7500" in line
+    assert "val loss 0.2500" in line and "1,234/s" in line
+    write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": float("nan"), "c": np.arange(2)})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": 0.5, "b": None, "c": [0, 1]}
+
+
+def test_run_command_exit_codes(capsys):
+    import argparse
+    ns = argparse.Namespace(debug=False)
+    assert run_command(lambda a: None, ns) == 0
+    assert run_command(lambda a: (_ for _ in ()).throw(CLIError("bad thing\nmore")), ns) == 1
+    assert capsys.readouterr().err == "lantern: error: bad thing\n"
+    assert run_command(lambda a: {}["k"], ns) == 1   # a bare key is a bug: name the type
+    assert capsys.readouterr().err.startswith("lantern: error: KeyError: k (run with --debug")
+    assert run_command(lambda a: {}.__getitem__("unknown model 'x'"), ns) == 1
+    assert capsys.readouterr().err == "lantern: error: unknown model 'x'\n"
+    assert run_command(lambda a: 1 / 0, ns) == 1
+    err = capsys.readouterr().err
+    assert "ZeroDivisionError" in err and "--debug" in err and "Traceback" not in err
+    assert run_command(lambda a: 1 / 0, argparse.Namespace(debug=True)) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_schedules_warm_up_then_decay():
+    p = fw.zeros(1, requires_grad=True)
+    opt = build_optimizer("sgd", [p], lr=1.0)
+    sched = build_scheduler("cosine", opt, epochs=4, steps_per_epoch=10, warmup_epochs=1)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.01) and max(lrs) == pytest.approx(1.0, rel=1e-6)
+    assert np.argmax(lrs) == 10 and lrs[-1] < 0.01
+    with pytest.raises(ValueError, match="unknown scheduler"):
+        build_scheduler("warp", opt, epochs=1, steps_per_epoch=1)
