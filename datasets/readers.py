@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["read_mnist5k", "read_digits", "read_rotten_tomatoes", "read_minilm", "read_mni152",
-           "read_nifti"]
+           "read_nifti", "read_mtcnn", "read_lfw_subset"]
 
 
 def _read_int_csv_gz(path, ncols: int) -> np.ndarray:
@@ -128,3 +128,25 @@ def read_mni152(folder) -> dict:
         out[key] = vol
     out["affine"] = affine
     return out
+
+
+def read_mtcnn(folder, device=None) -> dict:
+    """{'pnet', 'rnet', 'onet': state dicts {name: Tensor}} of the MTCNN face detector,
+    read from facenet-pytorch's torch .pt files by `framework.load` (restricted unpickler,
+    no torch needed), optionally placed on `device`."""
+    from framework.serialization import load
+    folder = Path(folder)
+    return {net: dict(load(folder / f"{net}.pt", map_location=device))
+            for net in ("pnet", "rnet", "onet")}
+
+
+def read_lfw_subset(path) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels): images float64 (200, 25, 25) in [0, 1], labels int64 with 1 = face
+    (rows 0-99) and 0 = non-face (rows 100-199), from scikit-image's lfw_subset.npy."""
+    images = np.load(path, allow_pickle=False)
+    if images.shape != (200, 25, 25) or images.dtype.kind != "f":
+        raise ValueError(f"{path}: expected float (200, 25, 25) face patches, got "
+                         f"{images.dtype} {images.shape}")
+    labels = np.zeros(200, dtype=np.int64)
+    labels[:100] = 1
+    return images.astype(np.float64, copy=False), labels

@@ -151,6 +151,33 @@ for _s in [
         description="MNI ICBM152 2009a symmetric template at 1 mm, 197x233x189 uint8: "
                     "skull-stripped T1 and grey/white-matter probability maps (0-255)",
         reader="read_mni152"),
+    Source(
+        name="mtcnn", package="facenet-pytorch", version="2.6.0",
+        members=(
+            Member("facenet_pytorch/data/pnet.pt",
+                   "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", 28_570),
+            Member("facenet_pytorch/data/rnet.pt",
+                   "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", 403_147),
+            Member("facenet_pytorch/data/onet.pt",
+                   "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+                   1_559_269),
+        ),
+        license="facenet-pytorch: MIT; weights: MTCNN (Zhang et al. 2016), converted via "
+                "davidsandberg/facenet (MIT)",
+        description="MTCNN face detector weights: P-Net, R-Net and O-Net PyTorch state dicts "
+                    "(torch .pt, read without torch). The wheel is 1.9 MB",
+        reader="read_mtcnn"),
+    Source(
+        name="lfw-subset", package="scikit-image", version="0.26.0",
+        members=(Member("skimage/data/lfw_subset.npy",
+                        "9560ec2f5edfac01973f63a8a99d00053fecd11e21877e18038fbe500f8e872c",
+                        1_000_080),),
+        license="scikit-image: BSD-3-Clause; images: Labeled Faces in the Wild (Huang et "
+                "al. 2007), research use",
+        description="200 grayscale 25x25 patches, float64 in [0, 1]: rows 0-99 faces (LFW), "
+                    "100-199 non-faces; normally taken from an installed scikit-image, else "
+                    "from its wheel (13.7 MB)",
+        reader="read_lfw_subset"),
 ]:
     register_source(_s)
 del _s
