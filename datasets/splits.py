@@ -138,10 +138,6 @@ def stratified_split(targets, sizes: Sequence[int] | Sequence[float],
         raise ValueError(f"stratified_split: class {labels[small].tolist()!r} has {counts[small]} "
                          f"sample(s), too few to appear in each of the {len(used)} non-empty "
                          f"parts of sizes {part_sizes}")
-    for i, s in enumerate(part_sizes):
-        if 0 < s < len(labels):
-            raise ValueError(f"stratified_split: part {i} would hold {s} samples, fewer than "
-                             f"the {len(labels)} classes; make it at least {len(labels)}")
     leftover = n - sum(part_sizes)
     columns = part_sizes + ([leftover] if leftover else [])
     rng = np.random.default_rng(seed)

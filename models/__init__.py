@@ -3,9 +3,9 @@
 from .registry import (DOMAINS, ModelEntry, Weights, get_entry, get_model, get_weights,
                        list_models, list_weights, register_model, register_weights)
 from .weights import LoadReport, WeightsNotFoundError, load_pretrained, load_weights_file, \
-    read_state_dict, weights_path
+    match_state_dict, read_state_dict, weights_path
 
 __all__ = ["DOMAINS", "ModelEntry", "Weights", "get_entry", "get_model", "get_weights",
            "list_models", "list_weights", "register_model", "register_weights", "LoadReport",
-           "WeightsNotFoundError", "load_pretrained", "load_weights_file", "read_state_dict",
+           "WeightsNotFoundError", "load_pretrained", "match_state_dict", "load_weights_file", "read_state_dict",
            "weights_path"]

@@ -17,7 +17,7 @@ import framework as fw
 
 from .registry import Weights, models_root
 
-__all__ = ["LoadReport", "load_pretrained", "read_state_dict", "load_weights_file",
+__all__ = ["LoadReport", "load_pretrained", "match_state_dict", "read_state_dict", "load_weights_file",
            "weights_path", "WeightsNotFoundError"]
 
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
@@ -89,10 +89,37 @@ def _unwrap(obj, path) -> dict:
 
 
 def _strip_prefixes(sd: dict) -> dict:
-    for prefix in _PREFIXES:
-        if sd and all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
+    # repeat: DDP around torch.compile gives "module._orig_mod.", the reverse "_orig_mod.module."
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _PREFIXES:
+            if sd and all(k.startswith(prefix) for k in sd):
+                sd = {k[len(prefix):]: v for k, v in sd.items()}
+                stripped = True
     return sd
+
+
+def match_state_dict(model, state_dict: dict) -> tuple[LoadReport, dict]:
+    """Compare a state dict with a model's, key by key and shape by shape, without loading:
+    (the report, the tensors that fit)."""
+    sd = _strip_prefixes(dict(state_dict))
+    own = model.state_dict()
+    report = LoadReport()
+    fits = {}
+    for key, target in own.items():
+        if key not in sd:
+            if not key.endswith(_OPTIONAL_SUFFIXES):
+                report.missing.append(key)
+            continue
+        value = sd[key]
+        if tuple(value.shape) != tuple(target.shape):
+            report.mismatched[key] = (tuple(value.shape), tuple(target.shape))
+            continue
+        fits[key] = value
+        report.loaded.append(key)
+    report.unexpected = [k for k in sd if k not in own]
+    return report, fits
 
 
 def load_pretrained(model, source, *, strict: bool = False) -> LoadReport:
@@ -103,27 +130,14 @@ def load_pretrained(model, source, *, strict: bool = False) -> LoadReport:
     missing, unexpected or mismatched key raises a ValueError naming them.
     """
     where = source if isinstance(source, (str, os.PathLike)) else "state dict"
-    sd = read_state_dict(source) if isinstance(source, (str, os.PathLike)) else dict(source)
-    sd = _strip_prefixes(sd)
-    own = model.state_dict()
-    report = LoadReport()
-    to_load = {}
-    for key, target in own.items():
-        if key not in sd:
-            if not key.endswith(_OPTIONAL_SUFFIXES):
-                report.missing.append(key)
-            continue
-        value = sd[key]
-        if tuple(value.shape) != tuple(target.shape):
-            report.mismatched[key] = (tuple(value.shape), tuple(target.shape))
-            continue
-        to_load[key] = value
-        report.loaded.append(key)
-    report.unexpected = [k for k in sd if k not in own]
+    # an in-memory checkpoint is unwrapped like a file's ({"state_dict": ...}, {"model": ...})
+    sd = read_state_dict(source) if isinstance(source, (str, os.PathLike)) else \
+        _unwrap(source, where)
+    report, fits = match_state_dict(model, sd)
     if strict and not report.complete:
         raise ValueError(f"{where}: does not match {type(model).__name__}: {report}")
     _reset_owners(model, report.mismatched)
-    model.load_state_dict(to_load, strict=False)
+    model.load_state_dict(fits, strict=False)
     return report
 
 

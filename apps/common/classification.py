@@ -1,12 +1,14 @@
-"""Classification metrics shared by the vision and text applications: top-k accuracy,
-per-class precision/recall/F1 and the confusion matrix (scikit-learn's implementations)."""
+"""Classification shared by the vision and text applications: the Trainer's task for
+classifiers, top-k accuracy, per-class precision/recall/F1 and the confusion matrix
+(scikit-learn's implementations)."""
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["topk_correct", "classification_report", "format_confusion", "format_per_class"]
+__all__ = ["ClassificationTask", "topk_correct", "classification_report", "format_confusion",
+           "format_per_class"]
 
 
 def topk_correct(logits, targets, k: int) -> int:
@@ -23,8 +25,8 @@ def classification_report(y_true, scores, classes: Sequence[str], k: int = 5) ->
     y_true = np.asarray(y_true)
     scores = np.asarray(scores)
     pred = scores.argmax(axis=1)
-    k = min(k, scores.shape[1])
-    topk = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    kk = min(k, scores.shape[1])   # with fewer than k classes, top-k is certain
+    topk = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
     labels = np.arange(len(classes))
     p, r, f, s = precision_recall_fscore_support(y_true, pred, labels=labels, zero_division=0)
     return {
@@ -57,3 +59,38 @@ def format_confusion(matrix, classes: Sequence[str]) -> str:
     head = " " * (w + 2) + " ".join(f"{n[:w]:>{w}}" for n in names)
     body = [f"{n[:w]:>{w}}  " + " ".join(f"{v:>{w}d}" for v in row) for n, row in zip(names, m)]
     return "true \\ predicted\n" + "\n".join([head] + body)
+
+
+class ClassificationTask:
+    """The Trainer's task for classifiers: cross-entropy (with label smoothing, and soft
+    targets from MixUp/CutMix when `batch_transform` is given), accuracy and top-5 counts.
+    Batches are `(inputs, targets)`; dict inputs are passed as keyword arguments (text)."""
+
+    def __init__(self, model, *, label_smoothing: float = 0.0, batch_transform=None):
+        self.model = model
+        self.label_smoothing = float(label_smoothing)
+        self.batch_transform = batch_transform
+
+    def _logits(self, inputs):
+        out = self.model(**inputs) if isinstance(inputs, dict) else self.model(inputs)
+        return out[-1] if isinstance(out, tuple) else out
+
+    def training_step(self, batch):
+        import framework.nn.functional as F
+        inputs, targets = batch
+        hard = targets
+        if self.batch_transform is not None:
+            inputs, targets = self.batch_transform((inputs, targets))
+            hard = targets.argmax(dim=1) if targets.ndim == 2 else targets
+        logits = self._logits(inputs)
+        loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
+        return {"loss": loss, "size": len(hard),
+                "metrics": {"accuracy": (logits.argmax(dim=1) == hard).sum()}}
+
+    def validation_step(self, batch):
+        import framework.nn.functional as F
+        inputs, targets = batch
+        logits = self._logits(inputs)
+        return {"loss": F.cross_entropy(logits, targets), "size": len(targets),
+                "metrics": {"accuracy": (logits.argmax(dim=1) == targets).sum(),
+                            "top5": topk_correct(logits, targets, 5)}}

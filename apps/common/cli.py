@@ -69,6 +69,9 @@ def run_command(fn: Callable[[argparse.Namespace], int | None], args: argparse.N
     try:
         rc = fn(args)
         return EXIT_OK if rc is None else int(rc)
+    except BrokenPipeError:   # the reader of our output went away (`| head`): not an error
+        sys.stdout = open(os.devnull, "w")
+        return EXIT_OK
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

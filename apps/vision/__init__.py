@@ -1,0 +1,2 @@
+"""The image-classification application: the training recipe (`recipe`) and the
+`lantern vision` command line (`cli`)."""

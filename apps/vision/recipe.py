@@ -1,0 +1,519 @@
+"""The image-classification recipe behind `lantern vision`: train, evaluate, predict, export,
+describe models and build zoo weights. Each function takes the parsed command-line namespace
+(or any object with the same attributes) and returns an exit code.
+
+Read it like torchvision's reference script: `load_data` -> `build_model` -> `Trainer.fit`
+-> `evaluate` on the test split -> `<out>/metrics.json`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import framework as fw
+import framework.nn.functional as F
+from framework.utils.data import DataLoader
+
+import models
+from apps.common import (BEST, LAST, CLIError, EarlyStopping, MetricsWriter, ModelCheckpoint,
+                         ProgressBar, Trainer, check_device, load_checkpoint, seed_everything,
+                         write_csv, write_json, write_text)
+from apps.common.classification import (ClassificationTask, classification_report,
+                                        format_confusion, format_per_class)
+from apps.common.optim import build_optimizer, build_scheduler
+from apps.common.plots import plot_confusion
+from datasets.vision import IMG_EXTENSIONS, open_image_dataset, read_image
+from datasets.vision.transforms import IMAGENET_MEAN, IMAGENET_STD, CutMix, MixUp, \
+    RandomChoice, eval_preset, preset_from_spec, train_preset
+
+__all__ = ["train", "evaluate", "predict", "export", "describe_models", "zoo_build",
+           "load_for_inference"]
+
+# Architectures whose input size is fixed by their layers (the others adapt to any size).
+FIXED_INPUT = {"lenet5": 28, "vit_tiny": 32, "vit_b_16": 224, "mtcnn_onet": 48,
+               "mtcnn_rnet": 24}
+
+
+# ============================================================================== data
+def _open(args, split: str, transform=None):
+    return open_image_dataset(args.data, split=split, val_fraction=args.val_fraction,
+                              seed=args.seed, transform=transform, skip_bad=args.skip_bad,
+                              loader=args.loader)
+
+
+def _raw_images(ds, limit: int = 512):
+    """Up to `limit` untransformed images of a data set, spread over it."""
+    data = getattr(ds, "data", None)
+    if isinstance(data, np.ndarray):
+        return data
+    parent = getattr(ds, "dataset", None)   # a split of an in-memory set
+    if isinstance(getattr(parent, "data", None), np.ndarray):
+        return parent.data[ds.indices]
+    idx = np.linspace(0, len(ds) - 1, num=min(limit, len(ds))).astype(int)
+    return [ds[i][0] for i in idx]
+
+
+def data_profile(ds) -> dict:
+    """Channels, the common size (or None when sizes vary) and per-channel mean/std in [0,1]
+    of a data set's images (from a sample for file-backed sets)."""
+    images = _raw_images(ds)
+    channels = 3 if any(im.shape[-1] == 3 for im in images) else 1
+    sizes = {im.shape[:2] for im in images}
+    size = next(iter(sizes)) if len(sizes) == 1 else None
+    sums = np.zeros(channels)
+    sq = np.zeros(channels)
+    count = 0
+    for im in images:
+        x = im.astype(np.float64) / 255.0
+        if x.shape[-1] != channels:
+            x = np.repeat(x, channels, axis=-1)
+        sums += x.sum(axis=(0, 1))
+        sq += (x ** 2).sum(axis=(0, 1))
+        count += x.shape[0] * x.shape[1]
+    mean = sums / count
+    std = np.sqrt(np.maximum(sq / count - mean ** 2, 1e-12))
+    return {"channels": channels, "size": size, "mean": [round(float(m), 4) for m in mean],
+            "std": [round(float(s), 4) for s in std]}
+
+
+def _loader(ds, batch_size, *, shuffle=False, workers=0, seed=0, drop_last=False):
+    gen = fw.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                      generator=gen, drop_last=drop_last, persistent_workers=workers > 0)
+
+
+# ============================================================================== models
+def _zoo_weights(name: str):
+    if not name.startswith("zoo:"):
+        raise CLIError(f"--model {name!r}: expected zoo:<model>.<weights>, e.g. "
+                       "zoo:lenet5.mnist5k (see `lantern vision models`)")
+    return models.get_weights(name[4:])
+
+
+def _check_model(name: str) -> None:
+    if name not in models.list_models("vision"):
+        raise CLIError(f"unknown vision model {name!r}; choose from: "
+                       f"{', '.join(models.list_models('vision'))}")
+
+
+def model_channels(name: str, data_channels: int) -> int:
+    """The channels the model will see: the data's when the architecture takes any number,
+    else 3 (grey images are replicated, with a warning, by the preprocessing)."""
+    return data_channels if _takes(name, "in_channels") or _takes(name, "in_features") else 3
+
+
+def build_model(name: str, num_classes: int, input_shape: tuple[int, int, int], *,
+                cifar_stem: bool = False, weights: str | None = None):
+    """A zoo architecture for `num_classes` outputs and (C, H, W) inputs, optionally started
+    from pretrained weights (`zoo:<model>.<tag>` or a checkpoint path); returns (model,
+    builder kwargs)."""
+    _check_model(name)
+    kwargs = {"num_classes": num_classes}
+    if _takes(name, "in_channels"):
+        kwargs["in_channels"] = input_shape[0]
+    if _takes(name, "in_features"):
+        kwargs["in_features"] = int(np.prod(input_shape))
+    if cifar_stem:
+        if not _takes(name, "cifar_stem"):
+            raise CLIError(f"--cifar-stem applies to the ResNets, not {name}")
+        kwargs["cifar_stem"] = True
+    model = models.get_model(name, **kwargs)
+    if weights:
+        source = models.weights_path(_zoo_weights(weights)) if weights.startswith("zoo:") \
+            else weights
+        report = models.load_pretrained(model, source)
+        print(f"weights {weights}: {report}")
+    return model, kwargs
+
+
+def _takes(name: str, param: str) -> bool:
+    import inspect
+    return param in inspect.signature(models.get_entry(name).builder).parameters
+
+
+def load_for_inference(args, device: str):
+    """(model in eval mode, meta) from --checkpoint (training checkpoint or export) or
+    --model zoo:<name>. The meta holds the classes and the eval preprocessing."""
+    if getattr(args, "model", None):
+        w = _zoo_weights(args.model)
+        model = models.get_model(w.model, weights=w)
+        meta = {"model": w.model, "model_kwargs": dict(w.builder_kwargs),
+                "classes": list(w.categories), "transforms": dict(w.transforms),
+                "source": f"zoo:{w.name}"}
+    else:
+        path = Path(args.checkpoint)
+        meta, state = _read_model_file(path)
+        if meta.get("app") not in (None, "vision"):
+            raise CLIError(f"{path}: a checkpoint of the {meta['app']} application, not vision")
+        model = models.get_model(meta["model"], **meta["model_kwargs"])
+        models.load_pretrained(model, state, strict=True)
+        meta["source"] = str(path)
+    return model.to(device).eval(), meta
+
+
+def _read_model_file(path: Path):
+    if path.suffix == ".safetensors" and path.is_file():
+        from safetensors import safe_open
+        with safe_open(str(path), framework="np") as fh:
+            header = fh.metadata() or {}
+        if "lantern.vision" in header:    # an exported model: flat state dict + meta
+            return json.loads(header["lantern.vision"]), models.read_state_dict(path)
+    state = load_checkpoint(path)
+    return dict(state["meta"]), state["model"]
+
+
+# ============================================================================== train
+def train(args) -> int:
+    device = check_device(args.device)
+    _check_model(args.model)
+    seed_everything(args.seed)
+    fw.set_flush_denormal(True)
+    out = Path(args.out)
+    t_start = time.perf_counter()
+
+    train_raw = _open(args, "train")
+    val_raw = _open(args, "val") if args.val_fraction > 0 else None
+    test_raw = _open(args, "test")
+    classes = list(train_raw.classes)
+    profile = data_profile(train_raw)
+    channels = model_channels(args.model, profile["channels"])
+    pretrained_rgb = bool(args.weights) and channels == 3
+    size = args.image_size or FIXED_INPUT.get(args.model) or profile["size"] or 224
+    size = size if isinstance(size, int) else max(size)
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if pretrained_rgb else \
+        (profile["mean"], profile["std"])
+    small = _is_small(profile)
+    if channels != profile["channels"]:   # grey data replicated for an RGB-only model
+        mean, std = mean * 3, std * 3
+    eval_spec = eval_preset(size, mean, std, channels=channels,
+                            resize=size if small else int(round(size * 256 / 224))).spec
+
+    _report_skipped(train_raw)
+    model, model_kwargs = build_model(args.model, len(classes), (channels, size, size),
+                                      cifar_stem=args.cifar_stem, weights=args.weights)
+    if args.resume:
+        eval_spec = _check_resume(args.resume, model, args.model, classes)
+    model.to(device)
+    train_tf = train_transform(args.augment, size, mean, std, channels=channels,
+                               small=small, resize=size if profile["size"] not in
+                               (None, (size, size)) else None, hflip=_hflip_ok(args.data))
+    eval_tf = preset_from_spec(eval_spec)
+    for ds, tf in ((train_raw, train_tf), (val_raw, eval_tf), (test_raw, eval_tf)):
+        if ds is not None:
+            ds.transform = tf
+    train_loader = _loader(train_raw, args.batch_size, shuffle=True, workers=args.workers,
+                           seed=args.seed, drop_last=len(train_raw) > args.batch_size)
+    val_loader = _loader(val_raw, 256, workers=args.workers) if val_raw is not None and \
+        len(val_raw) else None
+
+    mixes = [m for m in (MixUp(alpha=args.mixup, num_classes=len(classes)) if args.mixup else None,
+                         CutMix(alpha=args.cutmix, num_classes=len(classes)) if args.cutmix
+                         else None) if m is not None]
+    batch_tf = mixes[0] if len(mixes) == 1 else (RandomChoice(mixes) if mixes else None)
+    task = ClassificationTask(model, label_smoothing=args.label_smoothing, batch_transform=batch_tf)
+    optimizer = build_optimizer(args.optimizer, model.parameters(), lr=args.lr,
+                                weight_decay=args.weight_decay, momentum=args.momentum)
+    scheduler = build_scheduler(args.scheduler, optimizer, epochs=args.epochs,
+                                steps_per_epoch=len(train_loader),
+                                warmup_epochs=args.warmup_epochs)
+    monitor = ("val/accuracy", "max") if val_loader is not None else ("train/loss", "min")
+    callbacks = [ProgressBar(unit="img"), MetricsWriter(out, title=f"{args.model} on "
+                                                                   f"{args.data}",
+                                                        plot=not args.no_plots)]
+    if args.patience:
+        callbacks.append(EarlyStopping(monitor=monitor[0], mode=monitor[1],
+                                       patience=args.patience))
+    callbacks.append(ModelCheckpoint(out, monitor=monitor[0], mode=monitor[1]))
+    meta = {"app": "vision", "model": args.model, "model_kwargs": model_kwargs,
+            "classes": classes, "transforms": eval_spec, "data": args.data,
+            "args": {k: v for k, v in vars(args).items() if k != "func" and
+                     not k.startswith("_")}}
+    trainer = Trainer(task, optimizer, scheduler, max_epochs=args.epochs, device=device,
+                      callbacks=callbacks, grad_clip=args.grad_clip, amp=args.amp,
+                      out_dir=out, meta=meta)
+    print(f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters | "
+          f"{args.data}: {len(train_raw)} train / {len(val_raw) if val_raw else 0} val / "
+          f"{len(test_raw)} test, {len(classes)} classes, {size}x{size}x{channels} | {device}")
+    trainer.fit(train_loader, val_loader, resume=args.resume)
+
+    best = out / BEST
+    if best.is_file() and val_loader is not None:
+        models.load_pretrained(model, load_checkpoint(best)["model"], strict=True)
+    test_loader = _loader(test_raw, 256, workers=args.workers)
+    report = _report(model, test_loader, classes, device)
+    results = {"test": {"accuracy": report["accuracy"], "top5": report["top5"],
+                        "count": report["count"], "macro_f1": report["macro_f1"]},
+               "epochs": trainer.epoch, "seconds": round(time.perf_counter() - t_start, 2),
+               "model": args.model, "data": args.data, "best_epoch": _best_epoch(trainer),
+               "checkpoint": str(best if best.is_file() else out / LAST)}
+    if trainer.history:
+        last = trainer.history[-1]
+        results["final_epoch"] = {k: v for k, v in last.items() if k != "epoch"}
+    write_json(out / "metrics.json", results)
+    _write_eval_files(out, report, classes, plots=not args.no_plots)
+    print(f"test accuracy {report['accuracy']:.4f}  top-5 {report['top5']:.4f}  "
+          f"({report['count']} images) -> {out / 'metrics.json'}")
+    return 0
+
+
+def _report_skipped(ds) -> None:
+    while ds is not None and not hasattr(ds, "skipped"):
+        ds = getattr(ds, "dataset", None)
+    if ds is not None and ds.skipped:
+        path, reason = ds.skipped[0]
+        print(f"skipped {len(ds.skipped)} image(s) that could not be decoded (first: {path}: "
+              f"{reason})")
+
+
+def _check_resume(path, model, name: str, classes) -> dict:
+    """The eval preprocessing of the run being resumed, after checking that it trained the
+    same architecture on the same classes (naming the keys that differ when not)."""
+    state = load_checkpoint(path)
+    meta = state["meta"]
+    report, _ = models.match_state_dict(model, state["model"])
+    if not report.complete:
+        raise CLIError(f"--resume {path}: its model ({meta.get('model')}) is not this "
+                       f"{name}: {report}")
+    if list(meta.get("classes", [])) != list(classes):
+        raise CLIError(f"--resume {path}: it was trained on classes {meta.get('classes')}, "
+                       f"this data has {classes}")
+    return meta["transforms"]
+
+
+def _is_small(profile) -> bool:
+    """Digit- and CIFAR-sized images (all the same size, at most 64 pixels) are augmented by
+    small shifts; larger or ragged images by random resized crops."""
+    return profile["size"] is not None and max(profile["size"]) <= 64
+
+
+# Augmentation strengths: (affine degrees, translate) for small images, the smallest area
+# share of a resized crop for large ones, and colour jitter / random erasing.
+AUGMENT = {"light": (5, 0.05, 0.35, 0.0, 0.0), "default": (10, 0.1, 0.08, 0.0, 0.0),
+           "strong": (15, 0.125, 0.08, 0.4, 0.25)}
+
+
+def train_transform(augment: str, size: int, mean, std, *, channels: int, small: bool,
+                    resize: int | None, hflip: bool):
+    """The training pipeline for an --augment level (see AUGMENT)."""
+    if augment == "none":
+        return eval_preset(size, mean, std, channels=channels, resize=resize or size)
+    degrees, shift, min_area, jitter, erasing = AUGMENT[augment]
+    common = {"channels": channels, "hflip": 0.5 if hflip else 0.0, "color_jitter": jitter,
+              "erasing": erasing}
+    if small and channels == 1:     # digits: shifts and small rotations
+        return train_preset(size, mean, std, crop_mode="affine", resize=resize,
+                            affine={"degrees": degrees, "translate": [shift, shift]}, **common)
+    if small:                       # CIFAR-style colour images: padded random crops
+        return train_preset(size, mean, std, crop_mode="pad", resize=resize,
+                            padding=max(1, size // 8), **common)
+    return train_preset(size, mean, std, crop_mode="resized", scale=[min_area, 1.0], **common)
+
+
+def _hflip_ok(data: str) -> bool:
+    # Mirrored digits are other glyphs; natural images are symmetric under a flip.
+    return data not in ("digits", "mnist5k") and not data.startswith(("mnist:",
+                                                                        "fashion-mnist:"))
+
+
+def _best_epoch(trainer):
+    for cb in trainer.callbacks:
+        if isinstance(cb, ModelCheckpoint):
+            return cb.best_epoch
+    return None
+
+
+# ============================================================================== evaluate
+def _scores(model, loader, device):
+    """(labels, softmax scores) over a loader."""
+    ys, ps = [], []
+    with fw.no_grad():
+        for x, y in loader:
+            logits = model(x.to(device))
+            if isinstance(logits, tuple):      # detectors return several heads
+                logits = logits[-1]
+            ps.append(F.softmax(logits.float(), dim=1).cpu().numpy())
+            ys.append(np.asarray(y.numpy() if hasattr(y, "numpy") else y))
+    return np.concatenate(ys), np.concatenate(ps)
+
+
+def _report(model, loader, classes, device) -> dict:
+    model.eval()
+    y, p = _scores(model, loader, device)
+    return classification_report(y, p, classes, k=5)
+
+
+def _write_eval_files(out: Path, report: dict, classes, *, plots: bool) -> None:
+    write_text(out / "confusion.txt", format_confusion(report["confusion_matrix"], classes) + "\n")
+    write_csv(out / "per_class.csv", [{"class": c, **m} for c, m in report["per_class"].items()])
+    if plots:
+        plot_confusion(report["confusion_matrix"], classes, out / "confusion.png")
+
+
+def evaluate(args) -> int:
+    device = check_device(args.device)
+    seed_everything(args.seed)
+    model, meta = load_for_inference(args, device)
+    ds = _open(args, args.split, transform=preset_from_spec(meta["transforms"]))
+    if list(ds.classes) != list(meta["classes"]):
+        raise CLIError(f"--data {args.data}: classes {ds.classes} differ from the model's "
+                       f"{meta['classes']}")
+    t0 = time.perf_counter()
+    report = _report(model, _loader(ds, args.batch_size, workers=args.workers), ds.classes,
+                     device)
+    out = Path(args.out)
+    write_json(out / "metrics.json", {
+        args.split: {"accuracy": report["accuracy"], "top5": report["top5"],
+                     "count": report["count"], "macro_f1": report["macro_f1"],
+                     "per_class": report["per_class"]},
+        "model": meta["source"], "data": args.data,
+        "seconds": round(time.perf_counter() - t0, 2)})
+    _write_eval_files(out, report, ds.classes, plots=True)
+    print(f"{meta['source']} on {args.data} ({args.split}, {report['count']} images): "
+          f"accuracy {report['accuracy']:.4f}  top-5 {report['top5']:.4f}  "
+          f"macro F1 {report['macro_f1']:.4f}")
+    print(format_per_class(report))
+    print(format_confusion(report["confusion_matrix"], ds.classes))
+    print(f"-> {out / 'metrics.json'}, {out / 'confusion.png'}")
+    return 0
+
+
+# ============================================================================== predict
+def _collect_inputs(inputs) -> list[str]:
+    paths: list[str] = []
+    for item in inputs:
+        if item == "-":
+            paths += [line.strip() for line in sys.stdin if line.strip()]
+        elif os.path.isdir(item):
+            for root, _, files in sorted(os.walk(item)):
+                paths += [os.path.join(root, f) for f in sorted(files)
+                          if f.lower().endswith(IMG_EXTENSIONS)]
+        else:
+            paths.append(item)
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise CLIError(f"{missing[0]}: no such image file" +
+                       (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    if not paths:
+        raise CLIError("no images to predict (the folders hold no image files)")
+    return paths
+
+
+def predict(args) -> int:
+    device = check_device(args.device)
+    paths = _collect_inputs(args.inputs)
+    model, meta = load_for_inference(args, device)
+    tf = preset_from_spec(meta["transforms"])
+    classes = meta["classes"]
+    k = max(1, min(args.topk, len(classes)))
+    rows = []
+    with fw.no_grad():
+        for i in range(0, len(paths), args.batch_size):
+            chunk = paths[i:i + args.batch_size]
+            x = fw.stack([tf(read_image(p, args.loader)) for p in chunk]).to(device)
+            logits = model(x)
+            if isinstance(logits, tuple):
+                logits = logits[-1]
+            top = F.softmax(logits.float(), dim=1).topk(k, dim=1)
+            for p, vals, idx in zip(chunk, top.values.cpu().numpy(), top.indices.cpu().numpy()):
+                rows.append({"path": p, "labels": [classes[j] for j in idx],
+                             "scores": [round(float(v), 6) for v in vals]})
+    sys.stdout.write(_format_predictions(rows, args.format, k))
+    return 0
+
+
+def _format_predictions(rows, fmt: str, k: int) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["path"] + [f"{c}{i}" for i in range(1, k + 1) for c in ("label", "score")])
+        for r in rows:
+            w.writerow([r["path"]] + [x for pair in zip(r["labels"], r["scores"]) for x in pair])
+        return buf.getvalue()
+    width = max(len(r["path"]) for r in rows)
+    return "".join(f"{r['path']:<{width}}  " + "  ".join(
+        f"{lab} {s:.4f}" for lab, s in zip(r["labels"], r["scores"])) + "\n" for r in rows)
+
+
+# ============================================================================== export
+def export(args) -> int:
+    model, meta = load_for_inference(args, "cpu")
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise CLIError(f"--out {out}: the export is a .safetensors file")
+    meta = {"app": "vision", "model": meta["model"], "model_kwargs": meta["model_kwargs"],
+            "classes": meta["classes"], "transforms": meta["transforms"],
+            "exported_from": meta["source"],
+            "num_params": int(sum(p.numel() for p in model.parameters()))}
+    from framework.serialization import save_safetensors
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_safetensors(model.state_dict(), out, metadata={"lantern.vision": json.dumps(meta)})
+    from datasets import sha256_file
+    meta["sha256"] = sha256_file(out)
+    write_json(out.with_suffix(".json"), meta)
+    print(f"{out} ({meta['num_params']:,} parameters, sha256 {meta['sha256'][:16]}...) and "
+          f"{out.with_suffix('.json')}")
+    return 0
+
+
+# ============================================================================== models
+def describe_models(args) -> int:
+    if args.name:
+        entry = models.get_entry(args.name)
+        model = entry.builder()
+        print(f"{entry.name} ({entry.domain}): {entry.doc}")
+        print(f"parameters: {sum(p.numel() for p in model.parameters()):,}")
+        for w in entry.weights.values():
+            print(f"weights {w.name}: {json.dumps(w.meta(), indent=2)}")
+        return 0
+    print(f"{'model':<14} {'parameters':>12}  weights")
+    for name in models.list_models("vision"):
+        entry = models.get_entry(name)
+        n = sum(p.numel() for p in entry.builder().parameters())
+        tags = ", ".join(f"{w.tag} ({_metric_line(w)})" for w in entry.weights.values())
+        print(f"{name:<14} {n:>12,}  {tags or '-'}")
+    return 0
+
+
+def _metric_line(w) -> str:
+    m = w.metrics
+    acc = m.get("accuracy")
+    return f"{m.get('dataset', '?')} {m.get('split', '')} acc {acc:.4f}" if acc is not None \
+        else m.get("dataset", "")
+
+
+# ============================================================================== zoo
+def zoo_build(args) -> int:
+    """Train a zoo entry with the command recorded in its weights record, then write the
+    weights to $LANTERN_HOME/zoo/<model>.<tag>.safetensors and print their figures."""
+    from apps.vision.cli import add_parser
+    import argparse
+    w = models.get_weights(args.name)
+    argv = shlex.split(w.recipe)
+    if argv[:3] != ["lantern", "vision", "train"]:
+        raise CLIError(f"{w.name}: its recipe is not a `lantern vision train` command: "
+                       f"{w.recipe}")
+    parser = argparse.ArgumentParser(prog="lantern")
+    add_parser(parser.add_subparsers(dest="group"), "vision")
+    targs = parser.parse_args(argv[1:])
+    targs.out = args.out or f"runs/zoo/{w.name}"
+    rc = train(targs)
+    if rc:
+        return rc
+    import datasets
+    dest = datasets.lantern_home() / "zoo" / f"{w.name}.safetensors"
+    export(argparse.Namespace(checkpoint=str(Path(targs.out) / BEST), model=None,
+                              out=str(dest)))
+    figures = json.loads((Path(targs.out) / "metrics.json").read_text())
+    print(f"{w.name}: test accuracy {figures['test']['accuracy']:.4f} (registered "
+          f"{w.metrics.get('accuracy')}); weights {dest}")
+    return 0
