@@ -38,7 +38,7 @@ def _add_data_args(p, *, split: bool = False) -> None:
     p.add_argument("--loader", choices=("pil", "cv2"), default="pil",
                    help="image decoder: Pillow or OpenCV (default: pil)")
     if split:
-        p.add_argument("--split", choices=("train", "val", "test"), default="test")
+        p.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
 
 
 def _add_model_source(p) -> None:

@@ -331,15 +331,23 @@ def _best_epoch(trainer):
 
 
 # ============================================================================== evaluate
+def class_probabilities(model, x):
+    """(N, classes) probabilities of a batch: the softmax of a classifier's logits, or the
+    class head of a detector (MTCNN: the last output, already a softmax, 1x1 maps for P-Net
+    on its 12x12 crops)."""
+    out = model(x)
+    if isinstance(out, tuple):
+        out = out[-1]
+    out = out.float().reshape(out.shape[0], -1) if out.ndim == 4 else out.float()
+    return out if getattr(model, "returns_probabilities", False) else F.softmax(out, dim=1)
+
+
 def _scores(model, loader, device):
-    """(labels, softmax scores) over a loader."""
+    """(labels, class probabilities) over a loader."""
     ys, ps = [], []
     with fw.no_grad():
         for x, y in loader:
-            logits = model(x.to(device))
-            if isinstance(logits, tuple):      # detectors return several heads
-                logits = logits[-1]
-            ps.append(F.softmax(logits.float(), dim=1).cpu().numpy())
+            ps.append(class_probabilities(model, x.to(device)).cpu().numpy())
             ys.append(np.asarray(y.numpy() if hasattr(y, "numpy") else y))
     return np.concatenate(ys), np.concatenate(ps)
 
@@ -418,10 +426,7 @@ def predict(args) -> int:
         for i in range(0, len(paths), args.batch_size):
             chunk = paths[i:i + args.batch_size]
             x = fw.stack([tf(read_image(p, args.loader)) for p in chunk]).to(device)
-            logits = model(x)
-            if isinstance(logits, tuple):
-                logits = logits[-1]
-            top = F.softmax(logits.float(), dim=1).topk(k, dim=1)
+            top = class_probabilities(model, x).topk(k, dim=1)
             for p, vals, idx in zip(chunk, top.values.cpu().numpy(), top.indices.cpu().numpy()):
                 rows.append({"path": p, "labels": [classes[j] for j in idx],
                              "scores": [round(float(v), 6) for v in vals]})

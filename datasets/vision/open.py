@@ -41,7 +41,7 @@ _HUB = {"digits": (Digits, 0.25), "mnist5k": (MNIST5k, 0.2), "lfw-subset": (LFWF
 _PREFIXED = {"mnist": MNIST, "fashion-mnist": FashionMNIST, "cifar10": CIFAR10,
              "cifar100": CIFAR100}
 _DEFAULT_TEST_FRACTION = 0.2
-_SPLITS = ("train", "val", "test")
+_SPLITS = ("train", "val", "test", "all")
 
 ACCEPTED = ("digits, mnist5k, lfw-subset, shapes, a folder with one sub-folder per class (or "
             "with train/ and val/ or test/ sub-folders laid out so), a .csv file of path,label "
@@ -92,7 +92,10 @@ def _with_val(train_set, which: str, val_fraction: float, seed: int, transform,
 
 def _split_whole(dataset, split: str, val_fraction: float, test_fraction: float, seed: int,
                  transform, target_transform, spec: str):
-    """A split of a data set with no predefined one: test first, then val from the rest."""
+    """A split of a data set with no predefined one: test first, then val from the rest
+    ("all": every sample)."""
+    if split == "all":
+        return ImageSubset(dataset, range(len(dataset)), transform, target_transform)
     if test_fraction == 0.0:
         if split == "test":
             raise ValueError(f"{spec}: test_fraction is 0, so there is no test split")
@@ -142,6 +145,17 @@ def _split_folders(root: str, split: str, val_fraction: float, test_fraction, se
     return _with_val(train, split, val_fraction, seed, transform, target_transform, root)
 
 
+def _has_predefined_splits(spec) -> str:
+    """Why `spec` has predefined splits ('' when it has none)."""
+    spec = os.fspath(spec)
+    prefix, sep, _ = spec.partition(":")
+    if sep and prefix.lower() in _PREFIXED:
+        return f"{prefix} has predefined train and test parts"
+    if os.path.isdir(os.path.join(spec, "train")):
+        return "its train/ folder is a predefined split"
+    return ""
+
+
 def _retransform(dataset, transform, target_transform):
     dataset.transform, dataset.target_transform = transform, target_transform
     return dataset
@@ -171,7 +185,7 @@ def open_image_dataset(spec: str, *, split: str = "train", val_fraction: float =
                        transform: Callable | None = None,
                        target_transform: Callable | None = None, skip_bad: bool = False,
                        loader: ImageLoader = "pil") -> Dataset:
-    """The `split` ("train", "val" or "test") of the data set `spec` names (see the module
+    """The `split` ("train", "val", "test" or "all") of the data set `spec` names (see the module
     doc). Every result has `classes`, `class_to_idx`, `targets`, and gives
     `(image (H, W, C) uint8, int)` samples passed through `transform` / `target_transform`.
 
@@ -180,6 +194,9 @@ def open_image_dataset(spec: str, *, split: str = "train", val_fraction: float =
         (None: the source's default).
     skip_bad, loader: for image files (folders, CSV), see `ImageFolder`.
     """
+    if split == "all" and (key_is_predefined := _has_predefined_splits(spec)):
+        raise ValueError(f"{spec}: {key_is_predefined}; split='all' applies to sources "
+                         "without predefined splits, use 'train' or 'test'")
     if split not in _SPLITS:
         raise ValueError(f"split must be one of {', '.join(_SPLITS)}, got {split!r}")
     val_fraction = _fraction("val_fraction", val_fraction)

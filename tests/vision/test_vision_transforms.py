@@ -581,3 +581,15 @@ def test_reprs_read_like_torchvision():
                             "        Grayscale(num_output_channels=1)\n    )\n)")
     for t in RANDOM_TRANSFORMS + [T.ConvertChannels(3), T.GaussianBlur(5)]:
         assert repr(t).startswith(type(t).__name__ + "(")
+
+
+def test_area_resize_matches_torch_interpolate_area():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    for (h, w), (oh, ow) in [((25, 25), (48, 48)), ((31, 23), (12, 12)), ((20, 30), (13, 41))]:
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        ours = F.resize(img, (oh, ow), interpolation="area").astype(np.float64)
+        ref = torch.nn.functional.interpolate(
+            torch.from_numpy(img.astype(np.float64)).permute(2, 0, 1)[None], size=(oh, ow),
+            mode="area")[0].permute(1, 2, 0).numpy()
+        assert np.abs(ours - ref).max() <= 0.5 + 1e-9   # only the rounding to uint8

@@ -42,6 +42,9 @@ class InterpolationMode(Enum):
     BOX = "box"
     HAMMING = "hamming"
     LANCZOS = "lanczos"
+    # Not in torchvision: PyTorch's interpolate(mode="area") (adaptive average pooling), the
+    # resampling of facenet-pytorch's MTCNN crops.
+    AREA = "area"
 
 
 # As in torchvision's PIL path, NEAREST and NEAREST_EXACT are both Pillow's nearest filter.
@@ -195,7 +198,25 @@ def resize(img: ImageLike, size: int | Sequence[int] | None,
     if antialias is False:
         warnings.warn("Anti-alias option is always applied for PIL Image input. Argument "
                       "antialias is ignored.")
+    if mode is InterpolationMode.AREA:
+        return _resize_area(arr, out_h, out_w)
     return _from_pil(to_pil_image(arr).resize((out_w, out_h), _PIL_FILTER[mode]))
+
+
+def _area_weights(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) averaging matrix of adaptive average pooling: output i averages inputs
+    floor(i*n_in/n_out) .. ceil((i+1)*n_in/n_out) - 1."""
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        start, end = (i * n_in) // n_out, -(-((i + 1) * n_in) // n_out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+def _resize_area(arr: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    y = np.einsum("oh,hwc->owc", _area_weights(arr.shape[0], out_h), arr.astype(np.float64))
+    y = np.einsum("pw,owc->opc", _area_weights(arr.shape[1], out_w), y)
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
 
 
 def crop(img: ImageLike, top: int, left: int, height: int, width: int) -> np.ndarray:
