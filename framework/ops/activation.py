@@ -6,6 +6,8 @@ Each fused activation is one Op that saves its input. Its backward is written tw
 Tensor ops (used when a graph of the backward is recorded, so second derivatives work) and,
 for the ones on hot paths, as a direct array expression used otherwise (fewer temporaries).
 Gradients at the kinks follow PyTorch's formulas (e.g. hardtanh's is 0 at its bounds).
+bfloat16 inputs are computed in float32 and rounded once (`_bfloat16.bfloat16_in_float32`);
+hardtanh/relu6 and the shrinks run on bfloat16 as they are (clipping and selecting are exact).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from ..random import default_generator_for
 from .elementwise import exp, sigmoid, tanh, where
+from ._bfloat16 import bfloat16_in_float32
 from ._functional_registry import register_functional
 from ..amp import _AutocastState, autocast_op
 
@@ -78,6 +81,7 @@ class LeakyRelu(_Act):
 
 
 @register_functional("leaky_relu")
+@bfloat16_in_float32()
 def leaky_relu(input, negative_slope=0.01, inplace=False) -> Tensor:
     _float(input, "leaky_relu")
     return apply_inplace(input, lambda t: LeakyRelu.apply(t, slope=float(negative_slope)),
@@ -127,6 +131,7 @@ class Elu(_Act):
 
 
 @register_functional("elu")
+@bfloat16_in_float32()
 def elu(input, alpha=1.0, inplace=False) -> Tensor:
     _float(input, "elu")
     return apply_inplace(input, lambda t: Elu.apply(t, alpha=float(alpha), scale=1.0,
@@ -138,6 +143,7 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 
 @register_functional("selu")
+@bfloat16_in_float32()
 def selu(input, inplace=False) -> Tensor:
     _float(input, "selu")
     return apply_inplace(input, lambda t: Elu.apply(t, alpha=_SELU_ALPHA, scale=_SELU_SCALE,
@@ -145,6 +151,7 @@ def selu(input, inplace=False) -> Tensor:
 
 
 @register_functional("celu")
+@bfloat16_in_float32()
 def celu(input, alpha=1.0, inplace=False) -> Tensor:
     _float(input, "celu")
     if alpha == 0:
@@ -213,6 +220,7 @@ class Gelu(_Act):
 
 
 @register_functional("gelu")
+@bfloat16_in_float32()
 def gelu(input, approximate="none") -> Tensor:
     """x * Phi(x); approximate='tanh' uses the tanh approximation."""
     if approximate not in ("none", "tanh"):
@@ -247,6 +255,7 @@ class Silu(_Act):
 
 
 @register_functional("silu")
+@bfloat16_in_float32()
 def silu(input, inplace=False) -> Tensor:
     _float(input, "silu")
     return apply_inplace(input, lambda t: Silu.apply(t), inplace)
@@ -270,6 +279,7 @@ class Mish(_Act):
 
 
 @register_functional("mish")
+@bfloat16_in_float32()
 def mish(input, inplace=False) -> Tensor:
     _float(input, "mish")
     return apply_inplace(input, lambda t: Mish.apply(t), inplace)
@@ -279,16 +289,18 @@ class Hardswish(_Act):
     def _f(self, xp, x):
         return x * (xp.clip(x + 3.0, 0.0, 6.0) / 6.0).astype(x.dtype, copy=False)
 
+    # PyTorch's kinks: 0 at x = -3, 1 at x = 3 (the outer pieces' slopes)
     def _df(self, x, g):
-        mid = where(x <= 3.0, x / 3.0 + 0.5, 1.0)
-        return where(x < -3.0, 0.0, g * mid)
+        mid = where(x < 3.0, x / 3.0 + 0.5, 1.0)
+        return where(x <= -3.0, 0.0, g * mid)
 
     def _df_arr(self, xp, x, g):
-        d = xp.where(x < -3.0, 0.0, xp.where(x <= 3.0, x / 3.0 + 0.5, 1.0))
+        d = xp.where(x <= -3.0, 0.0, xp.where(x < 3.0, x / 3.0 + 0.5, 1.0))
         return (g * d).astype(g.dtype, copy=False)
 
 
 @register_functional("hardswish")
+@bfloat16_in_float32()
 def hardswish(input, inplace=False) -> Tensor:
     _float(input, "hardswish")
     return apply_inplace(input, lambda t: Hardswish.apply(t), inplace)
@@ -306,6 +318,7 @@ class Hardsigmoid(_Act):
 
 
 @register_functional("hardsigmoid")
+@bfloat16_in_float32()
 def hardsigmoid(input, inplace=False) -> Tensor:
     _float(input, "hardsigmoid")
     return apply_inplace(input, lambda t: Hardsigmoid.apply(t), inplace)
@@ -327,6 +340,7 @@ class Softplus(_Act):
 
 
 @register_functional("softplus")
+@bfloat16_in_float32()
 def softplus(input, beta=1.0, threshold=20.0) -> Tensor:
     """log(1 + exp(beta * x)) / beta, linear where beta * x > threshold."""
     if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
@@ -349,6 +363,7 @@ class Logsigmoid(_Act):
 
 
 @register_functional("logsigmoid")
+@bfloat16_in_float32()
 def logsigmoid(input) -> Tensor:
     _float(input, "logsigmoid")
     return Logsigmoid.apply(input)
@@ -356,11 +371,13 @@ def logsigmoid(input) -> Tensor:
 
 # ---------------------------------------------------------------------------- composites
 @register_functional("softsign")
+@bfloat16_in_float32()
 def softsign(input) -> Tensor:
     return input / (input.abs() + 1.0)
 
 
 @register_functional("tanhshrink")
+@bfloat16_in_float32()
 def tanhshrink(input) -> Tensor:
     return input - tanh(input)
 
@@ -384,6 +401,7 @@ def threshold(input, threshold, value, inplace=False) -> Tensor:
 
 
 @register_functional("glu")
+@bfloat16_in_float32()
 def glu(input, dim=-1) -> Tensor:
     """a * sigmoid(b) for the two halves a, b of `dim`."""
     if input._data.ndim == 0:
@@ -399,6 +417,7 @@ def glu(input, dim=-1) -> Tensor:
 
 
 @register_functional("prelu")
+@bfloat16_in_float32("input", "weight")
 def prelu(input, weight) -> Tensor:
     """x if x > 0 else weight * x; weight has 1 or C (= input.size(1)) elements."""
     if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
@@ -419,6 +438,7 @@ def prelu(input, weight) -> Tensor:
 
 
 @register_functional("rrelu")
+@bfloat16_in_float32()
 def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False) -> Tensor:
     """Leaky ReLU with a random slope in [lower, upper] per element when training, the mean
     slope otherwise."""

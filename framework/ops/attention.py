@@ -9,6 +9,7 @@ import numpy as np
 
 from .._backend import xp_of
 from .._tensor import Tensor
+from ._bfloat16 import bfloat16_in_float32
 from ._functional_registry import register_functional
 from ..amp import _AutocastState, autocast_op
 
@@ -17,6 +18,7 @@ _AUTOCAST = _AutocastState.enabled
 
 
 @register_functional("scaled_dot_product_attention")
+@bfloat16_in_float32("query", "key", "value", "attn_mask")
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None, enable_gqa=False) -> Tensor:
     """query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev).

@@ -1,7 +1,8 @@
 """Dropout: dropout, dropout1d/2d/3d (whole channels), alpha_dropout and
 feature_alpha_dropout. The kept elements are scaled by 1/(1-p) in training; in evaluation
 the input is returned unchanged. Masks come from the device's default generator
-(`framework.manual_seed` makes them reproducible)."""
+(`framework.manual_seed` makes them reproducible). bfloat16 inputs are scaled in bfloat16,
+as PyTorch's CPU dropout does (x times a bfloat16 mask holding 1/(1-p))."""
 from __future__ import annotations
 
 import math
@@ -15,6 +16,7 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from ..random import default_generator_for
 from .activation import apply_inplace
+from ._bfloat16 import is_bfloat16
 from ._functional_registry import register_functional
 
 _make = Tensor._make
@@ -33,7 +35,11 @@ class Dropout(Op):
                 x.dtype in _K._FLOATS:
             return self._forward_fused(x)
         gen = default_generator_for(self.device)
-        u = gen._uniform(self.mask_shape, x.dtype, self.device)
+        # bfloat16 draws in float32 (8-bit draws would skew p); the mask and product below
+        # run in bfloat16 itself: PyTorch's CPU dropout is x * (bernoulli mask / (1 - p)) in
+        # the input's dtype, and each bfloat16 product is rounded once
+        u = gen._uniform(self.mask_shape, np.float32 if x.dtype.kind == "V" else x.dtype,
+                         self.device)
         keep = u >= self.p
         m = keep * x.dtype.type(self.scale)
         self.m = m
@@ -79,7 +85,7 @@ def _dropout(input, p, training, inplace, mask_shape, shift_fn=None):
     _check_p(p)
     if not training or p == 0.0:
         return input
-    if input._data.dtype.kind not in "fc":
+    if input._data.dtype.kind not in "fc" and not is_bfloat16(input):
         raise RuntimeError(f"dropout: expected a floating point input, got {input.dtype.name}")
     if p == 1.0:
         return apply_inplace(input, lambda t: t * 0.0, inplace)

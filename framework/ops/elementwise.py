@@ -38,7 +38,10 @@ def _sum_to_arr(x, shape):
     axes = tuple(range(nd)) + tuple(i + nd for i, s in enumerate(shape)
                                     if s == 1 and x.shape[i + nd] != 1)
     if axes:
-        x = x.sum(axis=axes, keepdims=True)
+        if x.dtype.kind == "V":  # bfloat16: accumulated in float32, rounded once
+            x = x.sum(axis=axes, keepdims=True, dtype=np.float32).astype(x.dtype)
+        else:
+            x = x.sum(axis=axes, keepdims=True)
         if nd:
             x = x.reshape(shape)
     return x
@@ -81,8 +84,8 @@ class Cast(Op):
         return x.astype(self.dtype)
 
     def backward(self, g):
-        if self.in_dtype.kind not in "fc":
-            return (None,)
+        if self.in_dtype.kind not in "fc" and self.in_dtype.name != "bfloat16":
+            return (None,)  # integer/bool inputs get no gradient; bfloat16 (kind 'V') does
         if g._data.dtype.kind == "c" and self.in_dtype.kind != "c":
             g = g.real  # a real input promoted to complex: its gradient is the real part
         return (g.to(dtype=D.from_numpy_dtype(self.in_dtype)),)

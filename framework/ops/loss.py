@@ -22,6 +22,7 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from .activation import logsigmoid
 from .elementwise import exp, log, where
+from ._bfloat16 import bfloat16_in_float32
 from ._functional_registry import register_functional
 from ..amp import autocast_listed
 
@@ -290,6 +291,7 @@ class CrossEntropyFused(CrossEntropy):
 
 @register_functional("cross_entropy")
 @autocast_listed("cross_entropy")
+@bfloat16_in_float32("input", "target", "weight")
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0) -> Tensor:
     """Cross entropy between logits `input` (N, C, d1, ...) (or (C,)) and class indices

@@ -9,6 +9,10 @@ reduces axes (0, 2) of (N, C, L). The backward is the closed form
     dx = invstd * (dxhat - mean_A(dxhat) - xhat * mean_A(dxhat * xhat)),  dxhat = dy * w,
 on arrays; when a graph of the backward is wanted (create_graph) the same formula runs on
 Tensors instead, so the norms are twice differentiable.
+
+A bfloat16 input is normalized in float32 and the output rounded once to bfloat16
+(`_bfloat16.bfloat16_in_float32`), with float32 weights and running statistics (autocast)
+kept float32, as PyTorch's mixed-dtype CPU kernels do.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from .conv import from_channels_last, is_channels_last, prod, to_channels_last
+from ._bfloat16 import bfloat16_in_float32
 from ._functional_registry import register_functional
 from ._util import refuse_complex_backward
 from ..amp import _AutocastState, autocast_op
@@ -561,21 +566,27 @@ def _running_updater(running_mean, running_var, momentum, unbias=True, per_insta
             mean = mean.reshape(per_instance).mean(axis=0) if mean is not None else None
             var = var.reshape(per_instance).mean(axis=0)
         if running_mean is not None and mean is not None:
-            d = running_mean._writable()
-            d *= 1.0 - momentum
-            d += (momentum * mean).astype(d.dtype, copy=False).reshape(d.shape)
-            running_mean._bump()
+            _blend(running_mean, mean, momentum)
         if running_var is not None:
-            d = running_var._writable()
-            uv = var * (n / (n - 1)) if unbias and n > 1 else var
-            d *= 1.0 - momentum
-            d += (momentum * uv).astype(d.dtype, copy=False).reshape(d.shape)
-            running_var._bump()
+            _blend(running_var, var * (n / (n - 1)) if unbias and n > 1 else var, momentum)
         del xp
     return update
 
 
+def _blend(running, stat, momentum):
+    """running = (1 - momentum) * running + momentum * stat, in place."""
+    d = running._writable()
+    if d.dtype.kind == "f":
+        d *= 1.0 - momentum
+        d += (momentum * stat).astype(d.dtype, copy=False).reshape(d.shape)
+    else:  # bfloat16 statistics: blended in float32 and rounded once, as PyTorch's
+        blend = d.astype(np.float32) * (1.0 - momentum) + momentum * stat.reshape(d.shape)
+        d[...] = blend.astype(d.dtype)
+    running._bump()
+
+
 @register_functional("batch_norm")
+@bfloat16_in_float32("input", "weight", "bias")
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-05) -> Tensor:
     """Batch normalization over dim 1 of (N, C, *S); in training mode the running
@@ -615,6 +626,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 @register_functional("instance_norm")
+@bfloat16_in_float32("input", "weight", "bias")
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
                   use_input_stats=True, momentum=0.1, eps=1e-05) -> Tensor:
     """Normalization of each (sample, channel) over its spatial dims."""
@@ -641,6 +653,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
 
 
 @register_functional("group_norm")
+@bfloat16_in_float32("input", "weight", "bias")
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05) -> Tensor:
     """Statistics over each group of channels (and the spatial dims) of each sample."""
     if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
@@ -677,6 +690,7 @@ def _normalized_shape(x, normalized_shape, opname):
 
 
 @register_functional("layer_norm")
+@bfloat16_in_float32("input", "weight", "bias")
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05) -> Tensor:
     """Normalization over the trailing `normalized_shape` dims."""
     if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
@@ -693,6 +707,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05) -> Te
 
 
 @register_functional("rms_norm")
+@bfloat16_in_float32("input", "weight")
 def rms_norm(input, normalized_shape, weight=None, eps=None) -> Tensor:
     """x / sqrt(mean(x^2) + eps) * weight over the trailing dims; eps defaults to the
     dtype's machine epsilon, as PyTorch's."""

@@ -8,6 +8,10 @@ whole-tensor strided-slice op, never a loop over pixels; the tensor keeps its me
 won (int8): its backward routes the gradient back tap by tap, and that routing (`MaxPoolGrad`)
 and its adjoint (`MaxPoolSelect`) are each other's backward, as are `AvgPool` and
 `AvgPoolGrad`, so pooling is differentiable to any order.
+
+bfloat16: max pooling runs on it as it is (a max is exact; overlapping windows sum their
+gradients in float32), the average pools in float32 with one rounding at the end
+(`_bfloat16.bfloat16_in_float32`).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from .conv import ConvGeom, _window_span, empty_like_layout, ntuple, prod
+from ._bfloat16 import BFLOAT16_NP as _BF16, bfloat16_in_float32
 from ._functional_registry import register_functional
 from .resample import AxisGather, AxisMap, SpatialGather
 from ..amp import _AutocastState, autocast_listed, autocast_op
@@ -58,10 +63,10 @@ def _crop(buf, g: ConvGeom):
                                                   zip(g.pad_lo, g.in_sp))]
 
 
-def _grad_buffer(xp, like, g: ConvGeom):
+def _grad_buffer(xp, like, g: ConvGeom, dtype=None):
     span = _window_span(g)
     size = tuple(max(p + n, s) for p, n, s in zip(g.pad_lo, g.in_sp, span))
-    return empty_like_layout(xp, like, like.shape[:2] + size, fill=0)
+    return empty_like_layout(xp, like, like.shape[:2] + size, dtype=dtype, fill=0)
 
 
 def _overlapping(g: ConvGeom) -> bool:
@@ -136,8 +141,14 @@ def _pool_geom(x: Tensor, kernel_size, stride, padding, dilation, ceil_mode, d, 
 
 
 # ============================================================================ max pooling
+def _is_float(dtype) -> bool:
+    """Floating, bfloat16 (NumPy kind 'V') included: max pooling runs on it natively (a max
+    is exact in any dtype)."""
+    return dtype.kind == "f" or (dtype.kind == "V" and dtype == _BF16)
+
+
 def _min_value(dtype):
-    if dtype.kind == "f":
+    if _is_float(dtype):
         return -math.inf
     if dtype.kind == "b":
         return False
@@ -171,14 +182,14 @@ class MaxPool(Op):
             self.arg = self.arg_box = None
             return out
         if 1 < len(views) < 128 and _tiles(g):
-            if x.dtype.kind != "f" or not bool(xp.isnan(out).any()):
+            if not _is_float(x.dtype) or not bool(xp.isnan(out).any()):
                 self.arg = arg = _first_max_tap(xp, views, out)
                 self.arg_box.append(arg)
                 self.arg_box = None
                 return out
             xp.copyto(out, views[0])  # a NaN (wins, as in PyTorch): the general scan below
         arg = empty_like_layout(xp, x, out.shape, dtype=_arg_dtype(len(taps)), fill=0)
-        nan_aware = x.dtype.kind == "f" and not bool(xp.isfinite(x.sum()))
+        nan_aware = _is_float(x.dtype) and not bool(xp.isfinite(x.sum()))
         for t, v in enumerate(views[1:], 1):
             m = v > out
             if nan_aware:
@@ -213,15 +224,12 @@ class MaxPoolGrad(Op):
             for t, tap in enumerate(_taps(g)):
                 xp.multiply(gy, arg == t, out=_tap_view(buf, tap, g))
             return _crop(buf, g)
-        buf = _grad_buffer(xp, gy, g)
+        low = gy.dtype.kind == "V"  # bfloat16: the sums run in float32, rounded once
+        buf = _grad_buffer(xp, gy, g, np.float32 if low else None)
         for t, tap in enumerate(_taps(g)):
-            dst = _tap_view(buf, tap, g)
-            m = arg == t
-            if overlap:
-                dst += xp.where(m, gy, 0)
-            else:
-                xp.copyto(dst, gy, where=m)
-        return _crop(buf, g)
+            _tap_view(buf, tap, g)[...] += xp.where(arg == t, gy, 0)
+        out = _crop(buf, g)
+        return out.astype(gy.dtype) if low else out
 
     def backward(self, gg):
         return (MaxPoolSelect.apply(gg, arg=self.arg, geom=self.geom),)
@@ -392,6 +400,7 @@ def _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
 
 
 @register_functional("avg_pool1d")
+@bfloat16_in_float32()
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True):
     return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1,
@@ -399,6 +408,7 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 
 @register_functional("avg_pool2d")
+@bfloat16_in_float32()
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
@@ -406,13 +416,10 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 
 @register_functional("avg_pool3d")
+@autocast_listed("avg_pool3d")  # outside: the fp32 policy's output stays float32
+@bfloat16_in_float32()
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("avg_pool3d", avg_pool3d, input, kernel_size, stride, padding, ceil_mode,
-                          count_include_pad, divisor_override)
-        if out is not None:
-            return out
     return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
                      divisor_override, 3, "avg_pool3d")
 
@@ -469,21 +476,21 @@ def _adaptive_avg(input, output_size, d, opname):
 
 
 @register_functional("adaptive_avg_pool1d")
+@bfloat16_in_float32()
 def adaptive_avg_pool1d(input, output_size):
     return _adaptive_avg(input, output_size, 1, "adaptive_avg_pool1d")
 
 
 @register_functional("adaptive_avg_pool2d")
+@bfloat16_in_float32()
 def adaptive_avg_pool2d(input, output_size):
     return _adaptive_avg(input, output_size, 2, "adaptive_avg_pool2d")
 
 
 @register_functional("adaptive_avg_pool3d")
+@autocast_listed("adaptive_avg_pool3d")  # outside: the fp32 policy's output stays float32
+@bfloat16_in_float32()
 def adaptive_avg_pool3d(input, output_size):
-    if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
-        out = autocast_op("adaptive_avg_pool3d", adaptive_avg_pool3d, input, output_size)
-        if out is not None:
-            return out
     return _adaptive_avg(input, output_size, 3, "adaptive_avg_pool3d")
 
 

@@ -11,6 +11,7 @@ from .._backend import xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State
+from ._bfloat16 import bfloat16_in_float32
 from ._util import float_input, norm_dim, norm_dims, refuse_complex_backward
 from .elementwise import broadcast_to, exp, log, sqrt, where, zeros_scalar
 from .registry import register
@@ -34,7 +35,13 @@ def _keep_shape(shape, dims):
 class Sum(Op):
     def forward(self, x):
         self.in_shape = x.shape
-        out = x.sum(axis=self.dims, keepdims=self.keepdim, dtype=self.out_dtype)
+        dt = self.out_dtype
+        if (x.dtype if dt is None else np.dtype(dt)).kind == "V":
+            # bfloat16: NumPy would add one element at a time in bfloat16; PyTorch
+            # accumulates in float32 and rounds once
+            return x.sum(axis=self.dims, keepdims=self.keepdim, dtype=np.float32).astype(
+                x.dtype if dt is None else dt)
+        out = x.sum(axis=self.dims, keepdims=self.keepdim, dtype=dt)
         return out
 
     def backward(self, g):
@@ -85,6 +92,9 @@ class Mean(Op):
         if self.n == 0:
             return xp_of(x).full(_keep_shape(x.shape, self.dims) if self.keepdim else tuple(
                 s for i, s in enumerate(x.shape) if i not in self.dims), float("nan"), x.dtype)
+        if x.dtype.kind == "V":  # bfloat16: accumulated in float32, rounded once (as Sum)
+            return x.mean(axis=self.dims, keepdims=self.keepdim, dtype=np.float32).astype(
+                x.dtype)
         return x.mean(axis=self.dims, keepdims=self.keepdim)
 
     def backward(self, g):
@@ -332,6 +342,7 @@ class Norm2(Op):
 
 
 @register()
+@bfloat16_in_float32()  # sums of bfloat16 squares need float32
 def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Vector p-norm over `dim` (all elements when None); 'fro' is the 2-norm of the entries."""
     if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
@@ -579,6 +590,7 @@ class LogSoftmax(Op):
 
 
 @register()
+@bfloat16_in_float32()  # the row sums of bfloat16 exponentials need float32
 def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
     if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
         out = autocast_op("softmax", softmax, input, dim, dtype=dtype)
@@ -594,6 +606,7 @@ def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
 
 
 @register()
+@bfloat16_in_float32()  # the row sums of bfloat16 exponentials need float32
 def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
     if _AUTOCAST["cuda"] or _AUTOCAST["cpu"]:
         out = autocast_op("log_softmax", log_softmax, input, dim, dtype=dtype)

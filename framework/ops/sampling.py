@@ -18,6 +18,7 @@ from .._backend import xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
 from .conv import empty_like_layout
+from ._bfloat16 import bfloat16_in_float32
 from ._functional_registry import register_functional
 from .resample import AxisGather, AxisMap
 from ..amp import _AutocastState, autocast_op
@@ -203,6 +204,7 @@ def _aa_axis_map(n_in, n_out, mode, align_corners, scale):
 
 
 @register_functional("interpolate")
+@bfloat16_in_float32()
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False) -> Tensor:
     """Resize the spatial dims of (N, C, *S): to `size`, or by `scale_factor`."""
