@@ -6,6 +6,8 @@
     python bench/run.py --device cuda -w cnn  # GPU (CuPy vs torch CUDA)
     python bench/run.py --device cuda -w resnet18 transformer_gpu --gpu-memory
                                               # GPU-sized workloads, peak GPU memory too
+    python bench/run.py -w vision --rss       # LeNet-5, its predict throughput, ResNet-18
+                                              # (CIFAR stem); peak RSS of each library
 
 Method: build each library's workload, warm up, then alternate the two libraries repeat by
 repeat (so a slow spell of the machine hits both), each repeat running enough steps for
@@ -184,6 +186,39 @@ def bench_gpu_memory(name, libs, device, steps=2):
     return out
 
 
+# The peak is read from VmHWM: ru_maxrss keeps the parent's high-water mark across exec.
+_RSS_CHILD = r"""
+import sys
+sys.path[:0] = sys.argv[4:]
+lib_name, workload, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+lib = __import__(lib_name)
+lib.set_num_threads(1)
+import workloads
+step, _ = workloads.WORKLOADS[workload](lib, "cpu")
+for _ in range(steps):
+    step()
+with open("/proc/self/status") as f:
+    print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")))
+"""
+
+
+def bench_rss(name, steps=20):
+    """Peak resident memory (MiB) of a fresh process per library that imports it, builds
+    workload `name` and runs `steps` steps: what a user's process costs, library included."""
+    out = {}
+    for lib in ("framework", "torch"):
+        try:
+            r = subprocess.run([sys.executable, "-c", _RSS_CHILD, lib, name, str(steps), HERE,
+                                os.path.dirname(HERE)], capture_output=True, text=True,
+                               check=True)
+            out[lib] = int(r.stdout.strip().splitlines()[-1]) / 1024.0
+        except subprocess.CalledProcessError as exc:
+            out[lib] = f"failed: {exc.stderr.strip().splitlines()[-1] if exc.stderr else exc}"
+    if all(isinstance(v, float) for v in out.values()):
+        out["ratio"] = out["framework"] / out["torch"]
+    return out
+
+
 def bench_memory(depth=20, width=1024, batch=256):
     out = {}
     for lib in ("framework", "torch"):
@@ -201,7 +236,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-w", "--workloads", nargs="*", default=["micro", "mlp", "dqn", "cnn",
                                                              "transformer", "unet"],
-                    help="micro mlp dqn cnn transformer unet (or W1..W6)")
+                    help="micro mlp dqn cnn transformer unet (or W1..W6); vision = lenet5 "
+                         "lenet5_predict resnet18_cifar")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=7)
@@ -217,8 +253,13 @@ def main(argv=None):
                          "convolutions in both libraries (default: full float32 in both)")
     ap.add_argument("--cudnn-benchmark", action="store_true",
                     help="with --device cuda: time cuDNN's algorithms per shape in both")
+    ap.add_argument("--rss", action="store_true",
+                    help="also the peak RSS of a fresh process per library and workload")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    import workloads
+    args.workloads = [x for w in args.workloads
+                      for x in (workloads.VISION_WORKLOADS if w == "vision" else [w])]
 
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     cuda = args.device.startswith("cuda")
@@ -262,7 +303,6 @@ def main(argv=None):
               + (f", ratio {mem['framework'] / mem['torch']:.2f}"
                  if all(isinstance(v, float) for v in mem.values()) else ""))
         results.append({"memory_mib": mem})
-    import workloads
     for w in args.workloads:
         name = workloads.ALIASES.get(w, w)
         try:
@@ -276,7 +316,20 @@ def main(argv=None):
         line = f"{name:12s} framework {r['framework_ms']:9.3f} ms/step"
         if "torch_ms" in r:
             line += f"   torch {r['torch_ms']:9.3f} ms/step   ratio {r['ratio']:.2f}x"
+        if name.endswith("_predict"):
+            batch = int(r["description"].split(":")[1].split("x")[0])
+            r["framework_images_per_s"] = batch / r["framework_ms"] * 1e3
+            line += f"   ({r['framework_images_per_s']:,.0f} images/s"
+            if "torch_ms" in r:
+                r["torch_images_per_s"] = batch / r["torch_ms"] * 1e3
+                line += f" vs {r['torch_images_per_s']:,.0f}"
+            line += ")"
         print(line, flush=True)
+        if args.rss and not cuda:
+            r["peak_rss_mib"] = mem = bench_rss(name)
+            print(f"{'':12s} peak RSS of a process running it: " + ", ".join(
+                f"{k} {v}" if not isinstance(v, float) else f"ratio {v:.2f}x" if k == "ratio"
+                else f"{k} {v:.0f} MiB" for k, v in mem.items()), flush=True)
         if cuda and args.gpu_memory:
             try:
                 mem = bench_gpu_memory(name, libs, args.device)

@@ -318,12 +318,58 @@ def build_unet3d_amp(lib, device="cuda", batch=2, size=96):
     return build_unet3d(lib, device, batch, size, amp=True)
 
 
+def _lenet5(lib):
+    """LeNet-5 as the zoo's `lenet5` (conv 6@5x5 pad 2, ReLU, max pool, conv 16@5x5, ReLU,
+    max pool, 120-84-10 with ReLU), written against the PyTorch API."""
+    nn = lib.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+
+
+def build_lenet5(lib, device="cpu", batch=128):
+    """Vision: a LeNet-5 training step on 1x28x28 digits, SGD momentum."""
+    _seed(lib)
+    rng = np.random.default_rng(0)
+    model = _lenet5(lib).to(device)
+    opt = lib.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    x = lib.tensor(rng.random((batch, 1, 28, 28), dtype=np.float32)).to(device)
+    y = lib.tensor(rng.integers(0, 10, size=batch, dtype=np.int64)).to(device)
+    step = _train_step(lib, device, lambda: lib.nn.functional.cross_entropy(model(x), y), opt,
+                       False)
+    return step, f"lenet5: {batch}x1x28x28, LeNet-5 training step, SGD momentum"
+
+
+def build_lenet5_predict(lib, device="cpu", batch=256):
+    """Vision: LeNet-5 inference (eval mode, no grad, softmax) on 1x28x28 digits; images/s =
+    batch / time per step."""
+    _seed(lib)
+    rng = np.random.default_rng(0)
+    model = _lenet5(lib).to(device).eval()
+    x = lib.tensor(rng.random((batch, 1, 28, 28), dtype=np.float32)).to(device)
+
+    def step():
+        with lib.no_grad():
+            return lib.nn.functional.softmax(model(x), dim=1)
+    return step, f"lenet5_predict: {batch}x1x28x28, LeNet-5 eval forward + softmax"
+
+
+def build_resnet18_cifar(lib, device="cpu", batch=64):
+    """Vision: the ResNet-18 (CIFAR stem) training step at the CPU batch size of 64."""
+    step, _ = build_resnet18(lib, device, batch=batch)
+    return step, f"resnet18_cifar: {batch}x3x32x32, ResNet-18 (CIFAR stem), SGD momentum"
+
+
 WORKLOADS = {"micro": build_micro, "mlp": build_mlp, "cnn": build_cnn, "dqn": build_dqn,
              "transformer": build_transformer, "unet": build_unet,
              "resnet18": build_resnet18, "resnet18_amp": build_resnet18_amp,
              "transformer_gpu": build_transformer_gpu,
              "transformer_gpu_amp": build_transformer_gpu_amp,
-             "unet3d": build_unet3d, "unet3d_amp": build_unet3d_amp}
+             "unet3d": build_unet3d, "unet3d_amp": build_unet3d_amp,
+             "lenet5": build_lenet5, "lenet5_predict": build_lenet5_predict,
+             "resnet18_cifar": build_resnet18_cifar}
+VISION_WORKLOADS = ("lenet5", "lenet5_predict", "resnet18_cifar")
 GPU_WORKLOADS = ("resnet18", "resnet18_amp", "transformer_gpu", "transformer_gpu_amp", "unet3d",
                  "unet3d_amp")
 ALIASES = {"W6": "micro", "W1": "mlp", "W2": "cnn", "W3": "dqn", "W4": "transformer", "W5": "unet"}

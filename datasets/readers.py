@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["read_mnist5k", "read_digits", "read_rotten_tomatoes", "read_minilm", "read_mni152",
-           "read_nifti", "read_mtcnn", "read_lfw_subset"]
+           "read_nifti", "read_mtcnn", "read_lfw_subset", "read_mnist_samples"]
 
 
 def _read_int_csv_gz(path, ncols: int) -> np.ndarray:
@@ -138,6 +138,18 @@ def read_mtcnn(folder, device=None) -> dict:
     folder = Path(folder)
     return {net: dict(load(folder / f"{net}.pt", map_location=device))
             for net in ("pnet", "rnet", "onet")}
+
+
+def read_mnist_samples(folder) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (3, 28, 28), labels int64): the MNIST test-set samples, label from
+    each file name (`mnist_test_<i>_label_<y>.png`), in file-name order."""
+    from PIL import Image
+    files = sorted(Path(folder).glob("mnist_test_*_label_*.png"))
+    if not files:
+        raise ValueError(f"{folder}: holds no mnist_test_*_label_*.png files")
+    images = np.stack([np.asarray(Image.open(f).convert("L")) for f in files])
+    labels = np.asarray([int(f.stem.rsplit("_", 1)[1]) for f in files], dtype=np.int64)
+    return images, labels
 
 
 def read_lfw_subset(path) -> tuple[np.ndarray, np.ndarray]:

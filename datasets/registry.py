@@ -178,6 +178,18 @@ for _s in [
                     "100-199 non-faces; normally taken from an installed scikit-image, else "
                     "from its wheel (13.7 MB)",
         reader="read_lfw_subset"),
+    Source(
+        name="mnist-samples", package="ccexam", version="1.0.0",
+        members=tuple(Member(f"ccexam/samples/mnist_test_{i}_label_{y}.png", sha, size)
+                      for i, y, sha, size in (
+            (0, 7, "ca828cedd03a6a1af2eb60018b157bb628c25e4d7509400d1750825bb4d20859", 223),
+            (1, 2, "ce2139b6021e65aacc4da38035dd6b964640d76cce505ea0e2d68782237c0e7d", 255),
+            (2, 1, "74b6216494d008014b82627ffa0da8a279be57ca8cc9712767aa6d315bec9978", 181))),
+        license="ccexam: MIT; images: the MNIST test set (LeCun, Cortes, Burges)",
+        description="the first three images of the official MNIST test set (a 7, a 2 and a "
+                    "1) as 28x28 PNGs: real digits that are not in mnist5k (checked pixel by "
+                    "pixel); the only MNIST test images found in a PyPI wheel (5.2 MB)",
+        reader="read_mnist_samples"),
 ]:
     register_source(_s)
 del _s
