@@ -84,9 +84,11 @@ def _atomic_write(path, write_into) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    mode = os.fstat(fd).st_mode & 0o777   # 0o666 less the umask
     os.close(fd)
     try:
         write_into(tmp)
+        os.chmod(tmp, mode)   # writers that replace the file (safetensors' does) leave 0o600
         with open(tmp, "rb+") as fh:
             fh.flush()
             os.fsync(fh.fileno())

@@ -608,3 +608,17 @@ def test_whole_torch_module_pickle_is_refused(tmp_path):
                _use_new_zipfile_serialization=False)
     with pytest.raises(UnsafeCheckpointError, match="whole_legacy.pt"):
         load(tmp_path / "whole_legacy.pt")
+
+
+def test_saved_files_get_the_umask_mode(tmp_path):
+    """Like a plain open(): 0o666 less the umask, whichever writer fills the temporary file."""
+    import os
+    old = os.umask(0o022)
+    try:
+        framework.save({"w": framework.ones(2)}, tmp_path / "a.safetensors")
+        framework.serialization.save_safetensors({"w": framework.ones(2)},
+                                                 tmp_path / "b.safetensors")
+    finally:
+        os.umask(old)
+    for name in ("a.safetensors", "b.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name

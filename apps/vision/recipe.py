@@ -474,16 +474,15 @@ def export(args) -> int:
 def describe_models(args) -> int:
     if args.name:
         entry = models.get_entry(args.name)
-        model = entry.builder()
         print(f"{entry.name} ({entry.domain}): {entry.doc}")
-        print(f"parameters: {sum(p.numel() for p in model.parameters()):,}")
+        print(f"parameters: {models.num_parameters(entry.name):,}")
         for w in entry.weights.values():
             print(f"weights {w.name}: {json.dumps(w.meta(), indent=2)}")
         return 0
     print(f"{'model':<14} {'parameters':>12}  weights")
     for name in models.list_models("vision"):
         entry = models.get_entry(name)
-        n = sum(p.numel() for p in entry.builder().parameters())
+        n = models.num_parameters(name)
         tags = ", ".join(f"{w.tag} ({_metric_line(w)})" for w in entry.weights.values())
         print(f"{name:<14} {n:>12,}  {tags or '-'}")
     return 0
@@ -492,7 +491,7 @@ def describe_models(args) -> int:
 def _metric_line(w) -> str:
     m = w.metrics
     acc = m.get("accuracy")
-    return f"{m.get('dataset', '?')} {m.get('split', '')} acc {acc:.4f}" if acc is not None \
+    return f"{m.get('dataset', '?')} accuracy {acc:.4f}" if acc is not None \
         else m.get("dataset", "")
 
 

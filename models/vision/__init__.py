@@ -4,9 +4,10 @@
 
 The torchvision families (resnet, vgg, mobilenet, vit) keep torchvision's module and
 state-dict names, so torchvision checkpoints load key for key with `models.load_pretrained`.
-The MTCNN networks keep facenet-pytorch's names and load its weights.
+The MTCNN networks keep facenet-pytorch's names and load its weights. `zoo` registers the
+weights Lantern trains on the embedded data (LeNet-5 on mnist5k, the small CNN on digits).
 """
-from . import lenet, mlp, mobilenet, mtcnn, resnet, small_cnn, vgg, vit
+from . import lenet, mlp, mobilenet, mtcnn, resnet, small_cnn, vgg, vit, zoo
 from .lenet import LeNet5
 from .mlp import MLP
 from .mobilenet import InvertedResidual, MobileNetV2
