@@ -10,8 +10,7 @@ __all__ = ["SmallCNN", "small_cnn"]
 
 class SmallCNN(nn.Module):
     """conv(width) + BN + ReLU, conv(2*width) + BN + ReLU, 2x2 max pool, then an adaptive
-    average pool to 4x4 so any input size works (for 8x8 digits the pool is the identity and
-    the network is exactly the demo's DigitsNet, whose checkpoints load key for key), then
+    average pool to 4x4 so any input size works (for 8x8 digits it is the identity), then
     Flatten, Dropout(0.1) and Linear(2*width*16, num_classes).
     """
 
