@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["ClassificationTask", "topk_correct", "classification_report", "format_confusion",
-           "format_per_class"]
+           "format_per_class", "collect_scores", "write_eval_files"]
 
 
 def topk_correct(logits, targets, k: int) -> int:
@@ -94,3 +94,29 @@ class ClassificationTask:
         return {"loss": F.cross_entropy(logits, targets), "size": len(targets),
                 "metrics": {"accuracy": (logits.argmax(dim=1) == targets).sum(),
                             "top5": topk_correct(logits, targets, 5)}}
+
+
+def collect_scores(probabilities, loader, device) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (N,), class probabilities (N, C)) over a loader of (inputs, targets) batches;
+    `probabilities(inputs)` maps a batch on `device` to (B, C) probabilities."""
+    import framework as fw
+    from .trainer import to_device
+    ys, ps = [], []
+    with fw.no_grad():
+        for inputs, targets in loader:
+            ps.append(probabilities(to_device(inputs, device)).float().cpu().numpy())
+            ys.append(np.asarray(targets.numpy() if hasattr(targets, "numpy") else targets))
+    return np.concatenate(ys), np.concatenate(ps)
+
+
+def write_eval_files(out, report: dict, classes: Sequence[str], *, plots: bool = True) -> None:
+    """`confusion.txt`, `per_class.csv` and (with plots) `confusion.png` in `out`."""
+    from pathlib import Path
+    from .files import write_csv, write_text
+    out = Path(out)
+    write_text(out / "confusion.txt",
+               format_confusion(report["confusion_matrix"], classes) + "\n")
+    write_csv(out / "per_class.csv", [{"class": c, **m} for c, m in report["per_class"].items()])
+    if plots:
+        from .plots import plot_confusion
+        plot_confusion(report["confusion_matrix"], classes, out / "confusion.png")

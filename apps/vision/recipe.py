@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -23,13 +22,15 @@ import framework.nn.functional as F
 from framework.utils.data import DataLoader
 
 import models
-from apps.common import (BEST, LAST, CLIError, EarlyStopping, MetricsWriter, ModelCheckpoint,
+from apps.common import (LAST, CLIError, EarlyStopping, MetricsWriter, ModelCheckpoint,
                          ProgressBar, Trainer, check_device, load_checkpoint, seed_everything,
-                         write_csv, write_json, write_text)
+                         write_json)
+from apps.common import zoo
 from apps.common.classification import (ClassificationTask, classification_report,
-                                        format_confusion, format_per_class)
+                                        collect_scores, format_confusion, format_per_class,
+                                        write_eval_files)
+from apps.common.modelfiles import export_model, load_model, zoo_weights
 from apps.common.optim import build_optimizer, build_scheduler
-from apps.common.plots import plot_confusion
 from datasets.vision import IMG_EXTENSIONS, open_image_dataset, read_image
 from datasets.vision.transforms import IMAGENET_MEAN, IMAGENET_STD, CutMix, MixUp, \
     RandomChoice, eval_preset, preset_from_spec, train_preset
@@ -91,13 +92,6 @@ def _loader(ds, batch_size, *, shuffle=False, workers=0, seed=0, drop_last=False
 
 
 # ============================================================================== models
-def _zoo_weights(name: str):
-    if not name.startswith("zoo:"):
-        raise CLIError(f"--model {name!r}: expected zoo:<model>.<weights>, e.g. "
-                       "zoo:lenet5.mnist5k (see `lantern vision models`)")
-    return models.get_weights(name[4:])
-
-
 def _check_model(name: str) -> None:
     if name not in models.list_models("vision"):
         raise CLIError(f"unknown vision model {name!r}; choose from: "
@@ -127,7 +121,7 @@ def build_model(name: str, num_classes: int, input_shape: tuple[int, int, int], 
         kwargs["cifar_stem"] = True
     model = models.get_model(name, **kwargs)
     if weights:
-        source = models.weights_path(_zoo_weights(weights)) if weights.startswith("zoo:") \
+        source = models.weights_path(zoo_weights(weights)) if weights.startswith("zoo:") \
             else weights
         report = models.load_pretrained(model, source)
         print(f"weights {weights}: {report}")
@@ -142,32 +136,14 @@ def _takes(name: str, param: str) -> bool:
 def load_for_inference(args, device: str):
     """(model in eval mode, meta) from --checkpoint (training checkpoint or export) or
     --model zoo:<name>. The meta holds the classes and the eval preprocessing."""
-    if getattr(args, "model", None):
-        w = _zoo_weights(args.model)
-        model = models.get_model(w.model, weights=w)
-        meta = {"model": w.model, "model_kwargs": dict(w.builder_kwargs),
-                "classes": list(w.categories), "transforms": dict(w.transforms),
-                "source": f"zoo:{w.name}"}
-    else:
-        path = Path(args.checkpoint)
-        meta, state = _read_model_file(path)
-        if meta.get("app") not in (None, "vision"):
-            raise CLIError(f"{path}: a checkpoint of the {meta['app']} application, not vision")
-        model = models.get_model(meta["model"], **meta["model_kwargs"])
-        models.load_pretrained(model, state, strict=True)
-        meta["source"] = str(path)
+    if not getattr(args, "model", None):
+        return load_model(args.checkpoint, "vision", device)
+    w = zoo_weights(args.model)
+    model = models.get_model(w.model, weights=w)
+    meta = {"model": w.model, "model_kwargs": dict(w.builder_kwargs),
+            "classes": list(w.categories), "transforms": dict(w.transforms),
+            "source": f"zoo:{w.name}"}
     return model.to(device).eval(), meta
-
-
-def _read_model_file(path: Path):
-    if path.suffix == ".safetensors" and path.is_file():
-        from safetensors import safe_open
-        with safe_open(str(path), framework="np") as fh:
-            header = fh.metadata() or {}
-        if "lantern.vision" in header:    # an exported model: flat state dict + meta
-            return json.loads(header["lantern.vision"]), models.read_state_dict(path)
-    state = load_checkpoint(path)
-    return dict(state["meta"]), state["model"]
 
 
 # ============================================================================== train
@@ -258,7 +234,7 @@ def train(args) -> int:
         last = trainer.history[-1]
         results["final_epoch"] = {k: v for k, v in last.items() if k != "epoch"}
     write_json(out / "metrics.json", results)
-    _write_eval_files(out, report, classes, plots=not args.no_plots)
+    write_eval_files(out, report, classes, plots=not args.no_plots)
     print(f"test accuracy {report['accuracy']:.4f}  top-5 {report['top5']:.4f}  "
           f"({report['count']} images) -> {out / 'metrics.json'}")
     return 0
@@ -342,27 +318,10 @@ def class_probabilities(model, x):
     return out if getattr(model, "returns_probabilities", False) else F.softmax(out, dim=1)
 
 
-def _scores(model, loader, device):
-    """(labels, class probabilities) over a loader."""
-    ys, ps = [], []
-    with fw.no_grad():
-        for x, y in loader:
-            ps.append(class_probabilities(model, x.to(device)).cpu().numpy())
-            ys.append(np.asarray(y.numpy() if hasattr(y, "numpy") else y))
-    return np.concatenate(ys), np.concatenate(ps)
-
-
 def _report(model, loader, classes, device) -> dict:
     model.eval()
-    y, p = _scores(model, loader, device)
+    y, p = collect_scores(lambda x: class_probabilities(model, x), loader, device)
     return classification_report(y, p, classes, k=5)
-
-
-def _write_eval_files(out: Path, report: dict, classes, *, plots: bool) -> None:
-    write_text(out / "confusion.txt", format_confusion(report["confusion_matrix"], classes) + "\n")
-    write_csv(out / "per_class.csv", [{"class": c, **m} for c, m in report["per_class"].items()])
-    if plots:
-        plot_confusion(report["confusion_matrix"], classes, out / "confusion.png")
 
 
 def evaluate(args) -> int:
@@ -383,7 +342,7 @@ def evaluate(args) -> int:
                      "per_class": report["per_class"]},
         "model": meta["source"], "data": args.data,
         "seconds": round(time.perf_counter() - t0, 2)})
-    _write_eval_files(out, report, ds.classes, plots=True)
+    write_eval_files(out, report, ds.classes, plots=True)
     print(f"{meta['source']} on {args.data} ({args.split}, {report['count']} images): "
           f"accuracy {report['accuracy']:.4f}  top-5 {report['top5']:.4f}  "
           f"macro F1 {report['macro_f1']:.4f}")
@@ -452,72 +411,19 @@ def _format_predictions(rows, fmt: str, k: int) -> str:
 # ============================================================================== export
 def export(args) -> int:
     model, meta = load_for_inference(args, "cpu")
-    out = Path(args.out)
-    if out.suffix != ".safetensors":
-        raise CLIError(f"--out {out}: the export is a .safetensors file")
-    meta = {"app": "vision", "model": meta["model"], "model_kwargs": meta["model_kwargs"],
-            "classes": meta["classes"], "transforms": meta["transforms"],
-            "exported_from": meta["source"],
-            "num_params": int(sum(p.numel() for p in model.parameters()))}
-    from framework.serialization import save_safetensors
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_safetensors(model.state_dict(), out, metadata={"lantern.vision": json.dumps(meta)})
-    from datasets import sha256_file
-    meta["sha256"] = sha256_file(out)
-    write_json(out.with_suffix(".json"), meta)
-    print(f"{out} ({meta['num_params']:,} parameters, sha256 {meta['sha256'][:16]}...) and "
-          f"{out.with_suffix('.json')}")
+    keep = ("model", "model_kwargs", "classes", "transforms")
+    meta = export_model(model, {**{k: meta[k] for k in keep}, "exported_from": meta["source"]},
+                        args.out, "vision")
+    print(f"{args.out} ({meta['num_params']:,} parameters, sha256 {meta['sha256'][:16]}...) "
+          f"and {Path(args.out).with_suffix('.json')}")
     return 0
 
 
-# ============================================================================== models
 def describe_models(args) -> int:
-    if args.name:
-        entry = models.get_entry(args.name)
-        print(f"{entry.name} ({entry.domain}): {entry.doc}")
-        print(f"parameters: {models.num_parameters(entry.name):,}")
-        for w in entry.weights.values():
-            print(f"weights {w.name}: {json.dumps(w.meta(), indent=2)}")
-        return 0
-    print(f"{'model':<14} {'parameters':>12}  weights")
-    for name in models.list_models("vision"):
-        entry = models.get_entry(name)
-        n = models.num_parameters(name)
-        tags = ", ".join(f"{w.tag} ({_metric_line(w)})" for w in entry.weights.values())
-        print(f"{name:<14} {n:>12,}  {tags or '-'}")
-    return 0
+    return zoo.describe_models("vision", args.name)
 
 
-def _metric_line(w) -> str:
-    m = w.metrics
-    acc = m.get("accuracy")
-    return f"{m.get('dataset', '?')} accuracy {acc:.4f}" if acc is not None \
-        else m.get("dataset", "")
-
-
-# ============================================================================== zoo
 def zoo_build(args) -> int:
-    """Train a zoo entry with the command recorded in its weights record, then write the
-    weights to $LANTERN_HOME/zoo/<model>.<tag>.safetensors and print their figures."""
-    from apps.vision.cli import add_parser
-    import argparse
-    w = models.get_weights(args.name)
-    argv = shlex.split(w.recipe)
-    if argv[:3] != ["lantern", "vision", "train"]:
-        raise CLIError(f"{w.name}: its recipe is not a `lantern vision train` command: "
-                       f"{w.recipe}")
-    parser = argparse.ArgumentParser(prog="lantern")
-    add_parser(parser.add_subparsers(dest="group"), "vision")
-    targs = parser.parse_args(argv[1:])
-    targs.out = args.out or f"runs/zoo/{w.name}"
-    rc = train(targs)
-    if rc:
-        return rc
-    import datasets
-    dest = datasets.lantern_home() / "zoo" / f"{w.name}.safetensors"
-    export(argparse.Namespace(checkpoint=str(Path(targs.out) / LAST), model=None,
-                              out=str(dest)))
-    figures = json.loads((Path(targs.out) / "metrics.json").read_text())
-    print(f"{w.name}: test accuracy {figures['test']['accuracy']:.4f} (registered "
-          f"{w.metrics.get('accuracy')}); weights {dest}")
-    return 0
+    """Train a zoo entry with the command recorded in its weights record."""
+    from .cli import add_parser
+    return zoo.zoo_build(args.name, "vision", add_parser, train, export, out=args.out)
