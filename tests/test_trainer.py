@@ -144,7 +144,7 @@ def test_format_row_and_json_writer(tmp_path):
            "train/samples_per_s": 1234.0, "val/loss": 0.25, "seconds": 2.0}
     line = format_row(row, 10)
     assert line.startswith("epoch 3/10") and "train loss 0.5000 accuracy 0.7500" in line
-    assert "val loss 0.2500" in line and "1,234/s" in line
+    assert "val loss 0.2500" in line and "1,234 samples/s" in line
     write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": float("nan"), "c": np.arange(2)})
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": 0.5, "b": None, "c": [0, 1]}
 

@@ -22,26 +22,26 @@ def format_row(row: dict, max_epochs: int | None = None) -> str:
     parts = [head]
     for split in ("train", "val"):
         vals = [(k.split("/", 1)[1], v) for k, v in row.items()
-                if k.startswith(split + "/") and not k.endswith("samples_per_s")]
+                if k.startswith(split + "/") and not k.endswith("_per_s")]
         if vals:
             parts.append(split + " " + " ".join(f"{k} {v:.4f}" for k, v in vals))
-    speed = row.get("train/samples_per_s")
-    tail = f"{speed:,.0f}/s, " if speed else ""
+    speed = next(((k[6:-6], v) for k, v in row.items()
+                  if k.startswith("train/") and k.endswith("_per_s")), None)
+    tail = f"{speed[1]:,.0f} {speed[0]}/s, " if speed else ""
     return "  ".join(parts) + f"  ({tail}{row.get('seconds', 0):.1f} s)"
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per epoch (loss, running metrics, samples/s) on a terminal, and always one
-    summary line per epoch on stdout."""
+    """A tqdm bar per epoch (loss, running metrics, the trainer's throughput unit per
+    second) on a terminal, and always one summary line per epoch on stdout."""
 
-    def __init__(self, unit: str = "img", enable: bool | None = None, stream=None):
-        self.unit = unit
+    def __init__(self, enable: bool | None = None, stream=None):
         self.enable = sys.stderr.isatty() if enable is None else enable
         self.stream = stream
         self._bar = None
 
     def on_train_epoch_start(self, trainer) -> None:
-        self._sums, self._n, self._t0 = {}, 0, time.perf_counter()
+        self._sums, self._n, self._done, self._t0 = {}, 0, 0, time.perf_counter()
         if self.enable:
             from tqdm import tqdm
             total = _len_or_none(trainer.train_loader)
@@ -51,13 +51,14 @@ class ProgressBar(Callback):
     def on_train_batch_end(self, trainer, output, batch_idx) -> None:
         n = output["size"]
         self._n += n
+        self._done += output["throughput"]
         self._sums["loss"] = self._sums.get("loss", 0.0) + output["loss"] * n
         for k, v in output["metrics"].items():
             self._sums[k] = self._sums.get(k, 0.0) + v
         if self._bar is not None:
-            rate = self._n / max(time.perf_counter() - self._t0, 1e-9)
+            rate = self._done / max(time.perf_counter() - self._t0, 1e-9)
             post = {k: f"{v / self._n:.4f}" for k, v in self._sums.items()}
-            post[f"{self.unit}/s"] = f"{rate:,.0f}"
+            post[f"{trainer.throughput_unit}/s"] = f"{rate:,.0f}"
             self._bar.set_postfix(post, refresh=False)
             self._bar.update(1)
 

@@ -32,7 +32,7 @@ def plot_history(history: Sequence[dict], path, title: str = "") -> None:
     names = []
     for r in history:
         for k in r:
-            if "/" in k and not k.endswith("samples_per_s"):
+            if "/" in k and not k.endswith("_per_s"):
                 n = k.split("/", 1)[1]
                 if n not in names:
                     names.append(n)

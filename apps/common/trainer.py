@@ -7,7 +7,9 @@
 The *task* knows the domain: `task.model`, `task.training_step(batch) -> StepOutput` and
 `task.validation_step(batch) -> StepOutput`, where a StepOutput is a dict with `loss` (a
 scalar tensor), `size` (samples in the batch) and optionally `metrics`: {name: sum over
-the batch} (e.g. the number of correct predictions under "accuracy"). The Trainer owns the
+the batch} (e.g. the number of correct predictions under "accuracy") and `throughput`: the
+count behind the speed figure, in `throughput_unit`s (default: `size` samples; text counts
+tokens). The Trainer owns the
 rest: devices, mixed precision, gradient clipping, the optimizer and scheduler steps, epoch
 means, the history, RNG snapshots and callback dispatch (in list order). It never branches
 on the domain; RL, which counts environment steps instead of epochs, has its own loop and
@@ -79,7 +81,8 @@ class Trainer:
     def __init__(self, task: Task, optimizer, scheduler=None, *, max_epochs: int,
                  device: str = "cpu", callbacks: Iterable[Callback] = (),
                  scheduler_interval: str = "step", grad_clip: float | None = None,
-                 amp: bool = False, out_dir=None, meta: Mapping[str, Any] | None = None):
+                 amp: bool = False, out_dir=None, meta: Mapping[str, Any] | None = None,
+                 throughput_unit: str = "samples"):
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got "
                              f"{scheduler_interval!r}")
@@ -94,6 +97,7 @@ class Trainer:
         self.scaler = fw.amp.GradScaler(self.device_type,
                                         enabled=self.amp and self.amp_dtype == fw.float16)
         self.out_dir, self.meta = out_dir, dict(meta or {})
+        self.throughput_unit = throughput_unit
         self.epoch = 0            # completed epochs
         self.global_step = 0      # optimizer steps
         self.history: list[dict] = []
@@ -115,11 +119,11 @@ class Trainer:
                 self._call("on_train_epoch_start")
                 t0 = time.perf_counter()
                 lr = self.optimizer.param_groups[0]["lr"]
-                train, samples = self._train_epoch(train_loader)
+                train, done = self._train_epoch(train_loader)
                 seconds = time.perf_counter() - t0
                 row = {"epoch": self.epoch + 1, "lr": lr}
                 row.update({f"train/{k}": v for k, v in train.items()})
-                row["train/samples_per_s"] = samples / max(seconds, 1e-9)
+                row[f"train/{self.throughput_unit}_per_s"] = done / max(seconds, 1e-9)
                 if val_loader is not None:
                     val = self.evaluate(val_loader)
                     row.update({f"val/{k}": v for k, v in val.items()})
@@ -146,7 +150,7 @@ class Trainer:
     def _train_epoch(self, loader) -> tuple[dict, int]:
         self.model.train()
         sums: dict[str, float] = {}
-        total = 0
+        total = done = 0
         for i, batch in enumerate(loader):
             batch = to_device(batch, self.device)
             with self._autocast():
@@ -168,8 +172,9 @@ class Trainer:
                                          f"{step['loss']}; lower --lr or enable --grad-clip")
             _accumulate(sums, step)
             total += step["size"]
+            done += step["throughput"]
             self._call("on_train_batch_end", step, i)
-        return _means(sums, total), total
+        return _means(sums, total), done
 
     def evaluate(self, loader) -> dict:
         """Mean loss and metrics of `task.validation_step` over a loader, in eval mode."""
@@ -230,6 +235,7 @@ def _floats(out: StepOutput) -> dict:
     loss = out["loss"]
     size = int(out["size"])
     return {"loss": float(loss.item() if hasattr(loss, "item") else loss), "size": size,
+            "throughput": int(out.get("throughput", size)),
             "metrics": {k: float(v.item() if hasattr(v, "item") else v)
                         for k, v in (out.get("metrics") or {}).items()}}
 

@@ -201,7 +201,7 @@ def train(args) -> int:
                                 steps_per_epoch=len(train_loader),
                                 warmup_epochs=args.warmup_epochs)
     monitor = ("val/accuracy", "max") if val_loader is not None else ("train/loss", "min")
-    callbacks = [ProgressBar(unit="img"), MetricsWriter(out, title=f"{args.model} on "
+    callbacks = [ProgressBar(), MetricsWriter(out, title=f"{args.model} on "
                                                                    f"{args.data}",
                                                         plot=not args.no_plots)]
     if args.patience:
@@ -214,7 +214,7 @@ def train(args) -> int:
                      not k.startswith("_")}}
     trainer = Trainer(task, optimizer, scheduler, max_epochs=args.epochs, device=device,
                       callbacks=callbacks, grad_clip=args.grad_clip, amp=args.amp,
-                      out_dir=out, meta=meta)
+                      out_dir=out, meta=meta, throughput_unit="images")
     print(f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters | "
           f"{args.data}: {len(train_raw)} train / {len(val_raw) if val_raw else 0} val / "
           f"{len(test_raw)} test, {len(classes)} classes, {size}x{size}x{channels} | {device}")
