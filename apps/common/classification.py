@@ -64,10 +64,13 @@ def format_confusion(matrix, classes: Sequence[str]) -> str:
 class ClassificationTask:
     """The Trainer's task for classifiers: cross-entropy (with label smoothing, and soft
     targets from MixUp/CutMix when `batch_transform` is given), accuracy and top-5 counts.
-    Batches are `(inputs, targets)`; dict inputs are passed as keyword arguments (text)."""
+    Batches are `(inputs, targets)`; dict inputs are passed as keyword arguments (text),
+    and their real tokens (`attention_mask`) are the throughput."""
 
-    def __init__(self, model, *, label_smoothing: float = 0.0, batch_transform=None):
+    def __init__(self, model, *, label_smoothing: float = 0.0, batch_transform=None,
+                 topk: int | None = 5):
         self.model = model
+        self.topk = topk
         self.label_smoothing = float(label_smoothing)
         self.batch_transform = batch_transform
 
@@ -84,16 +87,21 @@ class ClassificationTask:
             hard = targets.argmax(dim=1) if targets.ndim == 2 else targets
         logits = self._logits(inputs)
         loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
-        return {"loss": loss, "size": len(hard),
-                "metrics": {"accuracy": (logits.argmax(dim=1) == hard).sum()}}
+        out = {"loss": loss, "size": len(hard),
+               "metrics": {"accuracy": (logits.argmax(dim=1) == hard).sum()}}
+        if isinstance(inputs, dict) and "attention_mask" in inputs:   # text: count tokens
+            out["throughput"] = int(inputs["attention_mask"].sum().item())
+        return out
 
     def validation_step(self, batch):
         import framework.nn.functional as F
         inputs, targets = batch
         logits = self._logits(inputs)
+        metrics = {"accuracy": (logits.argmax(dim=1) == targets).sum()}
+        if self.topk:
+            metrics[f"top{self.topk}"] = topk_correct(logits, targets, self.topk)
         return {"loss": F.cross_entropy(logits, targets), "size": len(targets),
-                "metrics": {"accuracy": (logits.argmax(dim=1) == targets).sum(),
-                            "top5": topk_correct(logits, targets, 5)}}
+                "metrics": metrics}
 
 
 def collect_scores(probabilities, loader, device) -> tuple[np.ndarray, np.ndarray]:

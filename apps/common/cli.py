@@ -9,7 +9,8 @@ import sys
 import traceback
 from typing import Callable
 
-__all__ = ["CLIError", "add_run_args", "add_train_args", "check_device", "run_command",
+__all__ = ["CLIError", "add_run_args", "add_train_args", "check_device", "parse_model_args",
+           "run_command",
            "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -30,14 +31,42 @@ def add_run_args(p: argparse.ArgumentParser, *, out: str | None = None) -> None:
         p.add_argument("--out", default=out, help=f"output folder (default: {out})")
 
 
-def add_train_args(p: argparse.ArgumentParser, *, epochs: int, batch_size: int, lr: float
-                   ) -> None:
-    """The training flags every application shares."""
-    p.add_argument("--epochs", type=int, default=epochs, help=f"default: {epochs}")
-    p.add_argument("--batch-size", type=int, default=batch_size, help=f"default: {batch_size}")
-    p.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default: {lr})")
+def add_train_args(p: argparse.ArgumentParser, *, epochs: int | None, batch_size: int | None,
+                   lr: float | None) -> None:
+    """The training flags every application shares (a None default: the model's preset)."""
+    def shown(v):
+        return "the model's preset" if v is None else v
+    p.add_argument("--epochs", type=int, default=epochs, help=f"default: {shown(epochs)}")
+    p.add_argument("--batch-size", type=int, default=batch_size,
+                   help=f"default: {shown(batch_size)}")
+    p.add_argument("--lr", type=float, default=lr,
+                   help=f"peak learning rate (default: {shown(lr)})")
     p.add_argument("--resume", metavar="CKPT",
                    help="continue from a checkpoint (a file, or a run folder's last one)")
+
+
+def parse_model_args(pairs, builder) -> dict:
+    """`--model-arg KEY=VALUE` pairs as builder keyword arguments: each key must be one of
+    the builder's parameters; values are read as JSON when they parse (numbers, lists,
+    true/false), else kept as strings."""
+    import inspect
+    import json
+    params = inspect.signature(builder).parameters
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise CLIError(f"--model-arg {pair!r}: expected KEY=VALUE")
+        if key not in params or params[key].kind not in (inspect.Parameter.KEYWORD_ONLY,
+                                                           inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            names = [n for n, p in params.items() if p.kind == inspect.Parameter.KEYWORD_ONLY]
+            raise CLIError(f"--model-arg {key}: not an argument of {builder.__name__}; it "
+                           f"takes {', '.join(names)}")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
 
 
 def check_device(device: str) -> str:

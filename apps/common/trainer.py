@@ -197,7 +197,7 @@ class Trainer:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
         """Everything a checkpoint needs to resume this run exactly, and to use its model."""
-        loader_gen = getattr(self.train_loader, "generator", None)
+        loader_gen = _loader_generator(self.train_loader)
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -226,9 +226,18 @@ class Trainer:
             if type(cb).__name__ in saved:
                 cb.load_state_dict(saved[type(cb).__name__])
         set_rng_state(state["rng"])
-        loader_gen = getattr(self.train_loader, "generator", None)
+        loader_gen = _loader_generator(self.train_loader)
         if loader_gen is not None and state.get("loader_rng") is not None:
             loader_gen.set_state(state["loader_rng"])
+
+
+def _loader_generator(loader):
+    """The generator that orders a loader's batches: its own, or its batch sampler's (a
+    length-bucketed sampler draws the batches itself)."""
+    gen = getattr(loader, "generator", None)
+    if gen is None:
+        gen = getattr(getattr(loader, "batch_sampler", None), "generator", None)
+    return gen
 
 
 def _floats(out: StepOutput) -> dict:

@@ -2,7 +2,9 @@
 
 `open_text_dataset(spec, split=...)` accepts:
 
-- a hub name: `rotten-tomatoes` (classes rotten, fresh) or the generated
+- a hub name: `rotten-tomatoes` (classes rotten, fresh), `vader-movies` and
+  `vader-amazon` (people-rated movie- and product-review sentences not in
+  rotten-tomatoes, for robustness checks; classes rotten, fresh) or the generated
   `synthetic-reviews` (classes negative, positive);
 - a file: `.csv`, `.tsv`, `.jsonl` (text and label columns by name, or by index for
   headerless CSV/TSV) or `.txt` in fastText's `__label__<class> text` format;
@@ -36,18 +38,19 @@ from framework.utils.data import Dataset
 from ..splits import stratified_split
 from .corpus import SyntheticReviews
 from .dataset import TextSubset
-from .embedded import RottenTomatoes
+from .embedded import RottenTomatoes, VaderAmazon, VaderMovies
 from .readers import TEXT_FILE_SUFFIXES, read_text_file, read_text_folder
 
 __all__ = ["open_text_dataset", "ACCEPTED", "DEFAULT_VAL_FRACTION", "DEFAULT_TEST_FRACTION"]
 
 DEFAULT_VAL_FRACTION = 1.0 / 9.0
 DEFAULT_TEST_FRACTION = 0.1
-_HUB = {"rotten-tomatoes": RottenTomatoes, "synthetic-reviews": SyntheticReviews}
+_HUB = {"rotten-tomatoes": RottenTomatoes, "synthetic-reviews": SyntheticReviews,
+        "vader-movies": VaderMovies, "vader-amazon": VaderAmazon}
 _SPLITS = ("train", "val", "test", "all")
 _VAL_NAMES = ("val", "valid", "validation", "dev")
 
-ACCEPTED = ("rotten-tomatoes, synthetic-reviews, a .csv, .tsv or .jsonl file, a .txt file of "
+ACCEPTED = ("rotten-tomatoes, synthetic-reviews, vader-movies, vader-amazon, a .csv, .tsv or .jsonl file, a .txt file of "
             "fastText '__label__<class> text' lines, a folder with one sub-folder of .txt "
             "files per class, or a folder with train and test (or val) files or class "
             "folders")

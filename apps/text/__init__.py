@@ -1,0 +1,2 @@
+"""The text-classification application: the training recipe (`recipe`) and the
+`lantern text` command line (`cli`)."""

@@ -1,0 +1,201 @@
+"""`lantern text` end to end on the generated corpus: train, eval, predict, embed, tokenizer,
+export, resume bit for bit, a transformers-style checkpoint as the encoder, and the bad
+inputs the issue lists (each one clear line, exit code 1)."""
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import framework as fw
+from apps.cli import main
+from datasets.text import generate_reviews
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def _train(args, out):
+    return main(["text", "train", *args, "--out", str(out), "--no-plots"])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert _train(["--model", "fasttext_bag", "--data", "synthetic-reviews", "--epochs", "3",
+                   "--buckets", "1024"], out) == 0
+    return out
+
+
+def test_train_writes_the_contract(run):
+    m = json.loads((run / "metrics.json").read_text())
+    assert set(m["test"]) >= {"accuracy", "macro_f1", "count"} and m["test"]["count"] == 60
+    assert m["test"]["accuracy"] > 0.7 and m["epochs"] == 3 and m["seconds"] > 0
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    assert "train/tokens_per_s" in header and "val/accuracy" in header
+    meta = fw.load(run / "last.safetensors")["meta"]
+    assert meta["classes"] == ["negative", "positive"] and '"ngrams"' in meta["encoder"]
+
+
+def test_eval_predict_export(run, tmp_path, capsys):
+    ck = str(run / "last.safetensors")
+    assert main(["text", "eval", "--checkpoint", ck, "--data", "synthetic-reviews",
+                 "--out", str(tmp_path / "e")]) == 0
+    ev = json.loads((tmp_path / "e" / "metrics.json").read_text())["test"]
+    assert ev["accuracy"] == json.loads((run / "metrics.json").read_text())["test"]["accuracy"]
+    capsys.readouterr()
+    texts = ["a wonderful, moving film", "dull and tedious"]
+    assert main(["text", "predict", "--checkpoint", ck, *texts]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in rows] == texts
+    assert all(r["label"] in ("negative", "positive") and 0.5 <= r["score"] <= 1 for r in rows)
+    assert abs(sum(rows[0]["scores"].values()) - 1) < 1e-5
+    exported = tmp_path / "ft.safetensors"
+    assert main(["text", "export", "--checkpoint", ck, "--out", str(exported)]) == 0
+    capsys.readouterr()
+    assert main(["text", "predict", "--checkpoint", str(exported), *texts]) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == rows
+
+
+def test_predict_stdin_file_and_long_texts(run, tmp_path, monkeypatch, capsys):
+    ck = str(run / "last.safetensors")
+    long_text = " ".join(["a great film but the plot is dull"] * 600)   # 4,800 words
+    monkeypatch.setattr(sys, "stdin", io.StringIO("fine acting\n\nawful script\n"))
+    assert main(["text", "predict", "--checkpoint", ck, "-"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    f = tmp_path / "texts.txt"
+    f.write_text(long_text + "\nshort one\n", encoding="utf-8")
+    assert main(["text", "predict", "--checkpoint", ck, "--file", str(f)]) == 0
+    truncated = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(truncated) == 2
+    assert main(["text", "predict", "--checkpoint", ck, long_text, "--sliding-window", "64"]) == 0
+    windowed = json.loads(capsys.readouterr().out)
+    assert windowed["label"] in ("negative", "positive") and 0 <= windowed["score"] <= 1
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    args = ["--model", "fasttext_bag", "--data", "synthetic-reviews", "--scheduler",
+            "constant", "--buckets", "512", "--model-arg", "dropout=0.3", "--batch-size", "16",
+            "--seed", "2"]
+    assert _train(args + ["--epochs", "3"], tmp_path / "full") == 0
+    assert _train(args + ["--epochs", "1"], tmp_path / "part") == 0
+    assert _train(args + ["--epochs", "3", "--resume", str(tmp_path / "part")],
+                  tmp_path / "part") == 0
+    a = fw.load(tmp_path / "full" / "last.safetensors")
+    b = fw.load(tmp_path / "part" / "last.safetensors")
+    for k in a["model"]:
+        assert np.array_equal(a["model"][k].numpy(), b["model"][k].numpy()), k
+    drop = ("seconds", "train/tokens_per_s")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in a["history"]] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in b["history"]]
+
+
+@pytest.mark.parametrize("model", ["bilstm_attn", "transformer_encoder"])
+def test_other_architectures_train(model, tmp_path):
+    assert _train(["--model", model, "--data", "synthetic-reviews", "--epochs", "1",
+                   "--vocab-size", "300"], tmp_path) == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["test"]["count"] == 60
+
+
+def _tiny_bert_folder(tmp_path) -> Path:
+    """The tiny transformers BERT fixture with a 99-token vocab.txt of the corpus' words."""
+    folder = tmp_path / "tiny_bert"
+    shutil.copytree(FIXTURES / "text_tiny_bert", folder)
+    texts, _ = generate_reviews()
+    words = {}
+    for t in texts:
+        for w in t.lower().replace(",", " ").replace(".", " ").replace("!", " ").split():
+            words[w] = words.get(w, 0) + 1
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = special + sorted(words, key=lambda w: -words[w])[:99 - len(special)]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_transformers_checkpoint_as_encoder_and_embed(tmp_path, capsys):
+    folder = _tiny_bert_folder(tmp_path)
+    out = tmp_path / "run"
+    assert _train(["--model", "bert_classifier", "--weights", str(folder), "--tokenizer",
+                   str(folder), "--data", "synthetic-reviews", "--epochs", "1", "--max-length",
+                   "32", "--lr", "1e-3", "--freeze-encoder", "--unfreeze-after", "0"], out) == 0
+    emb = tmp_path / "e.npy"
+    assert main(["text", "embed", "--checkpoint", str(out / "last.safetensors"), "good film",
+                 "bad film", "--out", str(emb)]) == 0
+    e = np.load(emb)
+    assert e.shape == (2, 16) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-5)
+
+
+def test_tokenizer_train(tmp_path):
+    out = tmp_path / "tok.json"
+    assert main(["text", "tokenizer", "train", "--data", "synthetic-reviews", "--kind", "bpe",
+                 "--vocab-size", "400", "--out", str(out)]) == 0
+    from datasets.text import HFTokenizer
+    tok = HFTokenizer.from_file(out)
+    ids = tok.encode_batch(["a good film"])["input_ids"]
+    assert tok.vocab_size <= 400 and ids.shape == (1, ids.shape[1]) and ids.max() < 400
+
+
+def test_bad_inputs_are_one_line(run, tmp_path, capsys):
+    ck = str(run / "last.safetensors")
+    cases = []
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,label\ngood,positive\n  ,negative\n", encoding="utf-8")
+    cases.append((["text", "train", "--data", str(empty), "--out", str(tmp_path / "o1")],
+                  "empty.csv:3"))
+    unseen = tmp_path / "unseen.csv"
+    unseen.write_text("text,label\ngood,positive\nmeh,neutral\n", encoding="utf-8")
+    cases.append((["text", "eval", "--checkpoint", ck, "--data", str(unseen), "--split", "all",
+                   "--out", str(tmp_path / "o2")], "neutral"))
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("text,label\ncaf\xe9 good,positive\n".encode("latin-1"))
+    cases.append((["text", "train", "--data", str(latin), "--out", str(tmp_path / "o3")],
+                  "--encoding latin-1"))
+    nocol = tmp_path / "nocol.csv"
+    nocol.write_text("review,label\ngood,positive\n", encoding="utf-8")
+    cases.append((["text", "train", "--data", str(nocol), "--out", str(tmp_path / "o4")],
+                  "review"))
+    big_tok = tmp_path / "big_tok"
+    big_tok.mkdir()
+    folder = _tiny_bert_folder(tmp_path / "a")
+    (big_tok / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                                                 + [f"w{i}" for i in range(200)]) + "\n")
+    cases.append((["text", "train", "--model", "bert_classifier", "--weights", str(folder),
+                   "--tokenizer", str(big_tok), "--data", "synthetic-reviews",
+                   "--out", str(tmp_path / "o5")], "205 tokens but the model's embedding"))
+    broken = _tiny_bert_folder(tmp_path / "b")
+    sd = fw.load(broken / "model.safetensors")
+    sd.pop("encoder.layer.1.output.dense.weight")
+    sd["pooler.dense.bias"] = fw.zeros(3)
+    fw.serialization.save_safetensors(sd, broken / "model.safetensors")
+    cases.append((["text", "train", "--model", "bert_classifier", "--weights", str(broken),
+                   "--tokenizer", str(broken), "--data", "synthetic-reviews",
+                   "--out", str(tmp_path / "o6")], "encoder.layer.1.output.dense.weight"))
+    roberta = _tiny_bert_folder(tmp_path / "c")
+    cfg = json.loads((roberta / "config.json").read_text())
+    cfg["model_type"] = "roberta"
+    (roberta / "config.json").write_text(json.dumps(cfg))
+    cases.append((["text", "train", "--model", "bert_classifier", "--weights", str(roberta),
+                   "--tokenizer", str(roberta), "--data", "synthetic-reviews",
+                   "--out", str(tmp_path / "o7")], "roberta"))
+    cases.append((["text", "predict", "--checkpoint", ck, "--file", str(tmp_path / "nope")],
+                  "nope: no such file"))
+    for argv, needle in cases:
+        capsys.readouterr()
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, (argv, err)
+
+
+@pytest.mark.realdata
+def test_minilm_embed_matches_the_reference(tmp_path):
+    out = tmp_path / "e.npy"
+    assert main(["text", "embed", "This is an example sentence", "Each sentence is converted",
+                 "--out", str(out)]) == 0
+    e = np.load(out)
+    np.testing.assert_allclose(e[0, :5], [0.067657, 0.063496, 0.048713, 0.079305, 0.037448],
+                               atol=1e-5)
+    np.testing.assert_allclose(e[1, :5], [0.086439, 0.102763, 0.005395, 0.002044, -0.009963],
+                               atol=1e-5)
+    assert abs(float(e[0] @ e[1]) - 0.404559) < 1e-5
