@@ -204,3 +204,182 @@ def adam_update(p, g, m, v, shrink, w1, beta2, w2, eps, step_size, bc2_sqrt, i0,
         vi = vi * beta2 + gi * w2 * gi
         pi -= mi / (np.sqrt(vi) / bc2_sqrt + eps) * step_size
         p[i], m[i], v[i] = pi, mi, vi
+
+
+# ---------------------------------------------------------------------------- direct convolution
+# Images innermost: an (N, C, H, W) batch held as a C-contiguous (C, H, W, N) array, flat. A row
+# (W, N) of one channel is then W*N contiguous values, and for a stride-1 2-D convolution the
+# kernel tap t = (c, i, j) reads, for output row h, the run x[h*rowstep + off[t]:][:Wo*N] with
+# off[t] = c*H*W*N + i*dh*W*N + j*dw*N (rowstep = W*N): every output pixel of the row, of every
+# image, at once. So output row (o, h) is b[o] + sum_t w[o, t] * run_t, long contiguous runs
+# that vectorise, with no columns built and nothing computed twice or for padding columns.
+# The runs are summed 8 taps at a time into two output rows (each x value loaded once for
+# both), so a pass over an output row does 16 multiply-adds per value stored.
+
+@_jit
+def _taps8_into2(a0, a1, x, base, offs, t, w0, w1):
+    """a0 += sum_{k<8} w0[t+k] * x[base+offs[t+k]:], a1 likewise with w1 (rows of len(a0))."""
+    u0, u1, u2, u3 = w0[t], w0[t + 1], w0[t + 2], w0[t + 3]
+    u4, u5, u6, u7 = w0[t + 4], w0[t + 5], w0[t + 6], w0[t + 7]
+    v0, v1, v2, v3 = w1[t], w1[t + 1], w1[t + 2], w1[t + 3]
+    v4, v5, v6, v7 = w1[t + 4], w1[t + 5], w1[t + 6], w1[t + 7]
+    x0, x1 = x[base + offs[t]:], x[base + offs[t + 1]:]
+    x2, x3 = x[base + offs[t + 2]:], x[base + offs[t + 3]:]
+    x4, x5 = x[base + offs[t + 4]:], x[base + offs[t + 5]:]
+    x6, x7 = x[base + offs[t + 6]:], x[base + offs[t + 7]:]
+    for p in range(a0.shape[0]):
+        e0, e1, e2, e3 = x0[p], x1[p], x2[p], x3[p]
+        e4, e5, e6, e7 = x4[p], x5[p], x6[p], x7[p]
+        a0[p] += (u0 * e0 + u1 * e1 + u2 * e2 + u3 * e3 +
+                  u4 * e4 + u5 * e5 + u6 * e6 + u7 * e7)
+        a1[p] += (v0 * e0 + v1 * e1 + v2 * e2 + v3 * e3 +
+                  v4 * e4 + v5 * e5 + v6 * e6 + v7 * e7)
+
+
+@_jit
+def _taps8_into1(a0, x, base, offs, t, w0):
+    u0, u1, u2, u3 = w0[t], w0[t + 1], w0[t + 2], w0[t + 3]
+    u4, u5, u6, u7 = w0[t + 4], w0[t + 5], w0[t + 6], w0[t + 7]
+    x0, x1 = x[base + offs[t]:], x[base + offs[t + 1]:]
+    x2, x3 = x[base + offs[t + 2]:], x[base + offs[t + 3]:]
+    x4, x5 = x[base + offs[t + 4]:], x[base + offs[t + 5]:]
+    x6, x7 = x[base + offs[t + 6]:], x[base + offs[t + 7]:]
+    for p in range(a0.shape[0]):
+        a0[p] += (u0 * x0[p] + u1 * x1[p] + u2 * x2[p] + u3 * x3[p] +
+                  u4 * x4[p] + u5 * x5[p] + u6 * x6[p] + u7 * x7[p])
+
+
+@_jit
+def _taps4_into2(a0, a1, x, base, offs, t, w0, w1):
+    u0, u1, u2, u3 = w0[t], w0[t + 1], w0[t + 2], w0[t + 3]
+    v0, v1, v2, v3 = w1[t], w1[t + 1], w1[t + 2], w1[t + 3]
+    x0, x1 = x[base + offs[t]:], x[base + offs[t + 1]:]
+    x2, x3 = x[base + offs[t + 2]:], x[base + offs[t + 3]:]
+    for p in range(a0.shape[0]):
+        e0, e1, e2, e3 = x0[p], x1[p], x2[p], x3[p]
+        a0[p] += u0 * e0 + u1 * e1 + u2 * e2 + u3 * e3
+        a1[p] += v0 * e0 + v1 * e1 + v2 * e2 + v3 * e3
+
+
+@_jit
+def _taps4_into1(a0, x, base, offs, t, w0):
+    u0, u1, u2, u3 = w0[t], w0[t + 1], w0[t + 2], w0[t + 3]
+    x0, x1 = x[base + offs[t]:], x[base + offs[t + 1]:]
+    x2, x3 = x[base + offs[t + 2]:], x[base + offs[t + 3]:]
+    for p in range(a0.shape[0]):
+        a0[p] += u0 * x0[p] + u1 * x1[p] + u2 * x2[p] + u3 * x3[p]
+
+
+@_jit
+def _tap1_into2(a0, a1, x, base, offs, t, w0, w1):
+    u0, v0 = w0[t], w1[t]
+    x0 = x[base + offs[t]:]
+    for p in range(a0.shape[0]):
+        e0 = x0[p]
+        a0[p] += u0 * e0
+        a1[p] += v0 * e0
+
+
+@_jit
+def _tap1_into1(a0, x, base, offs, t, w0):
+    u0 = w0[t]
+    x0 = x[base + offs[t]:]
+    for p in range(a0.shape[0]):
+        a0[p] += u0 * x0[p]
+
+
+@_jit
+def conv_taps_forward(x, wt, offs, bias, out, rowstep, h0, h1):
+    """Rows [h0, h1) of out (O, Ho, R): out[o, h] = bias[o] + sum_t wt[o, t] *
+    x[h*rowstep + offs[t]:][:R], x the flat images-last input (see above), wt (O, T) and
+    offs (T,) int64. Every tap is summed exactly (no padding taps: a zero weight times an
+    infinite input would be NaN). The taps are the outer loop: a group's runs of x are read
+    by every output channel while they are in cache, and the output rows of one h stay there
+    (with thousands of taps, re-reading all of x for each output channel is cache-bound)."""
+    n_out, _, r = out.shape
+    n_taps = wt.shape[1]
+    t8 = n_taps - n_taps % 8
+    t4 = n_taps - n_taps % 4
+    o2 = n_out - n_out % 2
+    for h in range(h0, h1):
+        base = h * rowstep
+        for o in range(n_out):
+            a0, b0 = out[o, h], bias[o]
+            for p in range(r):
+                a0[p] = b0
+        for t in range(0, t8, 8):
+            for o in range(0, o2, 2):
+                _taps8_into2(out[o, h], out[o + 1, h], x, base, offs, t, wt[o], wt[o + 1])
+            if o2 < n_out:
+                _taps8_into1(out[o2, h], x, base, offs, t, wt[o2])
+        if t4 > t8:
+            for o in range(0, o2, 2):
+                _taps4_into2(out[o, h], out[o + 1, h], x, base, offs, t8, wt[o], wt[o + 1])
+            if o2 < n_out:
+                _taps4_into1(out[o2, h], x, base, offs, t8, wt[o2])
+        for t in range(t4, n_taps):
+            for o in range(0, o2, 2):
+                _tap1_into2(out[o, h], out[o + 1, h], x, base, offs, t, wt[o], wt[o + 1])
+            if o2 < n_out:
+                _tap1_into1(out[o2, h], x, base, offs, t, wt[o2])
+
+
+@_jit
+def conv_taps_weight_grad(x, dy, offs, acc, rowstep, h0, h1):
+    """acc[o, t] += sum over rows h in [h0, h1) of dy[o, h] . x[h*rowstep + offs[t]:][:R]
+    (the weight gradient of conv_taps_forward), dy (O, Ho, R), acc (O, T) float64 with T a
+    multiple of 8 (offs padded with zeros: those sums are discarded). Each row's products
+    are summed in x's dtype, 2 outputs x 8 taps at once (16 running sums over the row)."""
+    n_out, _, r = dy.shape
+    n_taps = acc.shape[1]
+    for h in range(h0, h1):
+        base = h * rowstep
+        for t in range(0, n_taps, 8):  # taps outer: as in conv_taps_forward
+            x0, x1 = x[base + offs[t]:], x[base + offs[t + 1]:]
+            x2, x3 = x[base + offs[t + 2]:], x[base + offs[t + 3]:]
+            x4, x5 = x[base + offs[t + 4]:], x[base + offs[t + 5]:]
+            x6, x7 = x[base + offs[t + 6]:], x[base + offs[t + 7]:]
+            for o in range(0, n_out, 2):
+                o1 = o + 1 if o + 1 < n_out else o  # an odd last output: summed twice, kept once
+                d0, d1 = dy[o, h], dy[o1, h]
+                z = d0[0]
+                z -= z  # zero in x's dtype (a literal 0 would make the sums float64)
+                s00 = s01 = s02 = s03 = s04 = s05 = s06 = s07 = z
+                s10 = s11 = s12 = s13 = s14 = s15 = s16 = s17 = z
+                for p in range(r):
+                    f0, f1 = d0[p], d1[p]
+                    e0, e1, e2, e3 = x0[p], x1[p], x2[p], x3[p]
+                    e4, e5, e6, e7 = x4[p], x5[p], x6[p], x7[p]
+                    s00 += f0 * e0
+                    s01 += f0 * e1
+                    s02 += f0 * e2
+                    s03 += f0 * e3
+                    s04 += f0 * e4
+                    s05 += f0 * e5
+                    s06 += f0 * e6
+                    s07 += f0 * e7
+                    s10 += f1 * e0
+                    s11 += f1 * e1
+                    s12 += f1 * e2
+                    s13 += f1 * e3
+                    s14 += f1 * e4
+                    s15 += f1 * e5
+                    s16 += f1 * e6
+                    s17 += f1 * e7
+                acc[o, t] += s00
+                acc[o, t + 1] += s01
+                acc[o, t + 2] += s02
+                acc[o, t + 3] += s03
+                acc[o, t + 4] += s04
+                acc[o, t + 5] += s05
+                acc[o, t + 6] += s06
+                acc[o, t + 7] += s07
+                if o1 != o:
+                    acc[o1, t] += s10
+                    acc[o1, t + 1] += s11
+                    acc[o1, t + 2] += s12
+                    acc[o1, t + 3] += s13
+                    acc[o1, t + 4] += s14
+                    acc[o1, t + 5] += s15
+                    acc[o1, t + 6] += s16
+                    acc[o1, t + 7] += s17

@@ -82,6 +82,10 @@ def _tiles(g: ConvGeom) -> bool:
         all(o * k == n for o, k, n in zip(g.out_sp, g.ksize, g.in_sp))
 
 
+def _element_strides(a):
+    return tuple(st // a.itemsize for st in a.strides)
+
+
 def _first_max_tap(xp, views, out):
     """Per output, the index of the first tap view equal to the window maximum `out` (no
     NaN): arg = ne_0 * (1 + ne_1 * (1 + ... ne_{T-2})), ne_t = (view_t != out), in place on
@@ -216,6 +220,13 @@ class MaxPoolGrad(Op):
         g = self.geom
         overlap = _overlapping(g)
         arg = self.arg
+        if gy.shape == arg.shape and _element_strides(gy) != _element_strides(arg):
+            # gy laid out unlike the forward (e.g. images-last pooling, gy from a Flatten):
+            # copied into its layout first, as the per-tap products of mixed layouts run
+            # several times slower than the copy and same-layout products together
+            same = empty_like_layout(xp, arg, gy.shape, dtype=gy.dtype)
+            same[...] = gy
+            gy = same
         if not overlap:  # each input position in at most one window: one product per tap
             if _tiles(g):
                 buf = empty_like_layout(xp, gy, gy.shape[:2] + tuple(g.in_sp))
