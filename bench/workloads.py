@@ -352,6 +352,7 @@ def build_lenet5_predict(lib, device="cpu", batch=256):
     def step():
         with lib.no_grad():
             return lib.nn.functional.softmax(model(x), dim=1)
+    step.rate = (batch, "images")
     return step, f"lenet5_predict: {batch}x1x28x28, LeNet-5 eval forward + softmax"
 
 
@@ -361,6 +362,100 @@ def build_resnet18_cifar(lib, device="cpu", batch=64):
     return step, f"resnet18_cifar: {batch}x3x32x32, ResNet-18 (CIFAR stem), SGD momentum"
 
 
+# ------------------------------------------------------------------------------------- text
+def _textcnn(lib, vocab, embed=128, widths=(3, 4, 5), channels=100, classes=2):
+    """TextCNN (Kim 2014) written against the PyTorch API: the zoo's `textcnn` without its
+    padding masks (every token of the benchmark batch is real)."""
+    nn, F = lib.nn, lib.nn.functional
+
+    class TextCNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(vocab, embed, padding_idx=0)
+            self.convs = nn.ModuleList([nn.Conv1d(embed, channels, w) for w in widths])
+            self.dropout = nn.Dropout(0.5)
+            self.fc = nn.Linear(channels * len(widths), classes)
+
+        def forward(self, ids):
+            x = self.embedding(ids).transpose(1, 2)
+            pooled = [F.relu(conv(x)).amax(2) for conv in self.convs]
+            return self.fc(self.dropout(lib.cat(pooled, 1)))
+    return TextCNN()
+
+
+def build_textcnn(lib, device="cpu", batch=50, length=64, vocab=20000):
+    """Text: a TextCNN training step (widths 3/4/5 x 100 channels, embeddings 128, Adam);
+    tokens/s = batch * length / time per step."""
+    _seed(lib)
+    rng = np.random.default_rng(0)
+    model = _textcnn(lib, vocab).to(device)
+    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+    ids = lib.tensor(rng.integers(1, vocab, size=(batch, length), dtype=np.int64)).to(device)
+    y = lib.tensor(rng.integers(0, 2, size=batch, dtype=np.int64)).to(device)
+    step = _train_step(lib, device, lambda: lib.nn.functional.cross_entropy(model(ids), y),
+                       opt, False)
+    step.rate = (batch * length, "tokens")
+    return step, f"textcnn: {batch}x{length} tokens, vocab {vocab}, TextCNN training step, Adam"
+
+
+def _minilm_batch(batch, length):
+    """`batch` rows of `length` real MiniLM tokens ([CLS] text [SEP]) cut from the embedded
+    rotten-tomatoes sentences, so that no position is padding in either library."""
+    import datasets
+    from tokenizers import Tokenizer
+    from datasets.text import open_text_dataset
+    folder = datasets.fetch("minilm-l6")
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    texts = open_text_dataset("rotten-tomatoes", split="test").texts
+    stream = [i for e in tok.encode_batch(list(texts[:2000])) for i in e.ids[1:-1]]
+    body = length - 2
+    if len(stream) < batch * body:
+        raise ValueError(f"minilm: {len(stream)} tokens cannot fill {batch}x{length}")
+    rows = [[101] + stream[r * body:(r + 1) * body] + [102] for r in range(batch)]
+    return np.array(rows, dtype=np.int64), folder
+
+
+def _minilm_embed(lib, device, batch, length):
+    """all-MiniLM-L6-v2 sentence embeddings (eval, no grad: encoder, mean pooling, L2) at
+    batch x length tokens; Lantern's zoo model against transformers' BertModel on the same
+    files. sentences/s = batch / time per step."""
+    ids_np, folder = _minilm_batch(batch, length)
+    if lib.__name__ == "torch":
+        import transformers  # the oracle; an ImportError leaves Lantern timed alone
+        model = transformers.BertModel.from_pretrained(str(folder)).eval().to(device)
+
+        def encode(ids, mask):
+            return model(input_ids=ids, attention_mask=mask).last_hidden_state
+    else:
+        from models import get_model
+        model = get_model("minilm_l6", weights="minilm_l6.sentence-transformers").eval()
+        model = model.to(device)
+
+        def encode(ids, mask):
+            return model(ids, attention_mask=mask).last_hidden_state
+    ids = lib.tensor(ids_np).to(device)
+    mask = lib.ones(ids_np.shape, dtype=lib.int64).to(device)
+
+    def step():
+        with lib.no_grad():
+            h = encode(ids, mask)
+            m = mask.unsqueeze(-1).to(h.dtype)
+            pooled = (h * m).sum(1) / m.sum(1).clamp_min(1e-9)
+            return lib.nn.functional.normalize(pooled, p=2, dim=1)
+    step.rate = (batch, "sentences")
+    return step, f"minilm: {batch}x{length} tokens, all-MiniLM-L6-v2 embeddings (eval, no grad)"
+
+
+def build_minilm_short(lib, device="cpu", batch=32, length=16):
+    return _minilm_embed(lib, device, batch, length)
+
+
+def build_minilm_128(lib, device="cpu", batch=32, length=128):
+    return _minilm_embed(lib, device, batch, length)
+
+
 WORKLOADS = {"micro": build_micro, "mlp": build_mlp, "cnn": build_cnn, "dqn": build_dqn,
              "transformer": build_transformer, "unet": build_unet,
              "resnet18": build_resnet18, "resnet18_amp": build_resnet18_amp,
@@ -368,8 +463,10 @@ WORKLOADS = {"micro": build_micro, "mlp": build_mlp, "cnn": build_cnn, "dqn": bu
              "transformer_gpu_amp": build_transformer_gpu_amp,
              "unet3d": build_unet3d, "unet3d_amp": build_unet3d_amp,
              "lenet5": build_lenet5, "lenet5_predict": build_lenet5_predict,
-             "resnet18_cifar": build_resnet18_cifar}
+             "resnet18_cifar": build_resnet18_cifar, "textcnn": build_textcnn,
+             "minilm_short": build_minilm_short, "minilm_128": build_minilm_128}
 VISION_WORKLOADS = ("lenet5", "lenet5_predict", "resnet18_cifar")
+TEXT_WORKLOADS = ("textcnn", "minilm_short", "minilm_128")
 GPU_WORKLOADS = ("resnet18", "resnet18_amp", "transformer_gpu", "transformer_gpu_amp", "unet3d",
                  "unet3d_amp")
 ALIASES = {"W6": "micro", "W1": "mlp", "W2": "cnn", "W3": "dqn", "W4": "transformer", "W5": "unet"}

@@ -43,8 +43,8 @@ MINILM = "minilm_l6.sentence-transformers"
 PRESETS = {
     "fasttext_bag": dict(tokenizer="ngrams", max_length=128, epochs=5, batch_size=64,
                          optimizer="adamw", lr=5e-3, weight_decay=0.0),
-    "textcnn": dict(tokenizer="wordpiece", max_length=64, epochs=8, batch_size=50,
-                    optimizer="adamw", lr=1e-3, weight_decay=1e-4),
+    "textcnn": dict(tokenizer="wordpiece", max_length=64, epochs=3, batch_size=50,
+                    optimizer="adamw", lr=1e-3, weight_decay=1e-4, embeddings="minilm"),
     "bilstm_attn": dict(tokenizer="wordpiece", max_length=64, epochs=6, batch_size=32,
                         optimizer="adamw", lr=2e-3, weight_decay=1e-4),
     "bigru_attn": dict(tokenizer="wordpiece", max_length=64, epochs=6, batch_size=32,
@@ -122,7 +122,19 @@ def build_model(args, num_classes: int, encoder):
     if name in _FROM_SCRATCH_KWARGS:
         kwargs = {**extra, "vocab_size": encoder.vocab_size, "num_classes": num_classes,
                   "pad_id": encoder.pad_id}
-        return models.get_model(name, **kwargs), kwargs, "random"
+        if getattr(args, "embeddings", "random") != "minilm":
+            return models.get_model(name, **kwargs), kwargs, "random"
+        table = models.load_weights_file(zoo_weights(f"zoo:{MINILM}"))[
+            "embeddings.word_embeddings.weight"]
+        kwargs["embed_dim"] = int(table.shape[1])
+        model = models.get_model(name, **kwargs)
+        emb = model.embedding.weight
+        if tuple(emb.shape) != tuple(table.shape):
+            raise CLIError(f"--embeddings minilm: {name}'s embedding table is "
+                           f"{tuple(emb.shape)}, MiniLM's {tuple(table.shape)}")
+        with fw.no_grad():
+            emb.copy_(fw.tensor(np.asarray(table), dtype=emb.dtype))
+        return model, kwargs, f"embeddings from zoo:{MINILM}"
     if name == "minilm_classifier":
         kwargs = {**extra, "num_classes": num_classes}
         model = models.get_model(name, **kwargs)
@@ -173,6 +185,16 @@ def _fill_presets(args) -> dict:
     for key in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "max_length"):
         if getattr(args, key, None) is None:
             setattr(args, key, preset[key])
+    if getattr(args, "embeddings", None) is None:
+        args.embeddings = preset.get("embeddings", "random")
+    if args.embeddings == "minilm":
+        if args.model not in _FROM_SCRATCH_KWARGS:
+            raise CLIError(f"--embeddings minilm initialises models trained from scratch, "
+                           f"not {args.model}")
+        if args.tokenizer not in (None, "minilm"):
+            raise CLIError(f"--embeddings minilm needs MiniLM's tokenizer, not "
+                           f"--tokenizer {args.tokenizer} (use --embeddings random)")
+        args.tokenizer = "minilm"
     if args.tokenizer is None:
         args.tokenizer = preset["tokenizer"] or args.weights
     return preset
@@ -262,15 +284,28 @@ def load_for_inference(args, device: str):
         if w.model not in _FROM_SCRATCH_KWARGS + ("minilm_classifier", "bert_classifier"):
             raise CLIError(f"--model {args.model}: an encoder, not a classifier; use "
                            "`lantern text embed`")
+        if w.file.startswith("cache:"):  # built by zoo-build: the file holds its encoder
+            return _load_file(models.weights_path(w), device, source=f"zoo:{w.name}",
+                              missing=f"lantern text zoo-build {w.name}")
         model = models.get_model(w.model, weights=w)
         meta = {"model": w.model, "model_kwargs": dict(w.builder_kwargs),
                 "classes": list(w.categories), "encoder": w.transforms["encoder"],
                 "max_length": w.transforms["max_length"], "source": f"zoo:{w.name}"}
     else:
-        meta, state = read_model_file(args.checkpoint, "text")
-        model = models.get_model(meta["model"], **meta["model_kwargs"])
-        models.load_pretrained(model, state, strict=True)
-        meta["source"] = str(args.checkpoint)
+        return _load_file(args.checkpoint, device, source=str(args.checkpoint))
+    meta["encoder_obj"] = encoder_from_json(meta["encoder"])
+    return model.to(device).eval(), meta
+
+
+def _load_file(path, device: str, source: str, missing: str | None = None):
+    """(model in eval mode, meta) from an export or a training checkpoint."""
+    if missing and not Path(path).is_file():
+        raise CLIError(f"{source} is not built on this machine ({path}); build it with: "
+                       f"{missing}")
+    meta, state = read_model_file(path, "text")
+    model = models.get_model(meta["model"], **meta["model_kwargs"])
+    models.load_pretrained(model, state, strict=True)
+    meta["source"] = source
     meta["encoder_obj"] = encoder_from_json(meta["encoder"])
     return model.to(device).eval(), meta
 

@@ -11,7 +11,7 @@ Families: `bag` (fastText), `textcnn` (Kim 2014), `rnn` (BiLSTM/BiGRU with atten
 pooling), `transformer` (a Transformer encoder trained from scratch) and `bert` (BERT with
 transformers' names and checkpoints, all-MiniLM-L6-v2's weights from the hub).
 """
-from . import bag, bert, inputs, pooling, rnn, textcnn, transformer
+from . import bag, bert, inputs, pooling, rnn, textcnn, transformer, zoo
 from .bag import FastTextBag
 from .bert import (BertClassifier, BertConfig, BertEncoderOutput, BertForSequenceClassification,
                    BertModel, encode_sentences, load_bert, mean_pooling)

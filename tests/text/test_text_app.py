@@ -181,6 +181,12 @@ def test_bad_inputs_are_one_line(run, tmp_path, capsys):
                    "--out", str(tmp_path / "o7")], "roberta"))
     cases.append((["text", "predict", "--checkpoint", ck, "--file", str(tmp_path / "nope")],
                   "nope: no such file"))
+    cases.append((["text", "train", "--model", "textcnn", "--tokenizer", "bpe", "--embeddings",
+                   "minilm", "--data", "synthetic-reviews", "--out", str(tmp_path / "o8")],
+                  "needs MiniLM's tokenizer"))
+    cases.append((["text", "train", "--model", "minilm_classifier", "--embeddings", "minilm",
+                   "--data", "synthetic-reviews", "--out", str(tmp_path / "o9")],
+                  "not minilm_classifier"))
     for argv, needle in cases:
         capsys.readouterr()
         assert main(argv) == 1, argv
@@ -199,3 +205,57 @@ def test_minilm_embed_matches_the_reference(tmp_path):
     np.testing.assert_allclose(e[1, :5], [0.086439, 0.102763, 0.005395, 0.002044, -0.009963],
                                atol=1e-5)
     assert abs(float(e[0] @ e[1]) - 0.404559) < 1e-5
+
+
+def test_shipped_fasttext_zoo_entry(capsys):
+    """The in-repo fastText weights load by name, hash-checked, and classify obvious reviews."""
+    texts = ["a gorgeous, witty and moving film", "a dull, lifeless and tedious mess"]
+    assert main(["text", "predict", "--model", "zoo:fasttext_bag.rotten-tomatoes", *texts]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in rows] == ["fresh", "rotten"]
+    assert main(["text", "models", "fasttext_bag"]) == 0
+    assert "0.7611" in capsys.readouterr().out
+
+
+def test_cache_zoo_entry_not_built_says_how(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LANTERN_HOME", str(tmp_path))
+    assert main(["text", "predict", "--model", "zoo:textcnn.rotten-tomatoes", "good"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lantern text zoo-build textcnn.rotten-tomatoes" in err
+
+
+@pytest.mark.realdata
+def test_shipped_fasttext_reaches_its_recorded_accuracy(tmp_path):
+    """On the real corpus's test split, and on people-rated movie sentences it never saw."""
+    import models
+    w = models.get_weights("fasttext_bag.rotten-tomatoes")
+    for data, split, key in (("rotten-tomatoes", "test", "accuracy"),
+                             ("vader-movies", "all", "vader_movies_accuracy")):
+        out = tmp_path / data
+        assert main(["text", "eval", "--model", "zoo:fasttext_bag.rotten-tomatoes", "--data",
+                     data, "--split", split, "--out", str(out)]) == 0
+        acc = json.loads((out / "metrics.json").read_text())[split]["accuracy"]
+        assert abs(acc - w.metrics[key]) < 1e-3, (data, acc)
+
+
+@pytest.mark.realdata
+def test_textcnn_starts_from_minilm_embeddings(tmp_path):
+    """--embeddings minilm (TextCNN's default): MiniLM's tokenizer, and its input embedding
+    table as the model's starting embeddings."""
+    import argparse
+    import models
+    from apps.common.modelfiles import zoo_weights
+    from apps.text import recipe
+    from datasets.text import HFTokenizer
+    args = argparse.Namespace(model="textcnn", model_arg=[], embeddings=None, tokenizer=None,
+                              epochs=None, batch_size=None, lr=None, optimizer=None,
+                              weight_decay=None, max_length=None, weights=None)
+    recipe._fill_presets(args)
+    assert args.embeddings == "minilm" and args.tokenizer == "minilm" and args.epochs == 3
+    encoder = recipe.build_encoder(args.tokenizer, [], args)
+    assert isinstance(encoder, HFTokenizer) and encoder.vocab_size == 30522
+    model, kwargs, start = recipe.build_model(args, 2, encoder)
+    table = models.load_weights_file(zoo_weights(f"zoo:{recipe.MINILM}"))[
+        "embeddings.word_embeddings.weight"]
+    assert kwargs["embed_dim"] == 384 and "minilm" in start
+    np.testing.assert_array_equal(model.embedding.weight.detach().numpy(), np.asarray(table))
