@@ -9,7 +9,7 @@ import sys
 import traceback
 from typing import Callable
 
-__all__ = ["CLIError", "add_run_args", "add_train_args", "check_device", "parse_model_args",
+__all__ = ["CLIError", "HelpFormatter", "add_run_args", "add_train_args", "check_device", "parse_model_args",
            "run_command",
            "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
@@ -19,6 +19,18 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 class CLIError(Exception):
     """A user-facing failure: printed as one line, exit code 1."""
 
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to a flag's help unless the help already states its default or
+    the flag has none (None, False, an empty list)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or not action.option_strings or \
+                action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 
 def add_run_args(p: argparse.ArgumentParser, *, out: str | None = None) -> None:
     """Flags every command takes: --device, --seed, --workers, --debug (and --out)."""

@@ -8,7 +8,7 @@ import numpy as np
 
 from .files import atomic_write
 
-__all__ = ["plot_history", "plot_confusion"]
+__all__ = ["plot_history", "plot_confusion", "plot_image_grid"]
 
 
 def _pyplot():
@@ -76,4 +76,23 @@ def plot_confusion(matrix, classes: Sequence[str], path, title: str = "confusion
             for j in range(n):
                 ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if share[i, j] > 0.5 else "black")
+    _save(fig, path)
+
+
+def plot_image_grid(images: Sequence[np.ndarray], captions: Sequence[str], path,
+                    colors: Sequence[str] | None = None, columns: int = 6) -> None:
+    """Images (H, W) or (H, W, C) uint8 in a grid, each with a caption (e.g. "7 (true 7)")
+    in its colour (e.g. green when right, red when wrong)."""
+    plt = _pyplot()
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (img, cap) in enumerate(zip(images, captions)):
+        ax = axes.flat[i]
+        img = np.asarray(img)
+        if img.ndim == 3 and img.shape[2] == 1:
+            img = img[:, :, 0]
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+        ax.set_title(cap, fontsize=9, color=(colors[i] if colors else "black"))
     _save(fig, path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from apps.common.cli import add_run_args, add_train_args
+from apps.common.cli import HelpFormatter, add_run_args, add_train_args
 
 __all__ = ["add_parser", "main"]
 
@@ -59,7 +59,7 @@ def add_parser(sub, name: str = "text", help_: str = "") -> argparse.ArgumentPar
     tp = sub.add_parser(name, help=help_, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     cmds = tp.add_subparsers(dest="command", metavar="COMMAND")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
 
     t = cmds.add_parser("train", help="train a text classifier", formatter_class=fmt)
     t.add_argument("--model", default="fasttext_bag", help="architecture (lantern text models)")

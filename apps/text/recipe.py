@@ -29,13 +29,13 @@ from apps.common.cli import parse_model_args
 from apps.common.classification import (ClassificationTask, classification_report,
                                         collect_scores, format_confusion, format_per_class,
                                         write_eval_files)
-from apps.common.modelfiles import export_model, read_model_file, zoo_weights
+from apps.common.modelfiles import export_model, load_model, zoo_weights
 from apps.common.optim import build_optimizer, build_scheduler
 from datasets.text import (BucketBatchSampler, HFTokenizer, NgramVocab, TextCollator,
                            encoder_from_json, open_text_dataset)
 
 __all__ = ["train", "evaluate", "predict", "embed", "train_tokenizer", "export",
-           "describe_models", "zoo_build", "PRESETS"]
+           "describe_models", "zoo_build", "load_for_inference", "classify_texts", "PRESETS"]
 
 MINILM = "minilm_l6.sentence-transformers"
 # Per-model defaults for the flags left unset: the tokenizer, tokens per text, epochs,
@@ -302,12 +302,10 @@ def _load_file(path, device: str, source: str, missing: str | None = None):
     if missing and not Path(path).is_file():
         raise CLIError(f"{source} is not built on this machine ({path}); build it with: "
                        f"{missing}")
-    meta, state = read_model_file(path, "text")
-    model = models.get_model(meta["model"], **meta["model_kwargs"])
-    models.load_pretrained(model, state, strict=True)
+    model, meta = load_model(path, "text", device)
     meta["source"] = source
     meta["encoder_obj"] = encoder_from_json(meta["encoder"])
-    return model.to(device).eval(), meta
+    return model, meta
 
 
 def _probabilities(model, inputs):
@@ -379,17 +377,25 @@ def predict(args) -> int:
             probs = [_window_probabilities(model, encoder, t, max_length, args.sliding_window,
                                            device) for t in texts]
         else:
-            probs = []
-            for i in range(0, len(texts), args.batch_size):
-                batch = encoder.encode_batch(texts[i:i + args.batch_size], max_length)
-                inputs = {k: fw.tensor(v).to(device) for k, v in batch.items()}
-                probs += list(_probabilities(model, inputs).cpu().numpy())
+            probs = classify_texts(model, encoder, texts, max_length, device, args.batch_size)
     for text, p in zip(texts, probs):
         k = int(np.argmax(p))
         out.write(json.dumps({"text": text, "label": classes[k], "score": round(float(p[k]), 6),
                               "scores": {c: round(float(v), 6) for c, v in zip(classes, p)}})
                   + "\n")
     return 0
+
+
+def classify_texts(model, encoder, texts, max_length: int, device: str = "cpu",
+                   batch_size: int = 64) -> np.ndarray:
+    """(N, classes) probabilities of `texts` (truncated to max_length tokens)."""
+    probs = []
+    with fw.no_grad():
+        for i in range(0, len(texts), batch_size):
+            batch = encoder.encode_batch(texts[i:i + batch_size], max_length)
+            inputs = {k: fw.tensor(v).to(device) for k, v in batch.items()}
+            probs.append(_probabilities(model, inputs).cpu().numpy())
+    return np.concatenate(probs) if probs else np.zeros((0, 0), np.float32)
 
 
 def _window_probabilities(model, encoder, text, max_length, stride, device):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from apps.common.cli import add_run_args, add_train_args
+from apps.common.cli import HelpFormatter, add_run_args, add_train_args
 
 __all__ = ["add_parser", "main"]
 
@@ -51,7 +51,7 @@ def add_parser(sub, name: str = "vision", help_: str = "") -> argparse.ArgumentP
     vp = sub.add_parser(name, help=help_, description=__doc__, epilog=EXAMPLES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     cmds = vp.add_subparsers(dest="command", metavar="COMMAND")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
 
     t = cmds.add_parser("train", help="train a classifier", formatter_class=fmt)
     t.add_argument("--model", default="small_cnn", help="architecture (lantern vision models)")
