@@ -97,7 +97,9 @@ def _one_line(exc: BaseException) -> str:
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, KeyError) and msg.startswith(("'", '"')):
         msg = msg[1:-1]   # KeyError quotes its message
-    expected = (CLIError, OSError, ValueError, KeyError, LookupError, FloatingPointError)
+    from datasets import HashMismatchError, HubError
+    expected = (CLIError, OSError, ValueError, KeyError, LookupError, FloatingPointError,
+                HubError, HashMismatchError)
     # a KeyError from a lookup says what was unknown in a sentence; a bare key is a bug
     if isinstance(exc, expected) and msg and not (isinstance(exc, KeyError) and " " not in msg):
         return msg

@@ -1,0 +1,50 @@
+"""`lantern demo --quick`: the stages run through the user's commands, the summary and the
+self-contained HTML report are written, and the text stage falls back to the generated corpus
+(and says so) when rotten-tomatoes can neither be fetched nor found in the cache."""
+import json
+
+import pytest
+
+import datasets
+from apps.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    mp = pytest.MonkeyPatch()
+
+    fetch = datasets.fetch
+
+    def offline(name, *a, **k):
+        if name == "rotten-tomatoes":
+            raise datasets.HubError(f"{name}: no network in this test")
+        return fetch(name, *a, **k)
+    mp.setattr(datasets, "fetch", offline)
+    try:
+        rc = main(["demo", "--quick", "--out", str(out)])
+    finally:
+        mp.undo()
+    return rc, out
+
+
+def test_demo_writes_summary_and_report(demo, capsys):
+    rc, out = demo
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["stages"]) == {"vision", "text"} and m["failures"] == []
+    assert m["stages"]["vision"]["test_accuracy"] > 0.8        # 3 epochs on digits
+    assert m["stages"]["text"]["data"] == "synthetic-reviews"
+    assert m["stages"]["text"]["test_accuracy"] > 0.7
+    assert "cores" in m["machine"] and m["seconds"] > 0
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 5    # curves x2, confusion x2, samples
+    assert "could not be fetched" in html and "synthetic-reviews" in html
+    assert 'class="right"' in html                      # sample predictions, marked
+    assert "http" not in html.replace("http-equiv", "")  # self-contained
+
+
+def test_demo_bad_stage_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--only", "nope"])
+    assert exc.value.code == 2
