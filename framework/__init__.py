@@ -21,6 +21,7 @@ from . import ops as _ops  # registers every op and binds the Tensor methods
 from .ops.registry import OPS as _OPS
 from . import amp, autograd, cuda, linalg, serialization
 from . import nn, optim, utils  # noqa: E402  (after the core: they build on it)
+from . import distributions  # noqa: E402  (builds on nn.functional and linalg)
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled
 from .serialization import load, save
 from .autograd import (enable_grad, inference_mode, is_grad_enabled,
@@ -31,6 +32,12 @@ from .creation import (arange, as_tensor, asarray, bernoulli, empty, empty_like,
                        randperm, scalar_tensor, tensor, tril_indices, triu_indices, zeros,
                        zeros_like)
 from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
+from . import accelerator, backends  # noqa: E402
+from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision
+from ._compile import compile  # noqa: A004
+from ._legacy import LEGACY_TYPES as _LEGACY_TYPES
+
+globals().update(_LEGACY_TYPES)  # FloatTensor, LongTensor, ...: PyTorch's legacy constructors
 
 # Every registered op that is a function (not only a method) becomes framework.<name>.
 for _name, _entry in _OPS.items():
@@ -64,9 +71,13 @@ def set_flush_denormal(mode: "bool") -> "bool":
     return _set(mode)
 
 
+_LAZY_SUBMODULES = {"func", "multiprocessing", "fx"}
+
+
 def __getattr__(name: str):
-    # framework.func is loaded on first access, so that `import framework` does not pay for it
-    if name == "func":
+    # these submodules are loaded on first access, so that `import framework` does not pay
+    # for them
+    if name in _LAZY_SUBMODULES:
         import importlib
-        return importlib.import_module(f"{__name__}.func")
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

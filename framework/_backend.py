@@ -15,6 +15,9 @@ _cupy_checked = False
 # current one (CuPy launches kernels on the current device), so an op runs on the device of
 # its inputs, as in PyTorch, without a per-op device guard on single-GPU machines.
 _MULTI_GPU = False
+# Called with the cupy module once it has been imported (settings made before that, such as
+# framework.backends.cuda.matmul.allow_tf32, are applied then).
+_on_cupy_import: list = []
 
 
 def cupy_module():
@@ -32,7 +35,17 @@ def cupy_module():
                 _MULTI_GPU = cupy.cuda.runtime.getDeviceCount() > 1
             except Exception:  # no driver or no GPU: CuPy imports, nothing runs
                 _MULTI_GPU = False
+            for fn in _on_cupy_import:
+                fn(cupy)
     return _cupy
+
+
+def when_cupy_imported(fn) -> None:
+    """Call `fn(cupy)` now if CuPy is loaded, else right after it is (never imports it)."""
+    if _cupy is not None:
+        fn(_cupy)
+    elif not _cupy_checked and fn not in _on_cupy_import:
+        _on_cupy_import.append(fn)
 
 
 def require_cupy():
@@ -68,6 +81,15 @@ def follow_device(arr) -> None:
     dev = getattr(getattr(arr, "data", None), "device_id", None)
     if dev is not None and dev != _cupy.cuda.runtime.getDevice():
         _cupy.cuda.runtime.setDevice(dev)
+
+
+def plain_ndarray(arr):
+    """`arr` as a base-class ndarray sharing its memory (and its read-only flag).
+
+    Tensors hold only plain ndarrays on the CPU: a subclass (np.memmap from np.load(...,
+    mmap_mode=...) or joblib, np.matrix, ...) changes the result types of NumPy functions,
+    which the ops compare to tell devices apart and to pick their fast paths."""
+    return arr if type(arr) is np.ndarray else arr.view(np.ndarray)
 
 
 def is_cuda_array(arr) -> bool:

@@ -22,7 +22,10 @@ Numerics: float32 convolutions run in full float32 (FMA math) unless $LANTERN_AL
 (or `set_allow_tf32(True)`) lets cuDNN use TF32 tensor cores, as PyTorch's
 torch.backends.cudnn.allow_tf32 (True by default there). float16 uses tensor cores with
 float32 accumulation. Algorithms come from cuDNN's heuristics, or are timed once per shape
-with $LANTERN_CUDNN_BENCHMARK=1 (PyTorch's torch.backends.cudnn.benchmark).
+with $LANTERN_CUDNN_BENCHMARK=1 (PyTorch's torch.backends.cudnn.benchmark); with
+$LANTERN_CUDNN_DETERMINISTIC=1 only deterministic ones are taken. Each switch can also be
+flipped at run time through `framework.backends.cudnn` (enabled, benchmark, deterministic,
+allow_tf32), which writes `_options`; algorithm choices are cached per switch setting.
 
 Call contract for framework/ops/conv.py (CuPy arrays in, CuPy arrays out):
 
@@ -58,9 +61,14 @@ _DEFAULT_MATH, _TENSOR_OP_MATH, _FMA_MATH = 0, 1, 3
 
 _state = {"checked": False, "impl": None, "why": "not checked yet"}
 _failed: set = set()
+# The switches, read from the environment at import and changeable at run time (through
+# framework.backends.cudnn: enabled, benchmark, deterministic, allow_tf32).
 _options = {"allow_tf32": os.environ.get("LANTERN_ALLOW_TF32", "0") == "1",
             "benchmark": os.environ.get("LANTERN_CUDNN_BENCHMARK", "0") == "1",
+            "deterministic": os.environ.get("LANTERN_CUDNN_DETERMINISTIC", "0") == "1",
+            "enabled": os.environ.get("LANTERN_CUDNN", "1") != "0",
             "workspace": int(os.environ.get("LANTERN_CUDNN_WORKSPACE_MB", "1024")) << 20}
+_CUDNN_DETERMINISTIC = 1  # cudnnDeterminism_t
 
 
 class CudnnError(RuntimeError):
@@ -75,6 +83,16 @@ def set_allow_tf32(flag: bool) -> None:
 def set_benchmark(flag: bool) -> None:
     """Time the candidate algorithms once per shape and keep the fastest."""
     _options["benchmark"] = bool(flag)
+
+
+def set_deterministic(flag: bool) -> None:
+    """Use only algorithms whose results do not vary from run to run."""
+    _options["deterministic"] = bool(flag)
+
+
+def set_enabled(flag: bool) -> None:
+    """Use cuDNN for convolutions (False: the im2col + cuBLAS path everywhere)."""
+    _options["enabled"] = bool(flag)
 
 
 # ============================================================================ backends
@@ -93,12 +111,12 @@ class _CupyxImpl:
 
     def backward_data(self, w, dy, dx, pad, stride, dil, groups):
         self.cd.convolution_backward_data(w, dy, None, dx, pad, stride, dil, groups,
-                                          deterministic=False,
+                                          deterministic=_options["deterministic"],
                                           auto_tune=_options["benchmark"], tensor_core="auto")
 
     def backward_filter(self, x, dy, dw, pad, stride, dil, groups):
         self.cd.convolution_backward_filter(x, dy, dw, pad, stride, dil, groups,
-                                            deterministic=False,
+                                            deterministic=_options["deterministic"],
                                             auto_tune=_options["benchmark"],
                                             tensor_core="auto")
 
@@ -301,7 +319,9 @@ class _CtypesImpl:
 
     def pick(self, kind, key, h, conv, dtype, get_args, find_args):
         """(algo, workspace bytes, math type) for this op and shape, cached per device."""
-        hit = self._algos.get((kind,) + key)
+        # the switches are part of the key: changing them at run time takes effect
+        ck = (kind, _options["benchmark"], _options["deterministic"]) + key
+        hit = self._algos.get(ck)
         if hit is not None:
             return hit
         want = self.wanted_math(dtype)
@@ -325,6 +345,8 @@ class _CtypesImpl:
             p = perfs[i]
             if p.status != 0 or p.memory > limit:
                 continue
+            if _options["deterministic"] and p.determinism != _CUDNN_DETERMINISTIC:
+                continue
             math = p.mathType
             if want == _FMA_MATH:
                 math = _FMA_MATH  # keep float32 exact: no TF32 whatever the heuristic says
@@ -332,7 +354,7 @@ class _CtypesImpl:
             break
         if choice is None:
             raise CudnnError(f"no cuDNN {kind} algorithm for {key} within {limit} bytes")
-        self._algos[(kind,) + key] = choice
+        self._algos[ck] = choice
         return choice
 
     def _run(self, kind, runner, h, conv, dtype, key, a_desc, a, b_desc, b, c_desc, c,
@@ -466,6 +488,8 @@ def _tup(v, n):
 def _prepare(arrays, nd, stride, padding, dilation):
     """Checks and normalises arguments; returns (arrays, pad, stride, dil, squeeze) or None.
     1-D convolutions become 2-D ones with a height of 1 (squeeze tells to undo it)."""
+    if not _options["enabled"]:
+        return None
     impl = _backend()
     if impl is None:
         return None

@@ -16,6 +16,8 @@ from .autograd.grad_mode import _State
 
 _ndarray = np.ndarray
 _generic = np.generic
+_READ_ONLY = ("cannot write into a read-only tensor (a broadcast view, or an array that NumPy "
+              "marked read-only, such as np.load(..., mmap_mode='r')); clone() it first")
 _ZERO_VC = (0,)
 
 
@@ -40,12 +42,17 @@ class Tensor:
     # Lets NumPy defer to our reflected operators (ndarray * Tensor -> Tensor.__rmul__).
     __array_priority__ = 1000
 
-    def __init__(self, data=None, *, dtype=None, device=None, requires_grad=False):
-        from .creation import _to_array
-        arr = _to_array(data if data is not None else [], dtype, device, copy=True)
-        Tensor._init(self, arr, None, 0)
-        if requires_grad:
-            self.requires_grad_(True)
+    def __init__(self, *args, size=None, dtype=None, device=None, requires_grad=False):
+        """PyTorch's legacy constructor: `Tensor(2, 3)` (uninitialised, of that size; also
+        `size=`), `Tensor(data)` (a copy in the default float dtype), `Tensor(tensor)` (shares
+        its memory), `Tensor()` (empty). `dtype` and `requires_grad` are Lantern's additions.
+        Use `framework.tensor(data)` to infer the dtype from the data."""
+        from ._legacy import init_tensor
+        if size is not None:
+            if args:
+                raise TypeError("Tensor() got multiple values for argument 'size'")
+            args = (Size(size),)
+        init_tensor(self, args, dtype, device, requires_grad)
 
     @staticmethod
     def _init(self, arr, grad_fn, idx):
@@ -71,6 +78,13 @@ class Tensor:
         d = self._data
         if d.__class__ is not _ndarray and isinstance(d, _generic):
             d = self._data = np.array(d)
+        return d
+
+    def _write_target(self):
+        """`_writable()` for a write in place, refusing read-only NumPy memory clearly."""
+        d = self._writable()
+        if d.__class__ is _ndarray and not d.flags.writeable:
+            raise RuntimeError(_READ_ONLY)
         return d
 
     def _shared_vc(self):
@@ -107,6 +121,14 @@ class Tensor:
     @property
     def is_cuda(self) -> bool:
         return is_cuda_array(self._data)
+
+    @property
+    def is_xpu(self) -> bool:
+        return False  # Lantern's devices are the CPU and CUDA GPUs
+
+    @property
+    def is_mps(self) -> bool:
+        return False
 
     @property
     def ndim(self) -> int:
@@ -388,14 +410,51 @@ class Tensor:
             return self
         return pin_memory(self)
 
+    def share_memory_(self):
+        """Move this CPU tensor's data into shared memory, in place, so that processes it is
+        sent to (framework.multiprocessing) or forked children use the same memory. A no-op
+        for CUDA tensors and tensors already shared. On a view, the tensor it views is shared
+        too (as PyTorch shares the whole storage); other aliases made before (other views,
+        detach(), .data) keep the old memory: share first."""
+        if is_cuda_array(self._data) or self.is_shared():
+            return self
+        from .multiprocessing import _shared_memory, reductions
+        reductions.init_reductions()
+        _shared_memory.share_tensor_(self)
+        return self
+
+    def is_shared(self) -> bool:
+        """Whether this tensor's data is in shared memory (share_memory_())."""
+        from .multiprocessing._shared_memory import handle_of
+        return handle_of(self._data) is not None
+
     def is_pinned(self, device=None) -> bool:
         from .utils.data._pin_memory import is_pinned_array
         return not is_cuda_array(self._data) and is_pinned_array(self._data)
 
-    def type(self, dtype=None):
+    def type(self, dtype=None, non_blocking=False, **kwargs):
+        """With no argument, the dtype's name; else this tensor converted to `dtype`, which may
+        be a legacy class or its name (`framework.LongTensor`, 'torch.cuda.FloatTensor'),
+        whose device type applies too, as in PyTorch."""
+        from ._legacy import _LegacyTensorType, legacy_type_from_name
         if dtype is None:
             return f"framework.{self.dtype.name}"
+        if isinstance(dtype, str):
+            legacy = legacy_type_from_name(dtype)
+            if legacy is None:
+                raise ValueError(f"invalid type: {dtype!r}")
+            dtype = legacy
+        if isinstance(dtype, _LegacyTensorType):
+            dev_type = "cuda" if dtype.is_cuda else "cpu"
+            return self.to(device=None if self.device.type == dev_type else dev_type,
+                           dtype=dtype.dtype)
         return self.to(dtype=dtype)
+
+    def new(self, *args, **kwargs):
+        """Legacy constructor with this tensor's dtype and device: `x.new(2, 3)` (uninitialised),
+        `x.new(data)`, `x.new()` (empty)."""
+        from ._legacy import tensor_new
+        return tensor_new(self, *args, **kwargs)
 
     def type_as(self, other):
         return self.to(dtype=other.dtype)
@@ -500,8 +559,7 @@ class Tensor:
             return
         xp = xp_of(d)
         if xp is np and arr.ndim and not d.flags.writeable:
-            raise RuntimeError("cannot write into a read-only tensor (a broadcast view, or an "
-                               "array that NumPy marked read-only); clone() it first")
+            raise RuntimeError(_READ_ONLY)
         xp.copyto(d, arr) if xp is np else d.__setitem__(Ellipsis, arr)
 
 

@@ -7,7 +7,8 @@ import math
 import numpy as np
 
 from . import _dtype as D
-from ._backend import CPU, device_of, on_device, resolve_device, to_device_array, xp_for, xp_of
+from ._backend import (CPU, device_of, on_device, plain_ndarray, resolve_device, to_device_array,
+                       xp_for, xp_of)
 from ._tensor import Tensor
 from .random import default_generator_for
 
@@ -89,6 +90,7 @@ def _to_array(data, dtype, device, copy):
             arr = arr.copy()
         return arr
     if isinstance(data, np.ndarray):
+        data = plain_ndarray(data)
         if dt is None and data.dtype not in D._FROM_NP:
             dt = D.from_numpy_dtype(data.dtype)
         arr = data.astype(dt.np, copy=copy) if dt is not None else (data.copy() if copy else data)
@@ -150,10 +152,19 @@ def from_numpy(arr: np.ndarray) -> Tensor:
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(arr).__name__})")
     D.from_numpy_dtype(arr.dtype)
-    return Tensor._make(arr, None, 0)
+    return Tensor._make(plain_ndarray(arr), None, 0)
 
 
-def _size_args(size):
+def _size_args(size, kw_size=None, fname="size"):
+    """The shape given as positional sizes (`zeros(2, 3)`, `zeros((2, 3))`) or as the `size=`
+    keyword (`zeros(size=(2, 3))`), as PyTorch's factory functions take it."""
+    if kw_size is not None:
+        if size:
+            raise TypeError(f"{fname}() got multiple values for argument 'size'")
+        if not isinstance(kw_size, (list, tuple)):
+            raise TypeError(f"{fname}(): argument 'size' must be tuple of ints, not "
+                            f"{type(kw_size).__name__}")
+        size = (kw_size,)
     if len(size) == 1 and isinstance(size[0], (list, tuple)):
         size = tuple(size[0])
     out = []
@@ -163,6 +174,17 @@ def _size_args(size):
             raise RuntimeError(f"Trying to create tensor with negative dimension {s}: {list(size)}")
         out.append(s)
     return tuple(out)
+
+
+def _sizes(size, kw, fname):
+    """_size_args for a factory taking `*size` plus `**kw`, where only `size=` may be in kw."""
+    if kw:
+        unknown = set(kw) - {"size"}
+        if unknown:
+            raise TypeError(f"{fname}() got an unexpected keyword argument "
+                            f"{sorted(unknown)[0]!r}")
+        return _size_args(size, kw["size"], fname)
+    return _size_args(size)
 
 
 def _finish(arr, requires_grad):
@@ -178,22 +200,23 @@ def _dev_dt(device, dtype, default=None):
     return dev, dt
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, **kw) -> Tensor:
     dev, dt = _dev_dt(device, dtype)
     with on_device(dev):
-        return _finish(xp_for(dev).zeros(_size_args(size), dt.np), requires_grad)
+        return _finish(xp_for(dev).zeros(_sizes(size, kw, "zeros"), dt.np), requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+def ones(*size, dtype=None, device=None, requires_grad=False, **kw) -> Tensor:
     dev, dt = _dev_dt(device, dtype)
     with on_device(dev):
-        return _finish(xp_for(dev).ones(_size_args(size), dt.np), requires_grad)
+        return _finish(xp_for(dev).ones(_sizes(size, kw, "ones"), dt.np), requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+def empty(*size, dtype=None, device=None, requires_grad=False, memory_format=None,
+          **kw) -> Tensor:
     dev, dt = _dev_dt(device, dtype)
     with on_device(dev):
-        return _finish(xp_for(dev).empty(_size_args(size), dt.np), requires_grad)
+        return _finish(xp_for(dev).empty(_sizes(size, kw, "empty"), dt.np), requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -284,24 +307,30 @@ def triu_indices(row, col, offset=0, *, dtype=None, device=None):
 
 
 # ---------------------------------------------------------------------- random
-def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, **kw) -> Tensor:
     dev, dt = _dev_dt(device, dtype)
     g = generator or default_generator_for(dev)
-    return _finish(g._uniform(_size_args(size), dt.np, dev), requires_grad)
+    return _finish(g._uniform(_sizes(size, kw, "rand"), dt.np, dev), requires_grad)
 
 
-def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, **kw) -> Tensor:
     dev, dt = _dev_dt(device, dtype)
     g = generator or default_generator_for(dev)
-    return _finish(g._normal(_size_args(size), dt.np, dev), requires_grad)
+    return _finish(g._normal(_sizes(size, kw, "randn"), dt.np, dev), requires_grad)
 
 
-def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
+def randint(low=None, high=None, size=None, *, generator=None, dtype=None, device=None,
             requires_grad=False) -> Tensor:
+    """randint(high, size), randint(low, high, size), or with keywords (`randint(high=10,
+    size=(3,))`): integers drawn uniformly from [low, high) (low defaults to 0)."""
     if size is None and isinstance(high, (tuple, list)):  # randint(high, size)
         low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
+    if low is None:
+        low = 0
+    if high is None:
+        raise TypeError("randint() missing required argument 'high'")
     if size is None:
         raise TypeError("randint() missing required argument 'size'")
     dev, dt = _dev_dt(device, dtype, D.int64)

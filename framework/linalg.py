@@ -1,4 +1,5 @@
-"""`framework.linalg`: norms (vector and matrix) with gradients."""
+"""`framework.linalg`: norms (vector and matrix), the Cholesky factorization and triangular solves,
+with gradients."""
 from __future__ import annotations
 
 from .ops.reduction import amax, amin, norm as _norm, sum as _sum
@@ -44,3 +45,16 @@ def cross(input, other, *, dim: int = -1):
 def vecdot(x, y, *, dim: int = -1):
     """sum(conj(x) * y) along `dim`, as torch.linalg.vecdot."""
     return _sum((x.conj() if x.is_complex() else x) * y, dim)
+
+
+def cholesky(A, *, upper: bool = False):
+    """The Cholesky factor of symmetric positive-definite A (batches allowed): lower L with
+    A = L L^T, or U = L^T when upper."""
+    from .ops.linalg_extra import cholesky as _cholesky
+    return _cholesky(A, upper=upper)
+
+
+def solve_triangular(A, B, *, upper: bool, left: bool = True, unitriangular: bool = False):
+    """X with A X = B (or X A = B when left=False) for triangular A; batch dims broadcast."""
+    from .ops.linalg_extra import solve_triangular as _solve
+    return _solve(A, B, upper=upper, left=left, unitriangular=unitriangular)

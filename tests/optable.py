@@ -561,6 +561,24 @@ LINALG = [
     C("linalg.norm", lambda m, x: m.linalg.vector_norm(x, ord=1, dim=(0, 1)), [(2, 3)],
       note="vector_norm"),
     C("linalg.norm", lambda m, x: m.linalg.matrix_norm(x), [(2, 3, 4)], note="matrix_norm"),
+    # symmetric positive-definite inputs built in the case (the gradient is symmetrized)
+    C("linalg.cholesky", lambda m, a: m.linalg.cholesky(a @ a.mT + m.eye(3) * 3), [(3, 3)]),
+    C("linalg.cholesky", lambda m, a: m.linalg.cholesky(a @ a.mT + m.eye(3), upper=True),
+      [(2, 3, 3)], note="upper-batch"),
+    C("linalg.cholesky", lambda m, a: m.linalg.cholesky(a + a.mT + m.eye(3) * 9), [T((3, 3))],
+      note="noncontig"),
+    C("linalg.solve_triangular",
+      lambda m, a, b: m.linalg.solve_triangular(a + m.eye(3) * 3, b, upper=False),
+      [(3, 3), (3, 2)]),
+    C("linalg.solve_triangular",
+      lambda m, a, b: m.linalg.solve_triangular(a + m.eye(3) * 3, b, upper=True, left=False),
+      [(2, 3, 3), (4, 3)], note="right-upper-broadcast"),
+    C("linalg.solve_triangular",
+      lambda m, a, b: m.linalg.solve_triangular(a, b, upper=False, unitriangular=True),
+      [T((3, 3)), (2, 3, 1)], note="unit"),
+    C("linalg.solve_triangular",
+      lambda m, a, b: m.linalg.solve_triangular(a, b, upper=True), [(0, 0), (0, 2)],
+      note="empty"),
 ]
 
 # ---------------------------------------------------------------------------------- sorting

@@ -6,7 +6,10 @@ from .modules import __all__ as _modules_all
 from .modules.module import (RemovableHandle, register_module_forward_hook,  # noqa: F401
                              register_module_forward_pre_hook)
 from .parameter import Buffer, Parameter  # noqa: F401
+from . import parallel  # noqa: F401,E402
+from .parallel import DataParallel  # noqa: F401,E402
 
-__all__ = ["functional", "init", "utils", "Parameter", "Buffer", "RemovableHandle",
-           "register_module_forward_hook", "register_module_forward_pre_hook"] + \
+__all__ = ["functional", "init", "utils", "parallel", "DataParallel", "Parameter", "Buffer",
+           "RemovableHandle", "register_module_forward_hook",
+           "register_module_forward_pre_hook"] + \
     list(_modules_all)

@@ -111,6 +111,7 @@ def _fast_arith(ufunc_name, fn):
         except TypeError:
             return _slow(self, other, alpha)
         except ValueError:
+            self._write_target()  # read-only memory: says so
             raise RuntimeError(f"output with shape {list(d.shape)} doesn't match the broadcast "
                                f"shape {list(getattr(o, 'shape', ()))}") from None
         self._bump()

@@ -32,7 +32,7 @@ from collections import namedtuple
 import numpy as np
 
 from .. import _cudnn, _jit
-from .._backend import xp_of
+from .._backend import device_of, xp_of
 from .._parallel import parallel_parts, parallel_ranges
 from .._tensor import Tensor
 from ..autograd.function import Op
@@ -1032,7 +1032,8 @@ def _check_float_pair(input: Tensor, weight: Tensor, bias, opname):
     if bias is not None and bias._data.dtype != input._data.dtype:
         raise RuntimeError(f"{opname}: Input type ({input.dtype.name}) and bias type "
                            f"({bias.dtype.name}) should be the same")
-    if type(input._data) is not type(weight._data):
+    if type(input._data) is not type(weight._data) and \
+            device_of(input._data) != device_of(weight._data):
         raise RuntimeError(f"{opname}: Input ({input.device}) and weight ({weight.device}) must "
                            "be on the same device")
 

@@ -6,6 +6,7 @@ as PyTorch's CPU dropout does (x times a bfloat16 mask holding 1/(1-p))."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -122,21 +123,63 @@ def dropout1d(input, p=0.5, training=True, inplace=False) -> Tensor:
     return _dropout(input, p, training, inplace, _feature_shape(input, 1, "dropout1d"))
 
 
+def _feature_noise_shape(shape) -> tuple:
+    """The mask shape of PyTorch's feature dropout: one draw per (sample, channel) of a
+    (N, C, *) input."""
+    if len(shape) < 2:
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+    return tuple(shape[:2]) + (1,) * (len(shape) - 2)
+
+
+def _warn_feature_dims(name: str, nd: int, spatial: int) -> None:
+    if nd not in (spatial + 1, spatial + 2):
+        warnings.warn(
+            f"{name}: Received a {nd}-D input to {name}, which is deprecated and will result in "
+            "an error in a future release. To retain the behavior and silence this warning, "
+            f"please use dropout instead. Note that {name} exists to provide channel-wise "
+            f"dropout on inputs with {spatial} spatial dimensions, a channel dimension, and an "
+            f"optional batch dimension (i.e. {spatial + 1}D or {spatial + 2}D inputs).",
+            stacklevel=3)
+
+
+def _masked(input, p, training) -> bool:
+    """Whether dropout draws a mask at all (PyTorch checks the dims only then)."""
+    return training and 0.0 < p < 1.0 and input._data.size > 0
+
+
 @register_functional("dropout2d")
 def dropout2d(input, p=0.5, training=True, inplace=False) -> Tensor:
-    """Zero whole channels of (N, C, H, W) input (a 3-D input is taken as (N, C, L), as
-    PyTorch does)."""
+    """Zero whole channels of (N, C, H, W) input. As PyTorch 2.x: a 3-D input is taken as
+    (N, C, L) with a warning (not as an unbatched (C, H, W)); other ranks warn and drop along
+    dim 1 (at least 2 dims are needed)."""
+    _check_p(p)
     nd = input._data.ndim
+    _warn_feature_dims("dropout2d", nd, 2)
     if nd == 3:
-        shape = tuple(input._data.shape[:2]) + (1,)
-    else:
-        shape = _feature_shape(input, 2, "dropout2d")
+        warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D "
+            "dropout behavior is desired - input is interpreted as shape (N, C, L), where C is "
+            "the channel dim. This behavior will change in a future release to interpret the "
+            "input as one without a batch dimension, i.e. shape (C, H, W). To maintain the 1D "
+            "channel-wise dropout behavior, please switch to using dropout1d instead.",
+            stacklevel=2)
+    shape = _feature_noise_shape(input._data.shape) if _masked(input, p, training) else None
     return _dropout(input, p, training, inplace, shape)
 
 
 @register_functional("dropout3d")
 def dropout3d(input, p=0.5, training=True, inplace=False) -> Tensor:
-    return _dropout(input, p, training, inplace, _feature_shape(input, 3, "dropout3d"))
+    """Zero whole channels of (N, C, D, H, W) or unbatched (C, D, H, W) input. As PyTorch
+    2.x: other ranks warn, and any input that is not 5-D is taken as unbatched (dropping
+    along its first dim)."""
+    _check_p(p)
+    nd = input._data.ndim
+    _warn_feature_dims("dropout3d", nd, 3)
+    shape = None
+    if _masked(input, p, training):
+        sh = tuple(input._data.shape)
+        shape = _feature_noise_shape(sh) if nd == 5 else _feature_noise_shape((1,) + sh)[1:]
+    return _dropout(input, p, training, inplace, shape)
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717

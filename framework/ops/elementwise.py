@@ -846,7 +846,8 @@ class Clamp(Op):
         return xp.clip(x, lo, hi).astype(x.dtype, copy=False)
 
     def backward(self, g):
-        return (g * Tensor._make(self.mask, None, 0),)
+        # where, not g * mask: a nan/inf gradient of a clamped-away element is 0, as torch
+        return (where(Tensor._make(self.mask, None, 0), g, zeros_scalar(g)),)
 
     def _release_extra(self):
         self.mask = None

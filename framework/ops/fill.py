@@ -43,7 +43,7 @@ def zero_(self):
     if self._data.ndim == 0 or (self._grad_fn is not None and _State.grad_enabled):
         return _write(self, xp.zeros(self._data.shape, self._data.dtype), "Zero")
     self._check_inplace()
-    self._writable().fill(0)
+    self._write_target().fill(0)
     self._bump()
     return self
 

@@ -31,6 +31,9 @@ def _norm_key(key, xp):
                 raise IndexError("index arrays must be integer or boolean")
             out.append(arr)
             advanced = True
+        elif isinstance(k, range):  # a list of indices, as PyTorch takes it
+            out.append(xp.arange(k.start, k.stop, k.step, dtype=np.int64))
+            advanced = True
         elif k is None or k is Ellipsis or isinstance(k, (builtins.int, slice, np.integer)):
             out.append(k)
         elif hasattr(k, "__index__"):
@@ -142,7 +145,7 @@ def setitem(input: Tensor, key, value) -> None:
         old._requires_grad = input._requires_grad
         input._inplace_from(IndexPut.apply(old, v, key=key))  # writes, bumps the version
     else:
-        input._writable()[key] = value._data if isinstance(value, Tensor) else value
+        input._write_target()[key] = value._data if isinstance(value, Tensor) else value
         input._bump()
 
 

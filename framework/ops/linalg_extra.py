@@ -1,9 +1,11 @@
-"""More linear algebra: kron, cdist, cross, and the fused multiply-adds baddbmm, addbmm,
-addmv and addr (beta * input + alpha * product)."""
+"""More linear algebra: kron, cdist, cross, the fused multiply-adds baddbmm, addbmm, addmv and
+addr (beta * input + alpha * product), triangular solves and the Cholesky factorization."""
 from __future__ import annotations
 
 import builtins
 import math
+
+import numpy as np
 
 from ..amp import autocast_listed
 from .._backend import xp_of
@@ -254,3 +256,156 @@ def addr(input: Tensor, vec1: Tensor, vec2: Tensor, *, beta=1, alpha=1) -> Tenso
             raise RuntimeError(f"addr: Expected 1-D argument {name}, but got {v._data.ndim}-D")
     return _axpby(input, outer(vec1, vec2), beta, alpha, "addr")
 
+
+
+# ---------------------------------------------------------------------------------- triangular
+def _square_batches(a, opname: str, what: str = "A"):
+    if a._data.ndim < 2 or a._data.shape[-1] != a._data.shape[-2]:
+        if a._data.ndim < 2:
+            raise RuntimeError(f"{opname}: The input tensor {what} must have at least 2 "
+                               f"dimensions.")
+        n, m = a._data.shape[-2:]
+        raise RuntimeError(f"{opname}: {what} must be batches of square matrices, but they are "
+                           f"{n} by {m} matrices")
+    if a._data.dtype.kind != "f":
+        raise RuntimeError(f"{opname}: expected a floating point tensor, got {a.dtype.name}")
+
+
+def _triangle(xp, a, upper: bool, unit: bool):
+    """The triangle of `a` that a triangular solve reads (the other entries are ignored)."""
+    t = xp.triu(a) if upper else xp.tril(a)
+    if unit:
+        i = xp.arange(a.shape[-1])
+        t[..., i, i] = 1
+    return t
+
+
+def _substitute(xp, t, b, upper: bool):
+    """Row-by-row substitution for t x = b: used only when LAPACK reports a zero pivot, so that
+    a singular triangle gives inf/nan as in PyTorch instead of an error."""
+    n = t.shape[-1]
+    x = xp.zeros(np.broadcast_shapes(t.shape[:-1], b.shape[:-2] + (n,)) + b.shape[-1:],
+                 np.result_type(t.dtype, b.dtype))
+    rows = range(n - 1, -1, -1) if upper else range(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in rows:
+            acc = b[..., i, :] - (t[..., i, :, None] * x).sum(-2)
+            x[..., i, :] = acc / t[..., i, i, None]
+    return x
+
+
+class SolveTriangular(Op):
+    """X with A X = B (left) or X A = B (right) for triangular A; batch dims already equal.
+    Backward: the adjoint system gives gB; gA = -gB X^T (left) or -X^T gB (right), kept to the
+    triangle that was read."""
+
+    save_inputs = "all"
+    save_output = True
+
+    def forward(self, a, b):
+        xp = xp_of(a)
+        t = _triangle(xp, a, self.upper, self.unit)
+        if not self.left:  # X A = B  <=>  A^T X^T = B^T
+            t, b = xp.swapaxes(t, -1, -2), xp.swapaxes(b, -1, -2)
+        if t.shape[-1] == 0 or b.shape[-1] == 0:
+            x = xp.zeros(b.shape, np.result_type(t.dtype, b.dtype))
+        else:
+            try:
+                x = xp.linalg.solve(t, b)
+            except np.linalg.LinAlgError:  # a zero on the diagonal
+                x = _substitute(xp, t, b, self.upper != (not self.left))
+        x = x.astype(a.dtype, copy=False)
+        self.y = x if self.left else xp.swapaxes(x, -1, -2)
+        return self.y
+
+    def backward(self, g):
+        a, b = self.saved_tensors
+        ea, eb = self.next_edges
+        x = SolveTriangular.apply(a, b, upper=self.upper, left=self.left, unit=self.unit) \
+            if _State.grad_enabled else Tensor._make(self.saved_output(), None, 0)
+        gb = SolveTriangular.apply(a.mT, g, upper=not self.upper, left=self.left,
+                                   unit=self.unit)
+        ga = None
+        if ea is not None:
+            ga = -(gb @ x.mT) if self.left else -(x.mT @ gb)
+            k = 1 if self.unit else 0
+            ga = ga.triu(k) if self.upper else ga.tril(-k)
+        return ga, (gb if eb is not None else None)
+
+    def _release_extra(self):
+        self.y = None
+
+
+@register("linalg.solve_triangular", method=False, function=False)
+def solve_triangular(A: Tensor, B: Tensor, *, upper: bool, left: bool = True,
+                     unitriangular: bool = False) -> Tensor:
+    """The solution X of A X = B (or X A = B when left=False) for a triangular A, as
+    torch.linalg.solve_triangular: only A's upper or lower triangle is read (with ones on the
+    diagonal when unitriangular) and batch dims broadcast."""
+    name = "linalg.solve_triangular"
+    _square_batches(A, name)
+    if B._data.ndim < 2:
+        raise RuntimeError(f"{name}: The input tensor B must have at least 2 dimensions.")
+    if A._data.dtype != B._data.dtype:
+        raise RuntimeError(f"{name}: Expected A and B to have the same dtype, but found A of "
+                           f"type {A.dtype.name} and B of type {B.dtype.name} instead")
+    n = A._data.shape[-1]
+    if (B._data.shape[-2] if left else B._data.shape[-1]) != n:
+        eq = "AX = B" if left else "XA = B"
+        raise RuntimeError(f"{name}: Incompatible shapes of A and B for the equation {eq} "
+                           f"({n}x{n} and {B._data.shape[-2]}x{B._data.shape[-1]})")
+    batch = broadcast_shape(A._data.shape[:-2], B._data.shape[:-2], name)
+    if A._data.shape[:-2] != batch:
+        A = A.expand(*batch, n, n)
+    if B._data.shape[:-2] != batch:
+        B = B.expand(*batch, *B._data.shape[-2:])
+    return SolveTriangular.apply(A, B, upper=bool(upper), left=bool(left),
+                                 unit=bool(unitriangular))
+
+
+class Cholesky(Op):
+    """L with A = L L^T, from A's lower triangle. Backward (real A):
+    gA = sym(L^-T Phi(L^T gL) L^-1), Phi taking the lower triangle with a halved diagonal."""
+
+    save_inputs = (0,)
+    save_output = True
+
+    def forward(self, a):
+        xp = xp_of(a)
+        try:
+            low = xp.linalg.cholesky(a)
+        except np.linalg.LinAlgError:
+            low = None
+        # CuPy reports a failed factorization with non-finite or non-positive pivots
+        if low is None or not bool(xp.isfinite(low).all()) or (
+                low.size and not bool((xp.diagonal(low, 0, -2, -1) > 0).all())):
+            raise RuntimeError("linalg.cholesky: The factorization could not be completed "
+                               "because the input is not positive-definite.")
+        self.y = low.astype(a.dtype, copy=False)
+        return self.y
+
+    def backward(self, g):
+        (a,) = self.saved_tensors
+        # with create_graph the factor is recomputed as a node, so that gA is differentiable
+        low = Cholesky.apply(a) if _State.grad_enabled else \
+            Tensor._make(self.saved_output(), None, 0)
+        phi = (low.mT @ g).tril()
+        phi = phi - 0.5 * phi.diagonal(0, -2, -1).diag_embed()
+        y = SolveTriangular.apply(low.mT, phi, upper=True, left=True, unit=False)  # L^-T phi
+        ga = SolveTriangular.apply(low, y, upper=False, left=False, unit=False)  # (...) L^-1
+        return (0.5 * (ga + ga.mT),)
+
+    def _release_extra(self):
+        self.y = None
+
+
+@register("linalg.cholesky", method=False, function=False)
+def cholesky(A: Tensor, *, upper: bool = False) -> Tensor:
+    """The Cholesky factor of symmetric positive-definite matrices (batches allowed): lower L
+    with A = L L^T, or upper U = L^T with A = U^T U, as torch.linalg.cholesky. Only A's lower
+    triangle is read."""
+    _square_batches(A, "linalg.cholesky")
+    if A._data.dtype.kind == "c":
+        raise RuntimeError("linalg.cholesky: complex inputs are not supported")
+    low = Cholesky.apply(A)
+    return low.mT if upper else low

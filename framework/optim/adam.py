@@ -7,7 +7,7 @@ from .._backend import device_of, on_device, xp_of
 from .._tensor import Tensor
 from . import _functional as F
 from .optimizer import (Optimizer, _check_betas, _check_flags, _check_lr, _check_nonneg,
-                        _scalar_state, _zeros_state)
+                        _param_array, _scalar_state, _zeros_state)
 
 # With foreach=None, a group takes the flat path when its tensors hold at most this many
 # elements on average: below it the per-call overhead of ~12 ufuncs per tensor outweighs the
@@ -113,6 +113,7 @@ class Adam(Optimizer):
             ga = g._data
             if ga.shape != c.shapes[i] or ga.dtype != c.dtype or p._data.shape != c.shapes[i]:
                 return False
+            _param_array(p)  # read-only memory: refuse before any state changes
             grads.append(ga)
             st = state_of.get(p)
             if not st:

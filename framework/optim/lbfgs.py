@@ -16,7 +16,7 @@ import numpy as np
 from .._backend import xp_of
 from .._tensor import Tensor
 from ._functional import _real
-from .optimizer import Optimizer, _arrays, _check_lr
+from .optimizer import Optimizer, _arrays, _check_lr, _param_array
 
 __all__ = ["LBFGS"]
 
@@ -198,7 +198,7 @@ class LBFGS(Optimizer):
         views = []
         for p in self._params:
             if p.grad is None:
-                pa = p._writable()
+                pa = _param_array(p)
                 views.append(xp_of(pa).zeros(2 * pa.size if pa.dtype.kind == "c" else pa.size,
                                              _real(pa).dtype))
             else:
@@ -209,7 +209,7 @@ class LBFGS(Optimizer):
         step_size = float(step_size)  # PyTorch's `alpha=`: a Python number
         offset = 0
         for p in self._params:
-            pa = _real(p._writable())
+            pa = _real(_param_array(p))
             n = pa.size
             pa += update[offset:offset + n].reshape(pa.shape) * step_size
             offset += n
@@ -220,7 +220,7 @@ class LBFGS(Optimizer):
 
     def _set_param(self, params_data) -> None:
         for p, data in zip(self._params, params_data):
-            p._writable()[...] = data
+            _param_array(p)[...] = data
             p._bump()
 
     def _directional_evaluate(self, closure, x, t, d):

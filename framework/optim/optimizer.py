@@ -143,10 +143,23 @@ def _full_state(param_arr, value) -> Tensor:
         return Tensor._make(xp.full(param_arr.shape, value, param_arr.dtype), None, 0)
 
 
+def _param_array(p: Tensor):
+    """The parameter's data as an array that the update can write in place; a clear error
+    for read-only memory (NumPy's own says only 'output array is read-only')."""
+    pa = p._writable()
+    if pa.__class__ is np.ndarray and not pa.flags.writeable:
+        raise RuntimeError(
+            f"cannot update a parameter of shape {tuple(pa.shape)} in place: its memory is "
+            "read-only (a NumPy array marked read-only, or np.load/np.memmap with mode 'r'). "
+            "Give it memory of its own (framework.tensor(array) or .clone()), or map the file "
+            "with mode 'r+' or 'c'")
+    return pa
+
+
 def _arrays(p: Tensor, g: Tensor):
     """The writable data of a parameter and its gradient's data, checked against each other;
     0-d ones as 1-element views so that in-place ufuncs with out= work on them."""
-    pa = p._writable()
+    pa = _param_array(p)
     ga = g._data
     if ga.shape != pa.shape or ga.dtype != pa.dtype:
         raise RuntimeError(

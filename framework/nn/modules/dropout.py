@@ -35,14 +35,16 @@ class Dropout1d(_DropoutNd):
 
 
 class Dropout2d(_DropoutNd):
-    """Zeroes whole channels of (N, C, H, W) or (C, H, W) inputs."""
+    """Zeroes whole channels of (N, C, H, W) inputs. A 3-D input is taken as (N, C, L) and
+    other ranks are dropped along dim 1, with PyTorch's warnings (see F.dropout2d)."""
 
     def forward(self, input):
         return F.dropout2d(input, self.p, self.training, self.inplace)
 
 
 class Dropout3d(_DropoutNd):
-    """Zeroes whole channels of (N, C, D, H, W) or (C, D, H, W) inputs."""
+    """Zeroes whole channels of (N, C, D, H, W) or (C, D, H, W) inputs; other ranks warn and
+    are taken as unbatched, as in PyTorch (see F.dropout3d)."""
 
     def forward(self, input):
         return F.dropout3d(input, self.p, self.training, self.inplace)

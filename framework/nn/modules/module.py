@@ -549,7 +549,9 @@ class Module:
                 g.zero_()
 
     def share_memory(self) -> "Module":
-        return self
+        """Move every parameter, gradient and buffer into shared memory, in place (see
+        Tensor.share_memory_ and framework.multiprocessing)."""
+        return self._apply(lambda t: t.share_memory_())
 
     # ------------------------------------------------------------------ conversion
     def _apply(self, fn, recurse: bool = True) -> "Module":

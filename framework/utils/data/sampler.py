@@ -54,6 +54,9 @@ class SequentialSampler(Sampler[int]):
         return len(self.data_source)
 
 
+_REPLACEMENT_CHUNK = 32
+
+
 class RandomSampler(Sampler[int]):
     """Random indices: a fresh permutation each epoch (repeated as needed to give
     `num_samples`), or `num_samples` independent draws with `replacement=True`.
@@ -83,7 +86,13 @@ class RandomSampler(Sampler[int]):
         n = len(self.data_source)
         g = _private_generator(self.generator)
         if self.replacement:
-            yield from g._integers(0, n, (self.num_samples,), np.int64, CPU).tolist()
+            # drawn lazily, _REPLACEMENT_CHUNK at a time (as PyTorch, which draws 32): memory
+            # stays O(chunk) however large num_samples is, and the stream is the generator's
+            full, rest = divmod(self.num_samples, _REPLACEMENT_CHUNK)
+            for _ in range(full):
+                yield from g._integers(0, n, (_REPLACEMENT_CHUNK,), np.int64, CPU).tolist()
+            if rest:
+                yield from g._integers(0, n, (rest,), np.int64, CPU).tolist()
             return
         for _ in range(self.num_samples // n):
             yield from g._permutation(n, np.int64, CPU).tolist()

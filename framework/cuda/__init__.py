@@ -14,7 +14,7 @@ before that, `max_memory_allocated` is the largest value seen by the statistics 
 """
 from __future__ import annotations
 
-from ._backend import cupy_module, require_cupy
+from .._backend import cupy_module, require_cupy
 
 _peak: dict = {}  # device index -> sampled peak (when no hook is installed)
 _hook = None
@@ -45,7 +45,7 @@ def _index(device=None) -> int:
     if isinstance(device, int):
         return device
     if isinstance(device, str):
-        from ._backend import device as _device
+        from .._backend import device as _device
         device = _device(device)
     idx = getattr(device, "index", None)
     if idx is None:
@@ -118,8 +118,8 @@ def synchronize(device=None) -> None:
 
 
 def manual_seed(seed: int) -> None:
-    from .random import default_generator_for
-    from ._backend import device as _device
+    from ..random import default_generator_for
+    from .._backend import device as _device
     for i in range(device_count()):
         default_generator_for(_device("cuda", i)).manual_seed(seed + i)
 
@@ -370,3 +370,13 @@ class Event:
     def elapsed_time(self, end) -> float:
         """Milliseconds from this event to `end` (both recorded, timing enabled)."""
         return float(require_cupy().cuda.get_elapsed_time(self._e, end._e))
+
+
+# ============================================================================ legacy types
+# framework.cuda.FloatTensor & co (see framework/_legacy.py): build tensors on the GPU, and
+# isinstance(t, framework.cuda.FloatTensor) asks for a float32 CUDA tensor.
+from .._legacy import CUDA_LEGACY_TYPES as _CUDA_LEGACY_TYPES  # noqa: E402
+
+globals().update(_CUDA_LEGACY_TYPES)
+
+from . import amp  # noqa: E402,F401  (framework.cuda.amp: deprecated aliases, as torch.cuda.amp)

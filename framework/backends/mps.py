@@ -1,0 +1,12 @@
+"""`framework.backends.mps`: Apple's Metal backend, which Lantern does not have."""
+from __future__ import annotations
+
+__all__ = ["is_available", "is_built"]
+
+
+def is_available() -> bool:
+    return False
+
+
+def is_built() -> bool:
+    return False
