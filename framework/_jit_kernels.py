@@ -383,3 +383,56 @@ def conv_taps_weight_grad(x, dy, offs, acc, rowstep, h0, h1):
                     acc[o1, t + 5] += s15
                     acc[o1, t + 6] += s16
                     acc[o1, t + 7] += s17
+
+
+# ---------------------------------------------------------------------------- GELU (erf), float32
+# erf(z) as z * P(z^2) / Q(z^2) on z clamped to [-4, 4] (a rational minimax fit; erf(4) is 1
+# in float32): within 1e-6 of the exact GELU, as close as PyTorch's vectorised float32 GELU,
+# and unlike a libm call per element it vectorises (0.25 ms for 786k values against 6.8 ms).
+# float64 keeps the exact erf (finite-difference checks need every digit).
+_ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
+          -5.69250639462346e-05, -7.34990630326855e-04, -2.95459980854025e-03,
+          -1.60960333262415e-02)
+_ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
+          -7.37332916720468e-03, -1.42647390514189e-02)
+
+
+@_jit
+def _erf_f32(z):
+    z = min(max(z, np.float32(-4.0)), np.float32(4.0))
+    z2 = z * z
+    p = z2 * np.float32(_ERF_P[0]) + np.float32(_ERF_P[1])
+    p = z2 * p + np.float32(_ERF_P[2])
+    p = z2 * p + np.float32(_ERF_P[3])
+    p = z2 * p + np.float32(_ERF_P[4])
+    p = z2 * p + np.float32(_ERF_P[5])
+    p = z2 * p + np.float32(_ERF_P[6])
+    q = z2 * np.float32(_ERF_Q[0]) + np.float32(_ERF_Q[1])
+    q = z2 * q + np.float32(_ERF_Q[2])
+    q = z2 * q + np.float32(_ERF_Q[3])
+    q = z2 * q + np.float32(_ERF_Q[4])
+    return z * p / q
+
+
+@_jit
+def gelu_erf_forward(x, y, i0, i1):
+    """y = x * Phi(x) over the flat float32 range [i0, i1)."""
+    xs = x[i0:i1]
+    ys = y[i0:i1]
+    for i in range(xs.shape[0]):
+        v = xs[i]
+        ys[i] = np.float32(0.5) * v * (np.float32(1.0) +
+                                        _erf_f32(v * np.float32(0.7071067811865476)))
+
+
+@_jit
+def gelu_erf_backward(x, g, dx, i0, i1):
+    """dx = g * (Phi(x) + x * phi(x)) over the flat float32 range [i0, i1)."""
+    xs = x[i0:i1]
+    gs = g[i0:i1]
+    ds = dx[i0:i1]
+    for i in range(xs.shape[0]):
+        v = xs[i]
+        cdf = np.float32(0.5) * (np.float32(1.0) + _erf_f32(v * np.float32(0.7071067811865476)))
+        pdf = np.exp(v * v * np.float32(-0.5)) * np.float32(0.3989422804014327)
+        ds[i] = gs[i] * (cdf + v * pdf)

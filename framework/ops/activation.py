@@ -16,6 +16,8 @@ import math
 import numpy as np
 
 from .. import _cuda_kernels as _K
+from .. import _jit
+from .._parallel import parallel_ranges
 from .._backend import special_fn, xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
@@ -167,6 +169,19 @@ _TANH_K = math.sqrt(2.0 / math.pi)
 _TANH_C = 0.044715
 
 
+def _erf_kernels(*arrays) -> bool:
+    """Whether the compiled float32 erf-GELU kernels (_jit_kernels) take these arrays."""
+    return arrays[0].dtype == np.float32 and _jit.eligible(*arrays) and \
+        _jit.kernels() is not None
+
+
+def _flat_ranges(kernel, *arrays) -> None:
+    """kernel(*flat arrays, i0, i1) over every element, split between threads when large."""
+    flat = [a.reshape(-1) for a in arrays]
+    parallel_ranges(lambda i0, i1: kernel(*flat, i0, i1), flat[0].size, flat[0].size,
+                    1 << 18)
+
+
 class Gelu(_Act):
     """On CuPy arrays of a supported float dtype, forward and plain backward are one fused
     kernel each (framework/_cuda_kernels.py); elsewhere the array expressions below."""
@@ -174,6 +189,10 @@ class Gelu(_Act):
     def _f(self, xp, x):
         if xp is not np and x.dtype in _K._FLOATS:
             return _K.gelu_forward(x, self.approximate)
+        if self.approximate == "none" and _erf_kernels(x):
+            y = np.empty_like(x)
+            _flat_ranges(_jit.kernels().gelu_erf_forward, x, y)
+            return y
         if self.approximate == "tanh":
             t = xp.tanh((x + _TANH_C * x * x * x) * _TANH_K)
             t += 1.0
@@ -200,6 +219,10 @@ class Gelu(_Act):
     def _df_arr(self, xp, x, g):
         if xp is not np and _K.supports(x, g):
             return _K.gelu_backward(x, g, self.approximate)
+        if self.approximate == "none" and _erf_kernels(x, g):
+            dx = np.empty_like(x)
+            _flat_ranges(_jit.kernels().gelu_erf_backward, x, g, dx)
+            return dx
         if self.approximate == "tanh":
             x2 = x * x
             t = xp.tanh((x + x2 * x * _TANH_C) * _TANH_K)
