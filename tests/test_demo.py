@@ -32,7 +32,8 @@ def test_demo_writes_summary_and_report(demo, capsys):
     rc, out = demo
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert set(m["stages"]) == {"vision", "text"} and m["failures"] == []
+    assert set(m["stages"]) == {"vision", "text", "rl"} and m["failures"] == []
+    assert m["stages"]["rl"]["mean_return"] > 100        # random play averages about 22
     assert m["stages"]["vision"]["test_accuracy"] > 0.8        # 3 epochs on digits
     assert m["stages"]["text"]["data"] == "synthetic-reviews"
     assert m["stages"]["text"]["test_accuracy"] > 0.7
@@ -41,6 +42,8 @@ def test_demo_writes_summary_and_report(demo, capsys):
     assert html.count("data:image/png;base64,") >= 5    # curves x2, confusion x2, samples
     assert "could not be fetched" in html and "synthetic-reviews" in html
     assert 'class="right"' in html                      # sample predictions, marked
+    pytest.importorskip("pygame")
+    assert "data:image/gif;base64," in html             # the trained agent
     assert "http" not in html.replace("http-equiv", "")  # self-contained
 
 

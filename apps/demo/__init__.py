@@ -1,9 +1,10 @@
 """`lantern demo`: Lantern's main job. Each application trains and evaluates briefly on its
-embedded data (vision: scikit-learn's digits; text: rotten-tomatoes), through the same
-commands a user types; then a summary table, and a self-contained HTML report with the
-curves, confusion matrices and sample predictions in the output folder.
+embedded data (vision: scikit-learn's digits; text: rotten-tomatoes; rl: CartPole), through
+the same commands a user types; then a summary table, and a self-contained HTML report with
+the curves, confusion matrices, sample predictions and a GIF of the trained agent in the
+output folder.
 
-    lantern demo                      # about a minute on 2 CPU cores
+    lantern demo                      # about two minutes on 2 CPU cores
     lantern demo --quick              # CI-sized: fewer epochs
     lantern demo --only vision --out runs/demo --device cuda
 """
@@ -55,7 +56,7 @@ def run_demo(args) -> int:
             print(f"[{i}/{len(names)}] {name} FAILED: {exc}", file=sys.stderr, flush=True)
             continue
         results.append(r)
-        print(f"[{i}/{len(names)}] {name}: {r.metric} {r.value:.4f} ({r.seconds:.1f} s)",
+        print(f"[{i}/{len(names)}] {name}: {r.metric} {r.value:.4g} ({r.seconds:.1f} s)",
               flush=True)
     wall = time.perf_counter() - t0
     machine = machine_line(device)
@@ -68,7 +69,7 @@ def run_demo(args) -> int:
     width = max(len(r.app) for r in results) if results else 5
     print(f"\n{'app':<{width}}  {'model':<14} {'metric':<15} {'value':>7} {'time':>8}")
     for r in results:
-        print(f"{r.app:<{width}}  {r.model:<14} {r.metric:<15} {r.value:>7.4f} "
+        print(f"{r.app:<{width}}  {r.model:<14} {r.metric:<15} {r.value:>7.4g} "
               f"{r.seconds:>7.1f}s")
     print(f"\nwall time {wall:.1f} s on {machine}\nreport: {report}")
     return 1 if failures else 0

@@ -56,7 +56,7 @@ def _section(r: StageResult) -> str:
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in r.notes)
     table = _table(r.table)
     return (f'<section id="{r.app}"><h2>{html.escape(r.app)}: {html.escape(r.title)}</h2>'
-            f"<p><b>{html.escape(r.metric)} {r.value:.4f}</b> &middot; model "
+            f"<p><b>{html.escape(r.metric)} {r.value:.4g}</b> &middot; model "
             f"<code>{html.escape(r.model)}</code> &middot; data {html.escape(r.data)} &middot; "
             f"{r.seconds:.1f} s</p><p>Command: <code>{html.escape(r.command)}</code></p>"
             f"{notes}{figs}{'<h3>Sample predictions</h3>' + table if table else ''}</section>")
@@ -68,9 +68,8 @@ def write_report(path: Path, results: Sequence[StageResult], *, machine: str,
     summary = "".join(
         f'<tr><td><a href="#{r.app}">{html.escape(r.app)}</a></td>'
         f"<td>{html.escape(r.model)}</td><td>{html.escape(r.data)}</td>"
-        f"<td>{html.escape(r.metric)}</td><td class=num>{r.value:.4f}</td>"
+        f"<td>{html.escape(r.metric)}</td><td class=num>{r.value:.4g}</td>"
         f"<td class=num>{r.seconds:.1f} s</td></tr>" for r in results)
-        # one row per stage
     failed = "".join(f'<p class="wrong">{html.escape(f)}</p>' for f in failures)
     doc = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Lantern demo report</title>

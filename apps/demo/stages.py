@@ -131,5 +131,30 @@ def text(ctx: Context) -> StageResult:
         table=table, notes=notes)
 
 
+def rl(ctx: Context) -> StageResult:
+    """DQN (3-step returns) on gymnasium's CartPole-v1, then a GIF of the trained agent."""
+    run = ctx.out / "rl"
+    steps = 12000 if ctx.quick else 50000
+    argv = ["rl", "train", "--env", "CartPole-v1", "--total-timesteps", str(steps),
+            "--out", str(run)]
+    t0 = time.perf_counter()
+    ctx.run(argv)
+    seconds = time.perf_counter() - t0
+    metrics = json.loads((run / "metrics.json").read_text())["eval"]
+    figures = [("episode returns while training", run / "curves.png")]
+    notes = []
+    gif = run / "agent.gif"
+    try:
+        ctx.run(["rl", "enjoy", "--model", str(run), "--out", str(gif)])
+        figures.append(("the trained agent (one greedy episode)", gif))
+    except StageError as exc:   # rendering needs pygame; the figures stand without it
+        notes.append(f"no GIF: {exc}")
+    return StageResult(
+        "rl", "DQN on CartPole-v1",
+        f"CartPole-v1 (gymnasium; {metrics['episodes']} greedy evaluation episodes)",
+        "dqn_mlp", "mean return", metrics["mean_return"], seconds,
+        "lantern " + " ".join(argv), figures=figures, notes=notes)
+
+
 # name -> stage, in the order the demo runs them
-STAGES: dict[str, Callable[[Context], StageResult]] = {"vision": vision, "text": text}
+STAGES: dict[str, Callable[[Context], StageResult]] = {"vision": vision, "text": text, "rl": rl}

@@ -41,7 +41,8 @@ from ..common.checkpoint import load_checkpoint, save_checkpoint
 from .buffers import Batch, NStepAccumulator, PrioritizedReplayBuffer, ReplayBuffer
 from .schedules import exponential_schedule, linear_schedule
 
-__all__ = ["DQNConfig", "DQN", "td_targets", "categorical_projection", "make_vec_env"]
+__all__ = ["DQNConfig", "DQN", "td_targets", "categorical_projection", "make_vec_env",
+           "make_env", "evaluate_greedy"]
 
 Callback = Callable[[dict], Any]
 
@@ -179,6 +180,13 @@ def _gym():
 
 def _check_env_id(env_id: str) -> None:
     gym = _gym()
+    if env_id.startswith("ALE/") and env_id not in gym.registry:
+        try:    # gymnasium knows the Atari games once ale-py has registered them
+            import ale_py
+        except ImportError:
+            raise ValueError(f"{env_id}: Atari games need ale-py (its wheel ships the ROMs): "
+                             "pip install ale-py") from None
+        gym.register_envs(ale_py)
     if ":" in env_id or env_id in gym.registry:
         return
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
@@ -220,11 +228,61 @@ def make_vec_env(env_id: str, n_envs: int = 1, env_kwargs: dict | None = None,
     return envs
 
 
-def _make_env(env_id: str, env_kwargs: dict | None, wrappers: Sequence[Callable] | None):
-    env = _gym().make(env_id, **(env_kwargs or {}))
+def make_env(env_id: str, env_kwargs: dict | None = None,
+             wrappers: Sequence[Callable] | None = None, render_mode: str | None = None):
+    """One environment of `env_id` (for evaluation and rendering), its wrappers applied in
+    order, with the same checks and one-line errors as `make_vec_env`."""
+    gym = _gym()
+    _check_env_id(env_id)
+    kwargs = dict(env_kwargs or {})
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    try:
+        env = gym.make(env_id, **kwargs)
+    except gym.error.Error as exc:
+        raise ValueError(f"{env_id}: cannot create the environment ({exc})") from None
     for w in wrappers or ():
         env = w(env)
+    try:
+        _check_spaces(env_id, env.observation_space, env.action_space)
+    except ValueError:
+        env.close()
+        raise
     return env
+
+
+def evaluate_greedy(q_net: nn.Module, env, n_episodes: int = 20,
+                    seed: int = 0) -> tuple[float, float, list[float]]:
+    """Greedy returns of a Q-network (noisy layers in eval mode) over `n_episodes` of the
+    single environment `env`, reset with `seed` once (later episodes continue its generator,
+    as SB3's evaluate_policy): (mean, std over episodes, returns)."""
+    if n_episodes < 1:
+        raise ValueError(f"evaluate: n_episodes must be positive, got {n_episodes}")
+    image = len(env.observation_space.shape) == 3
+    dtype = np.uint8 if image else np.float32
+    start = int(env.action_space.start)
+    device = next(q_net.parameters()).device
+    returns: list[float] = []
+    training = q_net.training
+    q_net.eval()
+    try:
+        obs, _ = env.reset(seed=int(seed))
+        while len(returns) < n_episodes:
+            total, done = 0.0, False
+            while not done:
+                x = fw.from_numpy(np.asarray(obs, dtype)[None])
+                with fw.no_grad():
+                    q = q_net.q_values(x if device.type == "cpu" else x.to(device))
+                a = int(q.argmax(1).cpu().numpy()[0])
+                obs, r, term, trunc, _ = env.step(a + start)
+                total += float(r)
+                done = term or trunc
+            returns.append(total)
+            if len(returns) < n_episodes:
+                obs, _ = env.reset()
+    finally:
+        q_net.train(training)
+    return float(np.mean(returns)), float(np.std(returns)), returns
 
 
 @contextlib.contextmanager
@@ -593,26 +651,11 @@ class DQN:
         """Greedy (deterministic) returns over `n_episodes` on a fresh environment reset with
         `seed` once (later episodes continue its generator, as SB3's evaluate_policy);
         (mean, std over episodes, returns)."""
-        env = _make_env(self.env_id, self.env_kwargs, self.wrappers)
-        returns: list[float] = []
-        training = self.q_net.training
-        self.q_net.eval()
+        env = make_env(self.env_id, self.env_kwargs, self.wrappers)
         try:
-            obs, _ = env.reset(seed=int(seed))
-            while len(returns) < n_episodes:
-                total, done = 0.0, False
-                while not done:
-                    a = int(self._greedy(np.asarray(obs, self.obs_dtype)[None])[0])
-                    obs, r, term, trunc, _ = env.step(a + self._action_start)
-                    total += float(r)
-                    done = term or trunc
-                returns.append(total)
-                if len(returns) < n_episodes:
-                    obs, _ = env.reset()
+            return evaluate_greedy(self.q_net, env, n_episodes, seed)
         finally:
-            self.q_net.train(training)
             env.close()
-        return float(np.mean(returns)), float(np.std(returns)), returns
 
     # -------------------------------------------------------------------------- state
     def meta(self) -> dict:
