@@ -9,7 +9,7 @@ from framework.optim import lr_scheduler as S
 __all__ = ["OPTIMIZERS", "SCHEDULERS", "build_optimizer", "build_scheduler"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULERS = ("cosine", "step", "constant", "onecycle")
+SCHEDULERS = ("cosine", "step", "constant", "onecycle", "poly")
 
 
 def build_optimizer(name: str, params, *, lr: float, weight_decay: float = 0.0,
@@ -30,7 +30,8 @@ def build_optimizer(name: str, params, *, lr: float, weight_decay: float = 0.0,
 def build_scheduler(name: str, optimizer, *, epochs: int, steps_per_epoch: int,
                     warmup_epochs: float = 0.0):
     """A per-step schedule: a linear warmup from 1% of the lr over `warmup_epochs`, then
-    `cosine` (to zero), `step` (x0.1 at 50% and 75% of training), `constant` or `onecycle`."""
+    `cosine` (to zero), `step` (x0.1 at 50% and 75% of training), `constant`, `onecycle` or
+    `poly` (nnU-Net's decay: lr * (1 - t / T)^0.9, to zero)."""
     name = name.lower()
     if name not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {name!r}; choose from {', '.join(SCHEDULERS)}")
@@ -43,6 +44,8 @@ def build_scheduler(name: str, optimizer, *, epochs: int, steps_per_epoch: int,
     rest = total - warm
     if name == "cosine":
         main = S.CosineAnnealingLR(optimizer, T_max=rest)
+    elif name == "poly":
+        main = S.PolynomialLR(optimizer, total_iters=rest, power=0.9)
     elif name == "step":
         main = S.MultiStepLR(optimizer, milestones=[rest // 2, (3 * rest) // 4], gamma=0.1)
     else:
