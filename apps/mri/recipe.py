@@ -275,7 +275,23 @@ def predict_volume(model, image: np.ndarray, affine: np.ndarray, dims: str, patc
                    device: str = "cpu", overlap: float = 0.5, sw_batch_size: int = 4,
                    tta: bool = False) -> np.ndarray:
     """uint8 labels (D, H, W) of a normalised (C, D, H, W) image: Gaussian-blended sliding
-    windows of `patch`, in 2D slice by slice along the axial axis (from `affine`), or in 3D."""
+    windows of `patch`, in 2D slice by slice along the axial axis (from `affine`), or in 3D.
+
+    Only the bounding box of the image's nonzero voxels is segmented; the rest is background
+    (as nnU-Net crops to the nonzero region): an all-zero slice is nothing the network was
+    trained on, and instance norm of a constant input is degenerate."""
+    fg = (image != 0).any(axis=0)
+    out = np.zeros(image.shape[1:], np.uint8)
+    if not fg.any():
+        return out
+    box = tuple(slice(int(ix.min()), int(ix.max()) + 1) for ix in np.nonzero(fg))
+    out[box] = _predict_box(model, image[(slice(None),) + box], affine, dims, patch,
+                            device=device, overlap=overlap, sw_batch_size=sw_batch_size,
+                            tta=tta)
+    return out
+
+
+def _predict_box(model, image, affine, dims, patch, *, device, overlap, sw_batch_size, tta):
     model.eval()
     predictor = model
     if tta:

@@ -187,3 +187,20 @@ def test_missing_input_is_one_line(tmp_path, capsys):
     assert main(["mri", "info", str(tmp_path / "nope")]) == 1
     err = capsys.readouterr().err
     assert err.strip() == f"lantern: error: {tmp_path / 'nope'}: no such file or folder"
+
+
+def test_predict_volume_leaves_empty_regions_background():
+    """Only the nonzero region is segmented: all-zero slices (above the head, padding) come
+    out as background whatever the network would say about a constant input."""
+    import framework as fw
+    import models
+    from apps.mri.recipe import predict_volume
+    fw.manual_seed(0)
+    model = models.get_model("unet2d", num_classes=3, channels=(4, 8))
+    with fw.no_grad():                       # a head biased towards label 2 everywhere
+        model.head.bias.copy_(fw.tensor([0.0, 0.0, 50.0]))
+    image = np.zeros((1, 10, 16, 16), np.float32)
+    image[0, 3:6, 4:12, 5:11] = np.random.default_rng(0).standard_normal((3, 8, 6)) + 2
+    pred = predict_volume(model, image, np.eye(4), "2d", (16, 16))
+    assert pred.shape == (10, 16, 16)
+    assert not pred[:3].any() and not pred[6:].any() and (pred[3:6, 4:12, 5:11] == 2).all()
