@@ -339,3 +339,23 @@ def test_images_last_max_pool_matches_torch(dtype):
     ty.flatten(1).backward(torch.tensor(gy))
     np.testing.assert_array_equal(ly.detach().numpy(), ty.detach().numpy())
     np.testing.assert_array_equal(lx.grad.numpy(), tx.grad.numpy())
+
+
+def test_chunked_columns_split_between_threads_with_uneven_chunks(monkeypatch):
+    """Column chunks run along an image's first output dim, so an image's last chunk is
+    shorter; a thread's part may start with such a chunk (its scratch buffer must fit the
+    part's largest chunk, not its first: a 2D U-Net's inference once failed here)."""
+    torch = torch_or_skip()
+    # 3 images x 2 chunks of output rows ([0:2], [2:3]): the second thread's part starts
+    # with image 1's short chunk, then image 2's full one
+    monkeypatch.setattr(conv_ops, "_CHUNK_BYTES", 1024)
+    old = framework.get_num_threads()
+    framework.set_num_threads(2)
+    try:
+        x = RNG.standard_normal((3, 4, 5, 5)).astype(np.float32)
+        w = RNG.standard_normal((6, 4, 3, 3)).astype(np.float32)
+        got = F.conv2d(framework.tensor(x), framework.tensor(w), stride=2, padding=1)
+    finally:
+        framework.set_num_threads(old)
+    want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), stride=2, padding=1)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)

@@ -433,7 +433,7 @@ def _conv_gemm(xp, x, g: ConvGeom, wm, keep_cols=False):
     out = xp.empty((n,) + tuple(g.out_sp) + (o,), xb.dtype)
 
     def run(part):
-        scratch = xp.empty(view[part[0]].size, xb.dtype)  # a part's first chunk is its largest
+        scratch = xp.empty(max(view[idx].size for idx in part), xb.dtype)
         for idx in part:
             src = view[idx]
             rows = src.size // k
