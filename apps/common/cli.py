@@ -4,12 +4,13 @@ codes (0 ok, 1 failure, 2 usage; 130 interrupted) and one-line errors (a traceba
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import traceback
 from typing import Callable
 
-__all__ = ["CLIError", "HelpFormatter", "add_run_args", "add_train_args", "check_device", "parse_model_args",
+__all__ = ["CLIError", "HelpFormatter", "lazy_command", "add_run_args", "add_train_args", "check_device", "parse_model_args",
            "run_command",
            "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
@@ -31,6 +32,15 @@ class HelpFormatter(argparse.HelpFormatter):
                 action.default in (None, False, [], argparse.SUPPRESS):
             return text
         return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
+def lazy_command(module: str, name: str) -> Callable[[argparse.Namespace], int | None]:
+    """A subcommand's `func`: `module.name(args)`, importing `module` (an application's
+    recipe, with its heavy imports) only when the command runs, so `--help` stays fast."""
+    def call(args):
+        return getattr(importlib.import_module(module), name)(args)
+    call.__name__ = name
+    return call
 
 def add_run_args(p: argparse.ArgumentParser, *, out: str | None = None) -> None:
     """Flags every command takes: --device, --seed, --workers, --debug (and --out)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from apps.common.cli import HelpFormatter
+from apps.common.cli import HelpFormatter, lazy_command
 
 __all__ = ["add_parser", "main"]
 
@@ -156,11 +156,7 @@ def add_parser(sub, name: str = "rl", help_: str = "") -> argparse.ArgumentParse
 
 
 def _run(name: str):
-    def call(args):
-        from . import recipe   # heavy imports only when a command runs
-        return getattr(recipe, name)(args)
-    call.__name__ = name
-    return call
+    return lazy_command(f"{__package__}.recipe", name)
 
 
 def main(argv=None) -> int:

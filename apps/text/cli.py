@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from apps.common.cli import HelpFormatter, add_run_args, add_train_args
+from apps.common.cli import (HelpFormatter, add_run_args, add_train_args,
+                             lazy_command)
 
 __all__ = ["add_parser", "main"]
 
@@ -167,11 +168,7 @@ def add_parser(sub, name: str = "text", help_: str = "") -> argparse.ArgumentPar
 
 
 def _run(name: str):
-    def call(args):
-        from . import recipe   # heavy imports only when a command runs
-        return getattr(recipe, name)(args)
-    call.__name__ = name
-    return call
+    return lazy_command(f"{__package__}.recipe", name)
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from apps.common.cli import HelpFormatter, add_run_args, add_train_args
+from apps.common.cli import (HelpFormatter, add_run_args, add_train_args,
+                             lazy_command)
 
 __all__ = ["add_parser", "main"]
 
@@ -126,11 +127,7 @@ def add_parser(sub, name: str = "vision", help_: str = "") -> argparse.ArgumentP
 
 
 def _run(name: str):
-    def call(args):
-        from . import recipe   # heavy imports only when a command runs
-        return getattr(recipe, name)(args)
-    call.__name__ = name
-    return call
+    return lazy_command(f"{__package__}.recipe", name)
 
 
 def main(argv=None) -> int:
