@@ -19,7 +19,8 @@ GROUPS = {
     "vision": ("apps.vision.cli", "image classification: train, eval, predict, export, models"),
     "text": ("apps.text.cli", "text classification: train, eval, predict, embed, tokenizer"),
     "rl": ("apps.rl.cli", "reinforcement learning (DQN + Rainbow): train, eval, enjoy, benchmark"),
-    "mri": ("apps.mri.cli", "MRI segmentation: info, make-data, train, segment, evaluate"),
+    "mri": ("apps.mri.cli", "MRI segmentation: info, make-data, train, segment, evaluate, "
+                            "export"),
     "demo": ("apps.demo", "the main job: every application briefly, with an HTML report"),
     "zoo": ("apps.suite.zoo", "every application's models and weights: list, info, build"),
     "data": ("apps.suite.data", "the data hub's sources: list, fetch, path"),

@@ -314,6 +314,11 @@ def build_unet3d(lib, device="cuda", batch=2, size=96, amp=False):
                  f"{', autocast float16 + GradScaler' if amp else ''}"
 
 
+def build_unet3d_64(lib, device="cpu", batch=2, size=64):
+    """The W5 U-Net in 3D on 64^3 patches, the MRI application's CPU training shape."""
+    return build_unet3d(lib, device, batch, size)
+
+
 def build_unet3d_amp(lib, device="cuda", batch=2, size=96):
     return build_unet3d(lib, device, batch, size, amp=True)
 
@@ -461,7 +466,7 @@ WORKLOADS = {"micro": build_micro, "mlp": build_mlp, "cnn": build_cnn, "dqn": bu
              "resnet18": build_resnet18, "resnet18_amp": build_resnet18_amp,
              "transformer_gpu": build_transformer_gpu,
              "transformer_gpu_amp": build_transformer_gpu_amp,
-             "unet3d": build_unet3d, "unet3d_amp": build_unet3d_amp,
+             "unet3d": build_unet3d, "unet3d_amp": build_unet3d_amp, "unet3d_64": build_unet3d_64,
              "lenet5": build_lenet5, "lenet5_predict": build_lenet5_predict,
              "resnet18_cifar": build_resnet18_cifar, "textcnn": build_textcnn,
              "minilm_short": build_minilm_short, "minilm_128": build_minilm_128}

@@ -46,9 +46,11 @@ def describe_models(domain: str, name: str | None = None) -> int:
 
 
 def zoo_build(name: str, app: str, add_parser: Callable, train: Callable, export: Callable,
-              out: str | None = None) -> int:
+              out: str | None = None, *, headline: Callable[[dict], str] | None = None,
+              recorded: Callable | None = None) -> int:
     """Run the `lantern <app> train ...` command recorded in weights `name`, then export the
-    run's final model to $LANTERN_HOME/zoo/<name>.safetensors and compare the figures."""
+    run's final model to $LANTERN_HOME/zoo/<name>.safetensors and compare the figures:
+    `headline(metrics.json)` against `recorded(weights record)` (default: test accuracy)."""
     import datasets
     w = models.get_weights(name)
     argv = shlex.split(w.recipe)
@@ -66,6 +68,7 @@ def zoo_build(name: str, app: str, add_parser: Callable, train: Callable, export
     export(argparse.Namespace(checkpoint=str(Path(targs.out) / LAST), model=None,
                               out=str(dest), debug=False))
     figures = json.loads((Path(targs.out) / "metrics.json").read_text())
-    print(f"{w.name}: test accuracy {figures['test']['accuracy']:.4f} (recorded "
-          f"{w.metrics.get('accuracy')}); weights {dest}")
+    headline = headline or (lambda m: f"test accuracy {m['test']['accuracy']:.4f}")
+    recorded = recorded or (lambda rec: f"accuracy {rec.metrics.get('accuracy')}")
+    print(f"{w.name}: {headline(figures)} (recorded {recorded(w)}); weights {dest}")
     return 0

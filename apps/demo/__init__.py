@@ -1,10 +1,11 @@
 """`lantern demo`: Lantern's main job. Each application trains and evaluates briefly on its
-embedded data (vision: scikit-learn's digits; text: rotten-tomatoes; rl: CartPole), through
+embedded data (vision: scikit-learn's digits; text: rotten-tomatoes; rl: CartPole; mri: the
+MNI152 brain template, from DICOM to DICOM SEG), through
 the same commands a user types; then a summary table, and a self-contained HTML report with
-the curves, confusion matrices, sample predictions and a GIF of the trained agent in the
-output folder.
+the curves, confusion matrices, sample predictions, a GIF of the trained agent and MRI
+segmentation overlays in the output folder.
 
-    lantern demo                      # about two minutes on 2 CPU cores
+    lantern demo                      # a few minutes on 2 CPU cores
     lantern demo --quick              # CI-sized: fewer epochs
     lantern demo --only vision --out runs/demo --device cuda
 """
@@ -20,7 +21,7 @@ from apps.common.files import write_json
 from apps.common.system import machine_line
 
 from .report import write_report
-from .stages import STAGES, Context, StageError
+from .stages import STAGES, Context, StageError, StageSkipped
 
 __all__ = ["add_parser", "run_demo", "main"]
 
@@ -45,7 +46,7 @@ def run_demo(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(out, args.quick, device, args.seed, lantern)
     names = args.only or list(STAGES)
-    results, failures = [], []
+    results, failures, skipped = [], [], []
     t0 = time.perf_counter()
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name}: {STAGES[name].__doc__.splitlines()[0]}", flush=True)
@@ -55,17 +56,21 @@ def run_demo(args) -> int:
             failures.append(f"{name}: {exc}")
             print(f"[{i}/{len(names)}] {name} FAILED: {exc}", file=sys.stderr, flush=True)
             continue
+        except StageSkipped as exc:
+            skipped.append(f"{name}: {exc}")
+            print(f"[{i}/{len(names)}] {name} skipped: {exc}", file=sys.stderr, flush=True)
+            continue
         results.append(r)
         print(f"[{i}/{len(names)}] {name}: {r.metric} {r.value:.4g} ({r.seconds:.1f} s)",
               flush=True)
     wall = time.perf_counter() - t0
     machine = machine_line(device)
     report = write_report(out / "report.html", results, machine=machine, wall_seconds=wall,
-                          failures=failures)
+                          failures=failures, skipped=skipped)
     write_json(out / "metrics.json", {
-        "stages": {r.app: {"model": r.model, "data": r.data, r.metric.replace(" ", "_"):
+        "stages": {r.app: {"model": r.model, "data": r.data, r.metric.lower().replace(" ", "_"):
                            r.value, "seconds": round(r.seconds, 2)} for r in results},
-        "failures": failures, "seconds": round(wall, 2), "machine": machine})
+        "failures": failures, "skipped": skipped, "seconds": round(wall, 2), "machine": machine})
     width = max(len(r.app) for r in results) if results else 5
     print(f"\n{'app':<{width}}  {'model':<14} {'metric':<15} {'value':>7} {'time':>8}")
     for r in results:

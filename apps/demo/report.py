@@ -59,18 +59,21 @@ def _section(r: StageResult) -> str:
             f"<p><b>{html.escape(r.metric)} {r.value:.4g}</b> &middot; model "
             f"<code>{html.escape(r.model)}</code> &middot; data {html.escape(r.data)} &middot; "
             f"{r.seconds:.1f} s</p><p>Command: <code>{html.escape(r.command)}</code></p>"
-            f"{notes}{figs}{'<h3>Sample predictions</h3>' + table if table else ''}</section>")
+            f"{notes}{figs}{f'<h3>{html.escape(r.table_title)}</h3>' + table if table else ''}"
+            "</section>")
 
 
 def write_report(path: Path, results: Sequence[StageResult], *, machine: str,
-                 wall_seconds: float, failures: Sequence[str] = ()) -> Path:
+                 wall_seconds: float, failures: Sequence[str] = (),
+                 skipped: Sequence[str] = ()) -> Path:
     """Write the report to `path` (atomically) and return it."""
     summary = "".join(
         f'<tr><td><a href="#{r.app}">{html.escape(r.app)}</a></td>'
         f"<td>{html.escape(r.model)}</td><td>{html.escape(r.data)}</td>"
         f"<td>{html.escape(r.metric)}</td><td class=num>{r.value:.4g}</td>"
         f"<td class=num>{r.seconds:.1f} s</td></tr>" for r in results)
-    failed = "".join(f'<p class="wrong">{html.escape(f)}</p>' for f in failures)
+    failed = "".join(f'<p class="wrong">failed: {html.escape(f)}</p>' for f in failures)
+    failed += "".join(f'<p class="note">skipped: {html.escape(s)}</p>' for s in skipped)
     doc = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Lantern demo report</title>
 <style>{_STYLE}</style></head><body>

@@ -15,11 +15,16 @@ import numpy as np
 
 import framework as fw
 
-__all__ = ["StageResult", "StageError", "Context", "STAGES"]
+__all__ = ["StageResult", "StageError", "StageSkipped", "Context", "STAGES"]
 
 
 class StageError(RuntimeError):
     """A stage's command failed (its exit code and the command are in the message)."""
+
+
+class StageSkipped(RuntimeError):
+    """A stage cannot run here (its data is missing and cannot be fetched); the message says
+    what to do. The other stages still run and the demo still succeeds."""
 
 
 @dataclass
@@ -30,8 +35,9 @@ class Context:
     seed: int
     lantern: Callable[[list[str]], int]   # the `lantern` CLI's main(argv)
 
-    def run(self, argv: list[str]) -> None:
-        argv = [*argv, "--device", self.device, "--seed", str(self.seed)]
+    def run(self, argv: list[str], *, device: bool = True) -> None:
+        """`lantern argv`, with the demo's seed (and device, for commands that compute)."""
+        argv = [*argv, *(["--device", self.device] if device else []), "--seed", str(self.seed)]
         rc = self.lantern(argv)
         if rc:
             raise StageError(f"`lantern {' '.join(argv)}` exited with {rc}")
@@ -49,6 +55,7 @@ class StageResult:
     command: str
     figures: list[tuple[str, Path]] = field(default_factory=list)   # (caption, PNG)
     table: list[dict] = field(default_factory=list)    # sample predictions, one dict a row
+    table_title: str = "Sample predictions"
     notes: list[str] = field(default_factory=list)
 
 
@@ -156,5 +163,56 @@ def rl(ctx: Context) -> StageResult:
         "lantern " + " ".join(argv), figures=figures, notes=notes)
 
 
+def mri(ctx: Context) -> StageResult:
+    """A 2D U-Net on the MNI152 brain template (grey / white matter), then DICOM in, DICOM SEG
+    out."""
+    import datasets
+    from datasets.mri.dicom import read_series
+
+    try:
+        datasets.fetch("mni152")
+    except datasets.HubError as exc:
+        raise StageSkipped(f"the MNI152 template is not cached and could not be fetched ({exc}); "
+                           "every MRI task is built from it, so this stage needs it once "
+                           "(`lantern data fetch mni152`)") from None
+    run = ctx.out / "mri"
+    argv = ["mri", "train", "--task", "tissue", "--dims", "2d", "--channels", "16,32,64,128",
+            "--epochs", "3" if ctx.quick else "25", "--out", str(run)]
+    t0 = time.perf_counter()
+    ctx.run(argv)
+    metrics = json.loads((run / "metrics.json").read_text())
+    # The whole pipeline from DICOM: the template written as an MR series, segmented by the
+    # trained model into a DICOM SEG that references it (and PNG overlays).
+    ctx.run(["mri", "make-data", "--task", "tissue", "--out", str(run / "dicom")], device=False)
+    ctx.run(["mri", "segment", "--checkpoint", str(run / "last.safetensors"), "--input",
+             str(run / "dicom" / "image"), "--output", str(run / "segment"), "--format", "seg",
+             "--format", "png"])
+    seconds = time.perf_counter() - t0
+    seg = run / "segment" / "image_seg.dcm"
+    if not seg.exists():
+        raise StageError(f"`lantern mri segment` wrote no {seg}")
+    test = metrics["test"]
+    table = [{"label": name, "Dice": f"{test['dice'][name]:.3f}",
+              "HD95 (mm)": f"{test['hd95_mm'][name]:.1f}",
+              "mean surface distance (mm)": f"{test['msd_mm'][name]:.2f}"}
+             for name in test["dice"]]
+    overlays = sorted((run / "overlays").glob("*.png"))
+    whole = sorted((run / "segment" / "image_overlays").glob("*.png"))
+    figures = [("training curves", run / "curves.png")]
+    figures += [("test slab (superior 20%, never trained on): prediction in colour, truth "
+                 "outlined in white", p) for p in overlays[-2:]]
+    figures += [("DICOM series segmented into a DICOM SEG: whole brain", p)
+                for p in whole[len(whole) // 3::max(1, len(whole) // 3)][:2]]
+    series = read_series(run / "dicom" / "image")
+    return StageResult(
+        "mri", "MRI tissue segmentation", "MNI ICBM152 2009a T1 with grey/white matter "
+        "maps (train on the inferior 60% of axial slices, test on the superior 20%)",
+        "unet2d", "test mean Dice", test["mean_dice"], seconds, "lantern " + " ".join(argv),
+        figures=figures, table=table, table_title="Test metrics per label",
+        notes=[f"segmented {series.shape[0]} DICOM slices into {seg.name} "
+               f"({seg.stat().st_size // 1024} KiB), a DICOM SEG referencing the series"])
+
+
 # name -> stage, in the order the demo runs them
-STAGES: dict[str, Callable[[Context], StageResult]] = {"vision": vision, "text": text, "rl": rl}
+STAGES: dict[str, Callable[[Context], StageResult]] = {"vision": vision, "text": text, "rl": rl,
+                                                        "mri": mri}

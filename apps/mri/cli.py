@@ -20,6 +20,8 @@ EXAMPLES = """examples:
   lantern mri segment --checkpoint runs/mri-tissue/last.safetensors \\
       --input data/tissue/image --output seg/ --format seg
   lantern mri evaluate --pred seg/image_seg.nii.gz --gt data/tissue/label.nii.gz --out eval/
+  lantern mri zoo-build unet2d.mni152-tissue   # or: lantern zoo build unet2d.mni152-tissue
+  lantern mri segment --checkpoint zoo:unet2d.mni152-tissue --input data/tissue/image --output seg/
 """
 
 
@@ -71,11 +73,15 @@ def add_parser(sub, name: str = "mri", help_: str = "") -> argparse.ArgumentPars
     src.add_argument("--task", choices=("tissue", "lesion"),
                      help="a built-in task (default: tissue): tissue trains on the inferior "
                           "60%% of the axial slices and tests on the superior 20%%; lesion "
-                          "generates --cases cases and splits them 70/15/15 by --seed")
+                          "generates --cases cases (85/15 train/val by --seed) and tests on "
+                          "--test-cases more")
     src.add_argument("--data", metavar="MSD_DIR",
                      help="an MSD / nnU-Net folder (dataset.json, imagesTr, labelsTr); its "
                           "training cases are split 70/15/15 by --seed")
-    t.add_argument("--cases", type=int, default=12, help="lesion task: cases to generate")
+    t.add_argument("--cases", type=int, default=40,
+                   help="lesion task: training + validation cases to generate")
+    t.add_argument("--test-cases", type=int, default=20,
+                   help="lesion task: held-out test cases")
     _template_arg(t)
     t.add_argument("--dims", choices=("2d", "3d"), default="2d")
     t.add_argument("--patch-size", type=_ints,
@@ -85,6 +91,9 @@ def add_parser(sub, name: str = "mri", help_: str = "") -> argparse.ArgumentPars
                    help="U-Net stage widths, e.g. 16,32,64,128 (default: 32,64,128,256 for "
                         "2d, 16,32,64,128 for 3d)")
     t.add_argument("--loss", choices=("dicece", "dice", "gdl", "focal"), default="dicece")
+    t.add_argument("--augment", choices=("none", "light", "strong"), default="none",
+                   help="training augmentation: light = flips, gamma, noise; strong = light + "
+                        "small affine and elastic deformations")
     add_train_args(t, epochs=20, batch_size=None, lr=3e-3)
     t.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "rmsprop"), default="adamw")
     t.add_argument("--weight-decay", type=float, default=1e-5)
@@ -99,7 +108,9 @@ def add_parser(sub, name: str = "mri", help_: str = "") -> argparse.ArgumentPars
 
     s = cmds.add_parser("segment", help="segment a DICOM series or NIfTI volume with a trained "
                                         "model", formatter_class=fmt)
-    s.add_argument("--checkpoint", required=True, help="a training checkpoint (or run folder)")
+    s.add_argument("--checkpoint", required=True,
+                   help="a training checkpoint or run folder, an export, or zoo:<model>.<tag> "
+                        "(e.g. zoo:unet2d.mni152-tissue once built)")
     s.add_argument("--input", required=True, nargs="+",
                    help="DICOM folder(s)/DICOMDIR/file(s) or NIfTI file(s)")
     s.add_argument("--series", help="the series to read when a DICOM input holds several")
@@ -124,6 +135,28 @@ def add_parser(sub, name: str = "mri", help_: str = "") -> argparse.ArgumentPars
     e.add_argument("--out", default="runs/mri-eval", help="output folder")
     e.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     e.set_defaults(func=_run("evaluate"))
+
+    x = cmds.add_parser("export", help="write a trained model as one .safetensors file with "
+                                       "its metadata (and a .json beside it)",
+                        formatter_class=fmt)
+    x.add_argument("--checkpoint", required=True,
+                   help="a training checkpoint, run folder or zoo:<model>.<tag>")
+    x.add_argument("--out", required=True, help="the .safetensors file to write")
+    x.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    x.set_defaults(func=_run("export"))
+
+    m = cmds.add_parser("models", help="the MRI models of the zoo and their weights",
+                        formatter_class=fmt)
+    m.add_argument("name", nargs="?", help="describe one model in full")
+    m.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    m.set_defaults(func=_run("describe_models"))
+
+    z = cmds.add_parser("zoo-build", help="train a zoo entry's weights with its recorded recipe",
+                        formatter_class=fmt)
+    z.add_argument("name", help="a weights record, e.g. unet2d.mni152-tissue")
+    z.add_argument("--out", help="the training run's folder (default: runs/zoo/<name>)")
+    z.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    z.set_defaults(func=_run("zoo_build"))
 
     mp.set_defaults(func=None, _parser=mp)
     return mp

@@ -13,7 +13,9 @@ Protocols:
 - tissue: the one MNI case; train on the inferior 60% of the brain's axial slices, validate
   on the 20% gap above them (monitoring only, no leakage into the test part) and test on the
   superior 20% (`datasets.mri.axial_split`);
-- lesion / MSD folder: cases split 70/15/15 into train / val / test by `--seed`.
+- lesion: `--cases` generated cases split 85/15 into train / val by `--seed`, tested on
+  `--test-cases` more generated from a separate index range.
+- MSD folder: cases split 70/15/15 into train / val / test by `--seed`.
 The test part is scored with the model of the last epoch (validation never selects it).
 """
 from __future__ import annotations
@@ -29,8 +31,10 @@ from framework.utils.data import DataLoader
 
 import models
 from apps.common import (Callback, CLIError, MetricsWriter, ModelCheckpoint, ProgressBar,
-                         Trainer, check_device, load_checkpoint, seed_everything, write_csv,
+                         Trainer, check_device, seed_everything, write_csv,
                          write_json)
+from apps.common import zoo
+from apps.common.modelfiles import export_model, read_model_file, zoo_weights
 from apps.common.optim import build_optimizer, build_scheduler
 from datasets.mri import (SegmentationDataset, Volume, axial_axis, axial_split,
                           case_from_volumes, check_same_geometry, list_series,
@@ -39,15 +43,18 @@ from datasets.mri import (SegmentationDataset, Volume, axial_axis, axial_split,
                           write_overlays, write_tissue_case)
 from datasets.mri.lesions import LESION_LABELS
 from datasets.mri.mni import TISSUE_LABELS
-from datasets.mri.transforms import NormalizeIntensity
+from datasets.mri.transforms import (Compose, NormalizeIntensity, RandomAffine, RandomElastic,
+                                     RandomFlip, RandomGamma, RandomNoise, Transform)
 from models.mri import (DiceCELoss, DiceLoss, FocalLoss, GeneralizedDiceLoss,
                         segmentation_metrics, sliding_window_inference)
 from models.mri.inference import flip_tta
 
-__all__ = ["info", "make_data", "train", "segment", "evaluate", "SegmentationTask",
+__all__ = ["info", "make_data", "train", "segment", "evaluate", "export", "describe_models",
+           "zoo_build", "load_segmenter", "SegmentationTask",
            "build_loss", "predict_volume", "split_cases", "label_metrics_summary"]
 
 TASK = "mri-segmentation"
+LESION_TEST_FIRST = 10_000   # first case index of the lesion task's held-out test set
 DEFAULTS = {"2d": dict(patch=(96, 96), channels=(32, 64, 128, 256), batch_size=16),
             "3d": dict(patch=(64, 64, 64), channels=(16, 32, 64, 128), batch_size=2)}
 
@@ -187,19 +194,43 @@ def load_task(args) -> dict:
                     "protocol": "tissue: train on the inferior 60% of the axial slices, "
                                 "validate on the next 20%, test on the superior 20%"}
         labels = [LESION_LABELS[k] for k in sorted(LESION_LABELS)]
+        if args.cases < 2 or args.test_cases < 1:
+            raise CLIError(f"the lesion task needs --cases >= 2 (train + val) and "
+                           f"--test-cases >= 1, got {args.cases} and {args.test_cases}")
+        # The test cases come from their own index range, so the held-out set stays the same
+        # whatever --cases is.
+        indices = list(range(args.cases)) + [LESION_TEST_FIRST + i
+                                             for i in range(args.test_cases)]
         cases = []
-        for i in range(args.cases):
+        for n, i in enumerate(indices, 1):
             c = make_lesion_case(i, args.seed, template)
-            cases.append(case_from_volumes(c.image, c.label, f"lesion_{i:03d}"))
-            print(f"\rgenerating lesion cases {i + 1}/{args.cases}", end="", file=sys.stderr,
+            cases.append(case_from_volumes(c.image, c.label, f"lesion_{i:05d}"))
+            print(f"\rgenerating lesion cases {n}/{len(indices)}", end="", file=sys.stderr,
                   flush=True)
         print(file=sys.stderr)
-        parts = split_cases(len(cases), args.seed)
-        protocol = f"lesion: {len(cases)} synthetic cases split 70/15/15 by seed {args.seed}"
+        n_val = max(1, round(0.15 * args.cases))
+        order = np.random.default_rng(args.seed).permutation(args.cases).tolist()
+        parts = (order[n_val:], order[:n_val], list(range(args.cases, len(cases))))
+        protocol = (f"lesion: {args.cases} synthetic cases ({args.cases - n_val} train, "
+                    f"{n_val} val) and {args.test_cases} held-out test cases "
+                    f"(indices {LESION_TEST_FIRST}+), seed {args.seed}")
     normalize = _normalizer(norm)
     train_, val_, test_ = ([normalize(cases[i]) for i in idx] for idx in parts)
     return {"train": train_, "val": val_, "test": test_, "labels": labels, "normalize": norm,
             "protocol": protocol}
+
+
+def build_augmentation(level: str, dims: str) -> Transform | None:
+    """The training-time augmentation: none; light (flips along every axis, gamma, noise);
+    or strong (light plus small affine and elastic deformations, as nnU-Net's defaults)."""
+    if level == "none":
+        return None
+    axes = (0, 1) if dims == "2d" else (0, 1, 2)
+    steps: list[Transform] = [RandomFlip(axes), RandomGamma(), RandomNoise()]
+    if level == "strong":
+        steps = [RandomAffine(rotate_deg=10.0, scale=(0.9, 1.1), p=0.2),
+                 RandomElastic(p=0.2)] + steps
+    return Compose(steps)
 
 
 def _normalizer(norm: dict) -> NormalizeIntensity:
@@ -209,11 +240,13 @@ def _normalizer(norm: dict) -> NormalizeIntensity:
 
 # ============================================================================== model
 def build_loss(name: str):
-    """The training loss by its --loss name (softmax over the label channels)."""
+    """The training loss by its --loss name (softmax over the label channels). The Dice terms
+    are over the whole batch (nnU-Net's batch Dice): per patch, a patch without foreground
+    would reward predicting none, which drowns small lesions."""
     if name == "dicece":
-        return DiceCELoss(include_background=False)
+        return DiceCELoss(include_background=False, batch=True)
     if name == "dice":
-        return DiceLoss(include_background=False)
+        return DiceLoss(include_background=False, batch=True)
     if name == "gdl":
         return GeneralizedDiceLoss()
     if name == "focal":
@@ -378,13 +411,15 @@ def train(args) -> int:
     in_channels = int(data["train"][0]["image"].shape[0])
     print(f"{data['protocol']}: {len(data['train'])} train / {len(data['val'])} val / "
           f"{len(data['test'])} test cases, labels {labels}", flush=True)
+    augment = build_augmentation(args.augment, args.dims)
     if args.dims == "2d":
-        train_ds = SegmentationDataset(data["train"], "2d", patch, seed=args.seed)
+        train_ds = SegmentationDataset(data["train"], "2d", patch, transform=augment,
+                                       seed=args.seed)
         val_ds = SegmentationDataset(data["val"], "2d", patch, seed=args.seed + 1)
     else:
         per_epoch = args.samples_per_epoch or 8 * len(data["train"])
         train_ds = SegmentationDataset(data["train"], "3d", patch, samples_per_epoch=per_epoch,
-                                       seed=args.seed)
+                                       transform=augment, fg_fraction=0.5, seed=args.seed)
         val_ds = SegmentationDataset(data["val"], "3d", patch,
                                      samples_per_epoch=4 * len(data["val"]), seed=args.seed + 1)
     train_loader = _loader(train_ds, batch_size, shuffle=True, seed=args.seed,
@@ -395,7 +430,7 @@ def train(args) -> int:
             "model_kwargs": {"num_classes": len(labels), "in_channels": in_channels,
                              "channels": list(channels)},
             "patch_size": list(patch), "labels": list(labels),
-            "normalize": data["normalize"], "loss": args.loss,
+            "normalize": data["normalize"], "loss": args.loss, "augment": args.augment,
             "spacing_mm": list(_spacing(data["train"][0]["affine"])),
             "data": data["protocol"]}
     model = _build_model(meta).to(device)
@@ -429,7 +464,8 @@ def train(args) -> int:
                  for v, m in ms.items()]
         if i < 2:
             vol = Volume.from_affine(case["image"][0], case["affine"])
-            write_overlays(vol, pred, out / "overlays", n=4, prefix=case.get("name", f"case{i}"))
+            write_overlays(vol, pred, out / "overlays", n=4, prefix=case.get("name", f"case{i}"),
+                           reference=case["label"])
     summary = label_metrics_summary(per_case, labels)
     write_csv(out / "test_metrics.csv", rows)
     ck = next(cb for cb in callbacks if isinstance(cb, ModelCheckpoint))
@@ -456,6 +492,32 @@ def _print_table(summary: dict, labels) -> None:
               f"{summary['hd95_mm'][name]:9.3f} {summary['msd_mm'][name]:8.3f}")
 
 
+# ============================================================================== export / zoo
+_EXPORT_KEYS = ("task", "model", "dims", "model_kwargs", "patch_size", "labels", "normalize",
+                "spacing_mm", "data", "loss")
+
+
+def export(args) -> int:
+    model, meta = load_segmenter(args.checkpoint)
+    meta = export_model(model, {**{k: meta[k] for k in _EXPORT_KEYS if k in meta},
+                                "exported_from": meta["source"]}, args.out, "mri")
+    print(f"{args.out} ({meta['num_params']:,} parameters, sha256 {meta['sha256'][:16]}...) "
+          f"and {Path(args.out).with_suffix('.json')}")
+    return 0
+
+
+def describe_models(args) -> int:
+    return zoo.describe_models("mri", args.name)
+
+
+def zoo_build(args) -> int:
+    """Train a zoo entry with the command recorded in its weights record."""
+    from .cli import add_parser
+    return zoo.zoo_build(args.name, "mri", add_parser, train, export, out=args.out,
+                         headline=lambda m: f"test mean Dice {m['test']['mean_dice']:.4f}",
+                         recorded=lambda w: f"mean Dice {w.metrics.get('mean_dice')}")
+
+
 # ============================================================================== segment
 def _input_name(path: Path) -> str:
     name = path.name
@@ -465,16 +527,24 @@ def _input_name(path: Path) -> str:
     return name or "input"
 
 
+def load_segmenter(spec: str, device: str = "cpu"):
+    """(model in eval mode, meta) from a training checkpoint or run folder, an export
+    (`lantern mri export`), or a zoo record `zoo:<model>.<tag>`."""
+    path = models.weights_path(zoo_weights(spec)) if spec.startswith("zoo:") else Path(spec)
+    if spec.startswith("zoo:") and not path.is_file():
+        raise CLIError(f"{spec}: not built on this machine; run `lantern zoo build {spec[4:]}`")
+    meta, state = read_model_file(path, "mri")
+    if meta.get("task") != TASK:
+        raise CLIError(f"{spec}: not an MRI segmentation model (task {meta.get('task')!r})")
+    model = _build_model(meta)
+    models.load_pretrained(model, state, strict=True)
+    meta["source"] = str(path)
+    return model.to(device).eval(), meta
+
+
 def segment(args) -> int:
     device = check_device(args.device)
-    state = load_checkpoint(args.checkpoint)
-    meta = state["meta"]
-    if not isinstance(meta, dict) or meta.get("task") != TASK:
-        raise CLIError(f"{args.checkpoint}: not an MRI segmentation checkpoint (task "
-                       f"{meta.get('task') if isinstance(meta, dict) else None!r})")
-    model = _build_model(meta)
-    models.load_pretrained(model, state["model"], strict=True)
-    model = model.to(device)
+    model, meta = load_segmenter(args.checkpoint, device)
     labels = list(meta["labels"])
     normalize = _normalizer(meta["normalize"])
     out = Path(args.output)

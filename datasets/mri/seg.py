@@ -147,18 +147,23 @@ def _edges(mask: np.ndarray) -> np.ndarray:
 
 def write_overlays(volume: Volume, labels: np.ndarray | Volume, folder: str | os.PathLike,
                    n: int = 6, *, alpha: float = 0.4, min_size: int = 256,
-                   prefix: str = "overlay") -> list[Path]:
+                   prefix: str = "overlay", reference: np.ndarray | None = None) -> list[Path]:
     """Write PNGs of `n` slices (along array axis 0, spread over the labelled ones) with the
     labels blended in colour and outlined, scaled to square pixels and at least `min_size`
-    pixels high. Returns the paths."""
+    pixels high; with `reference` (the ground truth on the same grid), its foreground is
+    outlined in white, so misses and false positives show. Returns the paths."""
     from PIL import Image   # imported here so reading volumes never needs Pillow
 
     array = labels.array if isinstance(labels, Volume) else np.asarray(labels)
     if array.shape != volume.shape:
         raise ValueError(f"labels of shape {array.shape} do not match the volume's "
                          f"{volume.shape}")
+    if reference is not None and np.shape(reference) != volume.shape:
+        raise ValueError(f"reference of shape {np.shape(reference)} does not match the "
+                         f"volume's {volume.shape}")
     folder = Path(folder)
-    labelled = np.flatnonzero(array.reshape(array.shape[0], -1).any(axis=1))
+    shown = array if reference is None else (array != 0) | (np.asarray(reference) != 0)
+    labelled = np.flatnonzero(shown.reshape(array.shape[0], -1).any(axis=1))
     pool = labelled if labelled.size else np.arange(array.shape[0])
     picks = sorted({int(pool[i]) for i in np.linspace(0, pool.size - 1, min(n, pool.size))
                     .round().astype(int)})
@@ -180,6 +185,8 @@ def write_overlays(volume: Volume, labels: np.ndarray | Volume, folder: str | os
             mask = lab == value
             rgb[mask] = (1 - alpha) * rgb[mask] + alpha * colour
             rgb[_edges(mask)] = colour
+        if reference is not None:
+            rgb[_edges(np.asarray(reference[k]) != 0)] = 255.0
         img = Image.fromarray(rgb.round().astype(np.uint8), "RGB").resize(size, Image.NEAREST)
         path = folder / f"{prefix}_{k:04d}.png"
         out.append(atomic_write(path, lambda tmp, img=img: img.save(tmp, format="PNG")))

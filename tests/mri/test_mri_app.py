@@ -204,3 +204,79 @@ def test_predict_volume_leaves_empty_regions_background():
     pred = predict_volume(model, image, np.eye(4), "2d", (16, 16))
     assert pred.shape == (10, 16, 16)
     assert not pred[:3].any() and not pred[6:].any() and (pred[3:6, 4:12, 5:11] == 2).all()
+
+
+def _lesion_train(template_dir, out, *extra):
+    return main(["mri", "train", "--task", "lesion", "--template", str(template_dir),
+                 "--cases", "3", "--test-cases", "2", "--dims", "3d", "--patch-size",
+                 "8,8,8", "--channels", "2,4", "--samples-per-epoch", "4", "--batch-size",
+                 "2", "--out", str(out), "--no-plots", *extra])
+
+
+def test_lesion_task_trains_a_3d_unet_and_tests_on_held_out_cases(template_dir, tmp_path):
+    out = tmp_path / "lesion"
+    assert _lesion_train(template_dir, out, "--epochs", "1", "--augment", "strong") == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["test"]["dice"]) == {"lesion"} and m["model"] == "unet3d"
+    assert "2 held-out test cases (indices 10000+)" in m["protocol"]
+    cases = {r.split(",")[0] for r in (out / "test_metrics.csv").read_text().splitlines()[1:]}
+    assert cases == {"lesion_10000", "lesion_10001"}     # never the training indices
+    assert m["inference_seconds_per_case"] > 0
+
+
+def test_resumed_training_matches_an_uninterrupted_run(template_dir, tmp_path):
+    """2 epochs, or 1 epoch then --resume for a 2nd: the same weights, bit for bit (a
+    constant learning rate, since a schedule's length follows --epochs)."""
+    from apps.common import load_checkpoint
+    full, part = tmp_path / "full", tmp_path / "part"
+    args = ["--augment", "light", "--scheduler", "constant"]
+    assert _lesion_train(template_dir, full, "--epochs", "2", *args) == 0
+    assert _lesion_train(template_dir, part, "--epochs", "1", *args) == 0
+    assert _lesion_train(template_dir, part, "--epochs", "2", *args,
+                         "--resume", str(part / "last.safetensors")) == 0
+    a, b = load_checkpoint(full)["model"], load_checkpoint(part)["model"]
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
+    hist = json.loads((part / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in hist] == [1, 2]
+
+
+def test_train_on_an_msd_folder_then_export_and_segment_nifti(template_dir, tmp_path, capsys):
+    data = tmp_path / "msd"
+    assert main(["mri", "make-data", "--task", "lesion", "--cases", "4", "--out", str(data),
+                 "--template", str(template_dir)]) == 0
+    run = tmp_path / "run"
+    assert main(["mri", "train", "--data", str(data), "--dims", "2d", "--patch-size", "16,16",
+                 "--channels", "2,4", "--epochs", "1", "--out", str(run), "--no-plots"]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert "4 cases split 70/15/15" in m["protocol"] and set(m["test"]["dice"]) == {"lesion"}
+    exported = tmp_path / "model.safetensors"
+    assert main(["mri", "export", "--checkpoint", str(run), "--out", str(exported)]) == 0
+    meta = json.loads(exported.with_suffix(".json").read_text())
+    assert meta["task"] == "mri-segmentation" and meta["labels"] == ["background", "lesion"]
+    image = data / "imagesTr" / "lesion_000.nii.gz"
+    seg = tmp_path / "seg"
+    assert main(["mri", "segment", "--checkpoint", str(exported), "--input", str(image),
+                 "--output", str(seg)]) == 0
+    assert (seg / "lesion_000_seg.nii.gz").is_file()
+    capsys.readouterr()
+    rc = main(["mri", "segment", "--checkpoint", "zoo:unet2d.nope", "--input", str(image),
+               "--output", str(seg)])
+    assert rc == 1 and "unet2d" in capsys.readouterr().err
+
+
+def test_augmentation_keeps_image_and_label_aligned():
+    from apps.mri.recipe import build_augmentation
+    rng = np.random.default_rng(0)
+    label = np.zeros((12, 12, 12), np.int64)
+    label[2:5, 3:9, 4:6] = 1
+    image = np.where(label == 1, 5.0, 0.0).astype(np.float32)[None]
+    aug = build_augmentation("strong", "3d")
+    for _ in range(10):
+        s = aug({"image": image.copy(), "label": label.copy()}, rng)
+        assert s["image"].shape == (1, 12, 12, 12) and s["label"].shape == (12, 12, 12)
+        bright = s["image"][0] > 2.5
+        # flips and rotations move both; gamma and noise change intensities, not places
+        assert (bright == (s["label"] == 1)).mean() > 0.97
+    assert build_augmentation("none", "2d") is None
