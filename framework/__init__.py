@@ -52,6 +52,11 @@ from .ops.reduction import max, min, sum, all, any  # noqa: E402,F401,A004
 
 del _name, _entry
 
+# Sparse COO tensors; mm/matmul/spmm take a sparse operand too (the dense ops otherwise).
+from . import sparse  # noqa: E402
+from .sparse import sparse_coo, sparse_coo_tensor, strided  # noqa: E402
+from .sparse._dispatch import matmul, mm, spmm  # noqa: E402
+
 
 def is_tensor(obj) -> "bool":
     return isinstance(obj, Tensor)
@@ -71,7 +76,7 @@ def set_flush_denormal(mode: "bool") -> "bool":
     return _set(mode)
 
 
-_LAZY_SUBMODULES = {"func", "multiprocessing", "fx"}
+_LAZY_SUBMODULES = {"func", "multiprocessing", "fx", "distributed", "onnx"}
 
 
 def __getattr__(name: str):

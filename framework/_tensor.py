@@ -37,6 +37,7 @@ class Tensor:
     _view_fn = None
     _views = None
     _hooks = None
+    _post_acc_hooks = None  # set by register_post_accumulate_grad_hook (leaves only)
     _retains_grad = False
 
     # Lets NumPy defer to our reflected operators (ndarray * Tensor -> Tensor.__rmul__).
@@ -129,6 +130,29 @@ class Tensor:
     @property
     def is_mps(self) -> bool:
         return False
+
+    # Layout: a plain Tensor is dense ("strided"); sparse COO tensors are framework.sparse's
+    # SparseCOOTensor subclass, which overrides these.
+    is_sparse = False
+
+    @property
+    def layout(self):
+        from .sparse import strided
+        return strided
+
+    def to_dense(self, dtype=None, *, masked_grad=None):
+        """This tensor (dense already), or a copy in `dtype`."""
+        return self if dtype is None else self.to(dtype=dtype)
+
+    def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=None):
+        """The nonzero entries as a coalesced sparse COO tensor (with `sparse_dim`, the first
+        `sparse_dim` dims are sparse and the rest stay dense); differentiable."""
+        from .sparse import dense_to_sparse
+        return dense_to_sparse(self, sparse_dim, layout=layout, blocksize=blocksize,
+                               dense_dim=dense_dim)
+
+    def to_sparse_coo(self):
+        return self.to_sparse()
 
     @property
     def ndim(self) -> int:
@@ -281,6 +305,20 @@ class Tensor:
             lst = self._hooks
         return _HookHandle(lst, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call `hook(tensor)` after a backward has accumulated into this leaf's `.grad`
+        (as soon as its gradient is complete, before the rest of backward finishes). Returns
+        a handle with `.remove()`."""
+        if self._grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._post_acc_hooks is None:
+            self._post_acc_hooks = []
+        self._post_acc_hooks.append(hook)
+        return _HookHandle(self._post_acc_hooks, hook)
+
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         from .autograd import backward
         backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph,
@@ -372,7 +410,9 @@ class Tensor:
         memo[id(self)] = t
         if type(self) is not Tensor:
             t.__class__ = type(self)
-            t.__dict__.update({k: v for k, v in self.__dict__.items()})
+            # hooks registered by a wrapper (DistributedDataParallel) belong to the original
+            t.__dict__.update({k: v for k, v in self.__dict__.items()
+                               if k != "_post_acc_hooks"})
         return t
 
     # ------------------------------------------------------------------ device and dtype moves
