@@ -234,6 +234,8 @@ SELECTION = [
     C("where", lambda m, c, a, b: m.where(c, a, b), [B((3,)), (2, 3), ()]),
     C("where", lambda m, c, a: m.where(c, a, 0.0), [B((2, 3)), T((2, 3))], note="scalar"),
     C("where", lambda m, a: m.where(a > 0, a, a * 2), [(3, 4)], note="cond-from-input"),
+    C("Tensor.where", lambda m, a, b: a.where(a > 0, b), [(3, 4), (4,)]),
+    C("Tensor.where", lambda m, a: a.where(a > 0, 0.0), [(3, 4)], note="scalar"),
     C("where", lambda m, c, a, b: m.where(c, a, b), [B((0, 3)), (0, 3), (3,)]),
     C("clamp", lambda m, x: m.clamp(x, -0.5, 0.5), [(3, 4)]),
     C("clamp", lambda m, x: x.clamp(min=-0.3), [T((4, 3))], note="min-only"),

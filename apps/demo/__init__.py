@@ -1,9 +1,8 @@
 """`lantern demo`: Lantern's main job. Each application trains and evaluates briefly on its
 embedded data (vision: scikit-learn's digits; text: rotten-tomatoes; rl: CartPole; mri: the
-MNI152 brain template, from DICOM to DICOM SEG), through
-the same commands a user types; then a summary table, and a self-contained HTML report with
-the curves, confusion matrices, sample predictions, a GIF of the trained agent and MRI
-segmentation overlays in the output folder.
+MNI152 brain template, from DICOM to DICOM SEG), through the same commands a user types; then
+a summary table, and a self-contained HTML report with the curves, confusion matrices, sample
+predictions, a GIF of the trained agent and MRI segmentation overlays in the output folder.
 
     lantern demo                      # a few minutes on 2 CPU cores
     lantern demo --quick              # CI-sized: fewer epochs
@@ -17,6 +16,10 @@ import time
 from pathlib import Path
 
 from apps.common.cli import HelpFormatter, check_device, run_command
+
+
+class RawHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
+    """The description's example lines as written, and the flags' defaults."""
 from apps.common.files import write_json
 from apps.common.system import machine_line
 
@@ -27,7 +30,7 @@ __all__ = ["add_parser", "run_demo", "main"]
 
 
 def add_parser(sub, name: str = "demo", help_: str = "") -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help=help_, description=__doc__, formatter_class=HelpFormatter)
+    p = sub.add_parser(name, help=help_, description=__doc__, formatter_class=RawHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer epochs (CI-sized)")
     p.add_argument("--only", nargs="+", choices=list(STAGES), metavar="APP",
                    help=f"run only these stages ({', '.join(STAGES)})")

@@ -814,7 +814,7 @@ class Where(Op):
         self.cond = None
 
 
-@register()
+@register(method=False)
 def where(condition, input=None, other=None):
     """where(cond, a, b) picks elementwise; where(cond) is nonzero(cond, as_tuple=True)."""
     if input is None and other is None:
@@ -830,6 +830,13 @@ def where(condition, input=None, other=None):
     if cond._data.dtype.kind != "b":
         cond = cond.to(dtype=D.bool)
     return Where.apply(cond, a, b)
+
+
+@register("Tensor.where", method="where", function=False)
+def _where_method(self, condition, other):
+    """`x.where(cond, y)`: x where cond holds, else y (PyTorch's argument order: the tensor
+    is the values, not the condition)."""
+    return where(condition, self, other)
 
 
 class Clamp(Op):

@@ -295,8 +295,9 @@ def unet2d(*, num_classes: int = 3, in_channels: int = 1,
            strides: Sequence[Stride] | None = None, num_res_units: int = 0,
            norm: str = "instance", act: str = "leakyrelu", dropout: float = 0.0,
            deep_supervision: bool = False) -> UNet:
-    """2D U-Net (nnU-Net 2d style): 5 stages of 32-512 channels, instance norm, leaky ReLU;
-    strides default to 2 per stage (the input must then divide by 16)."""
+    """2D U-Net (nnU-Net 2d style), 5 stages of 32-512 channels, instance norm, leaky ReLU.
+
+    Strides default to 2 per stage (the input must then divide by 16)."""
     return UNet(2, in_channels, num_classes, channels, strides, num_res_units, norm, act,
                 dropout, deep_supervision)
 
@@ -307,7 +308,8 @@ def unet3d(*, num_classes: int = 2, in_channels: int = 1,
            strides: Sequence[Stride] | None = None, num_res_units: int = 0,
            norm: str = "instance", act: str = "leakyrelu", dropout: float = 0.0,
            deep_supervision: bool = False) -> UNet:
-    """3D U-Net (nnU-Net 3d_fullres style): 5 stages of 32-320 channels, instance norm;
-    strides default to 2 per stage (the input must then divide by 16)."""
+    """3D U-Net (nnU-Net 3d_fullres style), 5 stages of 32-320 channels, instance norm.
+
+    Strides default to 2 per stage (the input must then divide by 16)."""
     return UNet(3, in_channels, num_classes, channels, strides, num_res_units, norm, act,
                 dropout, deep_supervision)
