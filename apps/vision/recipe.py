@@ -19,13 +19,14 @@ import numpy as np
 
 import framework as fw
 import framework.nn.functional as F
-from framework.utils.data import DataLoader
+from framework.utils.data import DataLoader, DistributedSampler, Subset
 
 import models
 from apps.common import (LAST, CLIError, EarlyStopping, MetricsWriter, ModelCheckpoint,
                          ProgressBar, Trainer, check_device, load_checkpoint, seed_everything,
                          write_json)
 from apps.common import zoo
+from apps.common.cli import setup_distributed
 from apps.common.classification import (ClassificationTask, classification_report,
                                         collect_scores, format_confusion, format_per_class,
                                         write_eval_files)
@@ -85,10 +86,12 @@ def data_profile(ds) -> dict:
             "std": [round(float(s), 4) for s in std]}
 
 
-def _loader(ds, batch_size, *, shuffle=False, workers=0, seed=0, drop_last=False):
+def _loader(ds, batch_size, *, shuffle=False, workers=0, seed=0, drop_last=False,
+            sampler=None):
     gen = fw.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
-                      generator=gen, drop_last=drop_last, persistent_workers=workers > 0)
+                      generator=gen, drop_last=drop_last, persistent_workers=workers > 0,
+                      sampler=sampler)
 
 
 # ============================================================================== models
@@ -149,6 +152,10 @@ def load_for_inference(args, device: str):
 # ============================================================================== train
 def train(args) -> int:
     device = check_device(args.device)
+    distributed = bool(getattr(args, "distributed", False))
+    rank, world = 0, 1
+    if distributed:   # every rank runs this function; rank 0 reports and writes
+        device, rank, world = setup_distributed(device)
     _check_model(args.model)
     seed_everything(args.seed)
     fw.set_flush_denormal(True)
@@ -178,6 +185,8 @@ def train(args) -> int:
     if args.resume:
         eval_spec = _check_resume(args.resume, model, args.model, classes)
     model.to(device)
+    if world > 1:   # the model is rank 0's (DDP broadcasts it); augmentations differ per rank
+        seed_everything(args.seed + rank)
     train_tf = train_transform(args.augment, size, mean, std, channels=channels,
                                small=small, resize=size if profile["size"] not in
                                (None, (size, size)) else None, hflip=_hflip_ok(args.data))
@@ -185,9 +194,21 @@ def train(args) -> int:
     for ds, tf in ((train_raw, train_tf), (val_raw, eval_tf), (test_raw, eval_tf)):
         if ds is not None:
             ds.transform = tf
-    train_loader = _loader(train_raw, args.batch_size, shuffle=True, workers=args.workers,
-                           seed=args.seed, drop_last=len(train_raw) > args.batch_size)
-    val_loader = _loader(val_raw, 256, workers=args.workers) if val_raw is not None and \
+    if distributed:
+        # each rank trains on its share of every epoch's shuffle and validates on its slice
+        sampler = DistributedSampler(train_raw, world, rank, shuffle=True, seed=args.seed)
+        train_loader = _loader(train_raw, args.batch_size, workers=args.workers,
+                               drop_last=len(sampler) > args.batch_size, sampler=sampler)
+        if val_raw is not None and 0 < len(val_raw) < world:
+            raise CLIError(f"--distributed: {len(val_raw)} validation images for {world} "
+                           "processes; raise --val-fraction or use fewer processes")
+        val_shard = Subset(val_raw, range(rank, len(val_raw), world)) \
+            if val_raw is not None else None
+    else:
+        train_loader = _loader(train_raw, args.batch_size, shuffle=True, workers=args.workers,
+                               seed=args.seed, drop_last=len(train_raw) > args.batch_size)
+        val_shard = val_raw
+    val_loader = _loader(val_shard, 256, workers=args.workers) if val_raw is not None and \
         len(val_raw) else None
 
     mixes = [m for m in (MixUp(alpha=args.mixup, num_classes=len(classes)) if args.mixup else None,
@@ -214,11 +235,14 @@ def train(args) -> int:
                      not k.startswith("_")}}
     trainer = Trainer(task, optimizer, scheduler, max_epochs=args.epochs, device=device,
                       callbacks=callbacks, grad_clip=args.grad_clip, amp=args.amp,
-                      out_dir=out, meta=meta, throughput_unit="images")
+                      out_dir=out, meta=meta, throughput_unit="images", distributed=distributed)
     print(f"{args.model}: {sum(p.numel() for p in model.parameters()):,} parameters | "
           f"{args.data}: {len(train_raw)} train / {len(val_raw) if val_raw else 0} val / "
-          f"{len(test_raw)} test, {len(classes)} classes, {size}x{size}x{channels} | {device}")
+          f"{len(test_raw)} test, {len(classes)} classes, {size}x{size}x{channels} | {device}"
+          + (f" x {world} processes" if distributed else ""))
     trainer.fit(train_loader, val_loader, resume=args.resume)
+    if rank != 0:
+        return 0   # rank 0 evaluates the (identical) final model and writes the results
 
     # The test figure is the final model's (as torchvision's recipes report): with a decaying
     # schedule it is the one training converged to, while the best-on-validation pick of a
@@ -412,10 +436,39 @@ def _format_predictions(rows, fmt: str, k: int) -> str:
 def export(args) -> int:
     model, meta = load_for_inference(args, "cpu")
     keep = ("model", "model_kwargs", "classes", "transforms")
+    if getattr(args, "format", "safetensors") == "onnx":
+        return _export_onnx(model, {k: meta[k] for k in keep}, meta["source"], Path(args.out))
     meta = export_model(model, {**{k: meta[k] for k in keep}, "exported_from": meta["source"]},
                         args.out, "vision")
     print(f"{args.out} ({meta['num_params']:,} parameters, sha256 {meta['sha256'][:16]}...) "
           f"and {Path(args.out).with_suffix('.json')}")
+    return 0
+
+
+def _export_onnx(model, meta: dict, source: str, out: Path) -> int:
+    """The network as ONNX: input "image" (N, C, H, W) normalised as the sidecar's
+    transforms say, output "logits" (N, classes); the batch axis is dynamic."""
+    if out.suffix != ".onnx":
+        raise CLIError(f"--out {out}: an ONNX export is a .onnx file")
+    tf = meta["transforms"]
+    size = tf.get("crop") or FIXED_INPUT.get(meta["model"]) or 224
+    channels = tf.get("channels") or meta["model_kwargs"].get("in_channels", 3)
+    example = fw.zeros(1, int(channels), int(size), int(size))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fw.onnx.export(model, example, out, input_names=["image"], output_names=["logits"],
+                       dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    from datasets import sha256_file
+    meta = {"app": "vision", "format": "onnx", **meta, "exported_from": source,
+            "input": {"name": "image", "shape": ["batch", int(channels), int(size), int(size)]},
+            "output": {"name": "logits", "shape": ["batch", len(meta["classes"])]},
+            "num_params": int(sum(p.numel() for p in model.parameters())),
+            "sha256": sha256_file(out)}
+    write_json(out.with_suffix(".json"), meta)
+    print(f"{out} (ONNX, {meta['num_params']:,} parameters, sha256 {meta['sha256'][:16]}...) "
+          f"and {out.with_suffix('.json')}")
     return 0
 
 

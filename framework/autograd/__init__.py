@@ -66,6 +66,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                 continue
             from .engine import _accumulate
             _accumulate(t, g, create_graph, set())
+            if t._post_acc_hooks:
+                for hook in tuple(t._post_acc_hooks):
+                    hook(t)
         return
     run_backward(outs, grads, retain_graph, create_graph)
 

@@ -53,8 +53,13 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
             else:
                 capture_node.setdefault((id(t._grad_fn), t._out_idx), []).append(i)
 
-    # 1. dependency counts over the nodes reachable from the roots
+    # 1. dependency counts over the nodes reachable from the roots. Leaves with
+    # post-accumulate hooks also get a count of the edges into them, so that their gradient
+    # is accumulated (and the hooks run) as soon as it is complete, mid-walk: a data-parallel
+    # wrapper starts communicating a gradient while the rest of backward still runs.
     deps = {}
+    leaf_deps = None
+    track_leaves = inputs is None
     stack = []
     for r in roots:
         fn = r._grad_fn
@@ -70,8 +75,12 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
                 n = e[0]
             elif e._is_node:
                 n = e
-            else:
-                continue  # a leaf
+            else:  # a leaf
+                if track_leaves and e._post_acc_hooks:
+                    if leaf_deps is None:
+                        leaf_deps = {}
+                    leaf_deps[id(e)] = leaf_deps.get(id(e), 0) + 1
+                continue
             c = deps.get(n)
             if c is None:
                 deps[n] = 1
@@ -119,6 +128,26 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
         else:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a "
                                "grad_fn")
+
+    handed_out = set()
+
+    def finish_leaf(leaf, g):
+        """Leaf hooks, then capture or accumulate into .grad, then post-accumulate hooks."""
+        if not create_graph:
+            g = make(g, None, 0)
+        if leaf._hooks:
+            for hook in leaf._hooks:
+                r = hook(g)
+                if r is not None:
+                    g = r
+        if capture_leaf is not None:
+            for i in capture_leaf.get(id(leaf), ()):
+                captured[i] = g
+            return
+        _accumulate(leaf, g, create_graph, handed_out)
+        if leaf._post_acc_hooks:
+            for hook in tuple(leaf._post_acc_hooks):
+                hook(leaf)
 
     ready = [n for n in deps if deps[n] == 0]
     prev_mode = _State.grad_enabled
@@ -186,6 +215,16 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
                 else:
                     if gi is not None:
                         send_leaf(e, gi)
+                    if leaf_deps is not None:
+                        c = leaf_deps.get(id(e))
+                        if c is not None:
+                            if c > 1:
+                                leaf_deps[id(e)] = c - 1
+                            else:  # every gradient into this leaf has arrived
+                                del leaf_deps[id(e)]
+                                slot = leaf_buf.pop(id(e), None)
+                                if slot is not None:
+                                    finish_leaf(e, slot[1])
                     continue
                 c = deps[n] - 1
                 deps[n] = c
@@ -196,21 +235,9 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
         if autocast_on:
             _AUTOCAST.update(saved_autocast)
 
-    # 3. leaves: hooks, then capture or accumulate into .grad
-    handed_out = set()
+    # 3. the other leaves: hooks, then capture or accumulate into .grad
     for leaf, g in leaf_buf.values():
-        if not create_graph:
-            g = make(g, None, 0)
-        if leaf._hooks:
-            for hook in leaf._hooks:
-                r = hook(g)
-                if r is not None:
-                    g = r
-        if capture_leaf is not None:
-            for i in capture_leaf.get(id(leaf), ()):
-                captured[i] = g
-            continue
-        _accumulate(leaf, g, create_graph, handed_out)
+        finish_leaf(leaf, g)
 
     if captured is not None:
         for i, t in enumerate(inputs):

@@ -24,7 +24,8 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropy
 from .module import Module  # noqa
 from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm,  # noqa
                             InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm,
-                            LocalResponseNorm, RMSNorm, SyncBatchNorm)
+                            LocalResponseNorm, RMSNorm)
+from .syncbatchnorm import SyncBatchNorm  # noqa: E402
 from .padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d,  # noqa
                       ConstantPad2d, ConstantPad3d, ReflectionPad1d, ReflectionPad2d,
                       ReflectionPad3d, ReplicationPad1d, ReplicationPad2d, ReplicationPad3d,

@@ -1,5 +1,5 @@
 """`framework.nn.parallel`: `DataParallel` (the wrapped module on one device) and
-`DistributedDataParallel` (importable; distributed training is not provided yet)."""
+`DistributedDataParallel` (data parallel over `framework.distributed` process groups)."""
 from .data_parallel import DataParallel, data_parallel
 from .distributed import DistributedDataParallel
 

@@ -1,8 +1,9 @@
 """`DistributedSampler`: each of `num_replicas` processes reads its own share of a dataset,
 as `torch.utils.data.distributed.DistributedSampler`.
 
-Lantern has no process groups, so `num_replicas` and `rank` must be given (PyTorch reads them
-from `torch.distributed` when omitted). The shuffle is a permutation seeded with
+`num_replicas` and `rank`, when omitted, are the world size and rank of
+`framework.distributed`'s process group (as PyTorch reads them from `torch.distributed`). The
+shuffle is a permutation seeded with
 `seed + epoch`, the same on every rank; call `set_epoch(epoch)` before each epoch to reshuffle.
 Indices are padded by repeating the first ones (or, with `drop_last`, the tail is dropped) so
 every rank gets the same count, and rank r takes every `num_replicas`-th index from r.
@@ -23,9 +24,16 @@ class DistributedSampler(Sampler[int]):
     def __init__(self, dataset: Sized, num_replicas: int | None = None, rank: int | None = None,
                  shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
         if num_replicas is None or rank is None:
-            raise RuntimeError(
-                "DistributedSampler: Lantern has no distributed process groups to read the "
-                "world size and rank from; pass num_replicas= and rank= explicitly")
+            from ... import distributed as dist
+            if not dist.is_initialized():
+                raise RuntimeError(
+                    "DistributedSampler: pass num_replicas= and rank=, or call "
+                    "framework.distributed.init_process_group() first to read them from the "
+                    "process group")
+            if num_replicas is None:
+                num_replicas = dist.get_world_size()
+            if rank is None:
+                rank = dist.get_rank()
         if num_replicas < 1:
             raise ValueError(f"Invalid num_replicas {num_replicas}, expected a positive integer")
         if rank >= num_replicas or rank < 0:
