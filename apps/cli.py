@@ -26,6 +26,7 @@ GROUPS = {
     "data": ("apps.suite.data", "the data hub's sources: list, fetch, path"),
     "doctor": ("apps.suite.doctor", "check this installation: Python, NumPy/BLAS, GPU, "
                                     "packages, cache, threads"),
+    "run": ("framework.run", "run an unchanged PyTorch script with torch mapped to Lantern"),
 }
 
 

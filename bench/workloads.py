@@ -157,6 +157,59 @@ def build_transformer(lib, device="cpu", batch=32, seq=64, vocab=8000, d=128, he
                  f"layers (FFN {ffn}), AdamW" + (", autocast float16 + GradScaler" if amp else "")
 
 
+def build_gpt(lib, device="cpu", batch=12, seq=64, vocab=65, d=128, heads=4, layers=2):
+    """A nanoGPT-shaped character model (issue #14's speed target): token + position
+    embeddings, pre-LN causal self-attention blocks (F.scaled_dot_product_attention), GELU
+    MLP, weight-tied head, AdamW."""
+    nn, F = lib.nn, lib.nn.functional
+    _seed(lib)
+    rng = np.random.default_rng(0)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.attn, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.fc, self.out = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+        def forward(self, x):
+            B, T, C = x.shape
+            q, k, v = self.attn(self.ln1(x)).split(d, dim=2)
+            q, k, v = (t.view(B, T, heads, C // heads).transpose(1, 2) for t in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
+            return x + self.out(F.gelu(self.fc(self.ln2(x))))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(seq, d)
+            self.blocks = nn.ModuleList([Block() for _ in range(layers)])
+            self.ln_f = nn.LayerNorm(d)
+            self.head = nn.Linear(d, vocab, bias=False)
+            self.head.weight = self.wte.weight
+
+        def forward(self, idx):
+            x = self.wte(idx) + self.wpe(lib.arange(idx.shape[1], device=idx.device))
+            for blk in self.blocks:
+                x = blk(x)
+            return self.head(self.ln_f(x))
+
+    model = GPT().to(device)
+    opt = lib.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    data = rng.integers(0, vocab, size=(batch, seq + 1), dtype=np.int64)
+    x, y = lib.tensor(data[:, :-1]).to(device), lib.tensor(data[:, 1:]).to(device)
+
+    def loss_fn():
+        return F.cross_entropy(model(x).view(-1, vocab), y.reshape(-1))
+    return _train_step(lib, device, loss_fn, opt, False), \
+        f"gpt: {batch}x{seq} chars, d {d}, {heads} heads, {layers} layers, tied head, AdamW"
+
+
+def build_gpt64(lib, device="cpu"):
+    return build_gpt(lib, device, d=64)
+
+
 def build_unet(lib, device="cpu", batch=8, size=64):
     """W5: 2D U-Net (16-32-64, bottleneck 128), CE + soft Dice, Adam."""
     step, _ = _unet(lib, device, batch, size, dims=2, amp=False)
@@ -462,7 +515,8 @@ def build_minilm_128(lib, device="cpu", batch=32, length=128):
 
 
 WORKLOADS = {"micro": build_micro, "mlp": build_mlp, "cnn": build_cnn, "dqn": build_dqn,
-             "transformer": build_transformer, "unet": build_unet,
+             "transformer": build_transformer, "unet": build_unet, "gpt": build_gpt,
+             "gpt64": build_gpt64,
              "resnet18": build_resnet18, "resnet18_amp": build_resnet18_amp,
              "transformer_gpu": build_transformer_gpu,
              "transformer_gpu_amp": build_transformer_gpu_amp,

@@ -46,6 +46,10 @@ for _name, _entry in _OPS.items():
 from .ops.elementwise import (abs, arctan2, clip, divide, multiply, negative, subtract,  # noqa
                               true_divide, less, less_equal, greater, greater_equal, not_equal,
                               fix, sgn, float_power, fmax, fmin)
+from .ops import ALIASES as _ALIASES  # noqa: E402
+for _name, _target in _ALIASES.items():
+    globals().setdefault(_name, globals()[_target])
+del _target
 from .ops.shape import concatenate, moveaxis, swapdims, view  # noqa: E402,F401
 from .ops.linalg import ger, inner, vdot  # noqa: E402,F401
 from .ops.reduction import max, min, sum, all, any  # noqa: E402,F401,A004

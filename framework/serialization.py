@@ -1,44 +1,62 @@
-"""Checkpoints: `save`/`load` (as torch.save / torch.load), safetensors files, and import of
-PyTorch `.pt`/`.pth` checkpoints without torch.
+"""Checkpoints: `save`/`load` (as torch.save / torch.load) in two formats, and safetensors files.
 
-Lantern's own checkpoint format is safe by construction: it is a safetensors file that holds
-every tensor of the saved object under a generated name, and describes the object around
-them (dicts, OrderedDicts, lists, tuples, numbers, strings, dtypes ...) as plain JSON in the
-safetensors metadata. Loading it never unpickles anything. When the saved object is a flat
-`{name: tensor}` state dict, the tensor names are the state-dict keys, so the file is also an
-ordinary safetensors file that other tools read.
+`save` writes one of two formats, chosen by `format=` or else by the file name:
+
+* ``"torch"`` for paths ending in `.pt`, `.pth`, `.pt.tar` or `.pth.tar`: PyTorch's zip
+  format (`framework._torch_pickle`), so `torch.load(path)` with its defaults (weights only)
+  reads the file when it holds tensors and plain containers. Any other object is pickled
+  whole, as torch.save does; loading that back needs `weights_only=False` or an allowlist
+  (`add_safe_globals` / `safe_globals`), as in PyTorch.
+* ``"safetensors"`` for every other name and for unnamed file objects (`.safetensors`,
+  `.ckpt`, no suffix, ...): Lantern's own format, safe by construction. It is a safetensors
+  file that holds every tensor of the saved object under a generated name and describes the
+  object around them (dicts, OrderedDicts, lists, tuples, numbers, strings, dtypes ...) as
+  plain JSON in the safetensors metadata; loading it never unpickles anything. When the
+  saved object is a flat `{name: tensor}` state dict, the tensor names are the state-dict
+  keys, so the file is also an ordinary safetensors file that other tools read.
+
+`load` recognises the file by its content, whatever its name: both formats, plain safetensors
+files, and torch.save's zip and legacy layouts. Pickled checkpoints are read weights-only by
+default (a restricted unpickler that builds tensors, plain containers and allowlisted
+globals, and refuses everything else by name); `weights_only=False` unpickles anything and
+warns.
 
 Saving to a path is atomic: the bytes go to a temporary file in the same directory, which is
 flushed, fsync'ed and renamed over the target (then the directory is fsync'ed), so a crash in
-the middle of a save leaves the previous checkpoint intact.
-
-`load` also recognises PyTorch checkpoints (zip archives and the legacy stream) and reads
-them with a restricted unpickler (`framework._torch_pickle`) that can only build tensors and
-plain containers.
+the middle of a save leaves the previous checkpoint intact. The file gets the mode a plain
+open() would (0o666 less the umask), as PyTorch's do.
 """
 from __future__ import annotations
 
 import io
 import json
 import os
+import pickle
 import secrets
 import struct
+import warnings
 import zipfile
 from collections import OrderedDict
-from typing import Any, BinaryIO, Mapping, Union
+from typing import Any, BinaryIO, Callable, Literal, Mapping, Optional, Union
 
 import numpy as np
 
 from . import _dtype as D
 from ._backend import CPU, device as _device, is_cuda_array, resolve_device, to_device_array
 from ._tensor import Size, Tensor
-from ._torch_pickle import (CheckpointError, UnsafeCheckpointError, load_torch_legacy,
-                            load_torch_zip)
+from ._torch_pickle import (CheckpointError, UnsafeCheckpointError, add_safe_globals,
+                            clear_safe_globals, get_safe_globals, load_torch_legacy,
+                            load_torch_zip, safe_globals, write_torch_zip)
 
 __all__ = ["save", "load", "save_safetensors", "load_safetensors", "CheckpointError",
-           "UnsafeCheckpointError"]
+           "UnsafeCheckpointError", "add_safe_globals", "get_safe_globals",
+           "clear_safe_globals", "safe_globals", "TORCH_SUFFIXES"]
 
 FileLike = Union[str, os.PathLike, BinaryIO]
+MapLocation = Union[None, str, _device, dict, Callable]
+
+# File names that `save` writes in PyTorch's zip format (everything else: safetensors).
+TORCH_SUFFIXES = (".pt", ".pth", ".pt.tar", ".pth.tar")
 
 _FORMAT_KEY = "format"
 _FORMAT_NAME = "lantern"
@@ -319,7 +337,8 @@ class _Encoder:
             f"framework.save cannot store a {type(obj).__module__}.{type(obj).__qualname__} "
             f"(at {'.'.join(path) or '<root>'}): it stores tensors, arrays, numbers, strings, "
             "None, dtypes, devices and lists/tuples/dicts/sets of these. To save a model, save "
-            "model.state_dict().")
+            "model.state_dict(); to pickle the object whole, as torch.save does, save to a "
+            ".pt/.pth path or pass format='torch'.")
 
     def _container(self, obj, path):
         if isinstance(obj, list):
@@ -346,9 +365,53 @@ class _Encoder:
         return node
 
 
+class _MapLocationError(TypeError):
+    """map_location returned something that is not a storage (the caller's mistake)."""
+
+
+class _MappedStorage:
+    """What a callable `map_location(storage, location)` gets and returns, as in PyTorch:
+    the storage as read (on the CPU); `.cpu()`, `.cuda(i)` and `.to(device)` say where its
+    tensors go."""
+
+    __slots__ = ("location",)
+
+    def __init__(self, location: str = "cpu"):
+        self.location = location
+
+    @property
+    def device(self) -> _device:
+        return _device(self.location)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.location.startswith("cuda")
+
+    def cpu(self) -> "_MappedStorage":
+        return _MappedStorage("cpu")
+
+    def cuda(self, device=None, non_blocking: bool = False) -> "_MappedStorage":
+        if device is None:
+            return _MappedStorage("cuda")
+        return _MappedStorage(f"cuda:{device}" if isinstance(device, int) else str(device))
+
+    def to(self, device, non_blocking: bool = False) -> "_MappedStorage":
+        return _MappedStorage(str(device))
+
+
+def _check_map_location(map_location) -> None:
+    if map_location is not None and not isinstance(map_location, (str, _device, dict)) \
+            and not callable(map_location):
+        raise TypeError("map_location must be None, a device, a device string, a dict mapping "
+                        "saved locations to devices, or a function (storage, location) -> "
+                        f"storage, got {type(map_location).__name__}")
+
+
 def _place_array(arr, saved_location: str, map_location, name: str):
     """Move a host array to where `map_location` says a tensor saved at `saved_location`
-    belongs (None: where it was saved; str/device: there; dict: remap location names)."""
+    belongs (None: where it was saved; str/device: there; dict: remap location names;
+    a function: where the storage it returns is, or where it was saved if it returns None)."""
+    _check_map_location(map_location)
     if map_location is None:
         target = saved_location
     elif isinstance(map_location, dict):
@@ -356,8 +419,16 @@ def _place_array(arr, saved_location: str, map_location, name: str):
     elif isinstance(map_location, (str, _device)):
         target = map_location
     else:
-        raise TypeError("map_location must be None, a device, a device string or a dict "
-                        f"mapping saved locations to devices, got {type(map_location).__name__}")
+        moved = map_location(_MappedStorage("cpu"), saved_location)
+        if moved is None:
+            target = saved_location
+        elif isinstance(moved, _MappedStorage):
+            target = moved.location
+        else:
+            raise _MapLocationError(f"{name}: map_location returned a {type(moved).__name__}; "
+                                    "it must "
+                            "return the storage it was given (or storage.cpu()/.cuda()/.to())"
+                            " or None")
     if isinstance(target, _device):
         target = str(target)
     if target == "cpu":
@@ -458,21 +529,79 @@ class _Decoder:
 
 
 # ============================================================================ save / load
-def save(obj, f: FileLike) -> None:
-    """Save `obj` (a tensor, a state dict, an optimizer state dict, or nested lists/tuples/
-    dicts of tensors, numbers, strings and None) to a path or a binary file object.
+def _file_name(f) -> Optional[str]:
+    name = os.fspath(f) if isinstance(f, (str, os.PathLike)) else getattr(f, "name", None)
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    return name if isinstance(name, str) else None
 
-    The file is a safetensors file with the object's structure as JSON metadata (see the
-    module docstring); saving to a path replaces the file atomically.
+
+def _save_format(f, format: Optional[str]) -> str:
+    if format is not None:
+        if format not in ("torch", "safetensors"):
+            raise ValueError(f"format must be 'torch' or 'safetensors', got {format!r}")
+        return format
+    name = _file_name(f)
+    return "torch" if name is not None and name.lower().endswith(TORCH_SUFFIXES) else \
+        "safetensors"
+
+
+def save(obj, f: FileLike, pickle_module=None, pickle_protocol: int = 2, *,
+         format: Optional[Literal["torch", "safetensors"]] = None,
+         _use_new_zipfile_serialization: bool = True) -> None:
+    """Save `obj` to a path or a binary file object, as torch.save does.
+
+    format: "torch" (PyTorch's zip format, which torch.load reads; any picklable object) or
+    "safetensors" (Lantern's safe format: tensors, arrays, numbers, strings, None, dtypes,
+    devices and lists/tuples/dicts/sets of these). By default, paths (or file objects named)
+    ending in .pt, .pth, .pt.tar or .pth.tar get "torch", everything else "safetensors" (see
+    the module docstring). Saving to a path replaces the file atomically.
+
+    pickle_module / pickle_protocol: as torch.save (the standard pickle, protocol 2 by
+    default: the one torch.load's weights-only reader expects).
     """
-    enc = _Encoder()
-    structure = enc.encode(obj, [])
-    meta = {_FORMAT_KEY: _FORMAT_NAME,
-            _STRUCTURE_KEY: json.dumps({"version": _FORMAT_VERSION, "root": structure},
-                                       separators=(",", ":"))}
+    fmt = _save_format(f, format)
     if not isinstance(f, (str, os.PathLike)) and not hasattr(f, "write"):
         raise TypeError(f"save() needs a path or a binary file object, got {type(f).__name__}")
-    _serialize_into(enc.arrays, meta, f)
+    if pickle_module is not None and pickle_module is not pickle:
+        raise TypeError("framework.save pickles with the standard pickle module; "
+                        f"pickle_module={getattr(pickle_module, '__name__', pickle_module)!r} "
+                        "is not supported")
+    if fmt == "safetensors":
+        enc = _Encoder()
+        structure = enc.encode(obj, [])
+        meta = {_FORMAT_KEY: _FORMAT_NAME,
+                _STRUCTURE_KEY: json.dumps({"version": _FORMAT_VERSION, "root": structure},
+                                           separators=(",", ":"))}
+        _serialize_into(enc.arrays, meta, f)
+        return
+    if not 2 <= int(pickle_protocol) <= pickle.HIGHEST_PROTOCOL:
+        raise ValueError(f"pickle_protocol must be 2 to {pickle.HIGHEST_PROTOCOL}, got "
+                         f"{pickle_protocol}")
+    if not _use_new_zipfile_serialization:
+        warnings.warn("framework.save writes PyTorch's zip layout only "
+                      "(_use_new_zipfile_serialization=False is ignored); torch.load reads it",
+                      UserWarning, stacklevel=2)
+    name = _describe(f)
+
+    def write(target) -> None:
+        try:
+            write_torch_zip(obj, target, int(pickle_protocol))
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise type(exc)(f"framework.save to {name}: {exc}") from exc
+
+    if isinstance(f, (str, os.PathLike)):
+        _atomic_write(f, write)
+        return
+    seekable = getattr(f, "seekable", lambda: False)()
+    if seekable and f.tell() == 0:
+        write(f)
+    else:   # the zip's offsets must count from its first byte
+        buf = io.BytesIO()
+        write(buf)
+        f.write(buf.getvalue())
+    if hasattr(f, "flush"):
+        f.flush()
 
 
 def _sniff(head: bytes) -> str:
@@ -490,19 +619,36 @@ def _sniff(head: bytes) -> str:
     return "unknown"
 
 
-def load(f: FileLike, map_location=None, weights_only: bool = True):
+def load(f: FileLike, map_location: MapLocation = None, pickle_module=None, *,
+         weights_only: Optional[bool] = None, mmap: Optional[bool] = None,
+         **pickle_load_args):
     """Load what `save` wrote, a plain safetensors file (-> dict of tensors), or a PyTorch
-    checkpoint written by torch.save (zip or legacy layout) - the latter without torch.
+    checkpoint written by torch.save (zip or legacy layout), without torch.
 
-    map_location: None (where each tensor was saved), 'cpu', 'cuda[:N]', a device, or a dict
-    {saved location: target}. `weights_only` is accepted for PyTorch compatibility; Lantern
-    never unpickles arbitrary objects, so True and False behave the same.
+    map_location: None (where each tensor was saved), 'cpu', 'cuda[:N]', a device, a dict
+    {saved location: target}, or a function (storage, location) -> storage, as in PyTorch.
+
+    weights_only: True (the default, as in PyTorch >= 2.6) reads pickled checkpoints with a
+    restricted unpickler: tensors, Parameters, dtypes, devices, Sizes, plain containers,
+    numeric NumPy arrays and scalars, and the globals allowlisted with `add_safe_globals` /
+    `safe_globals`; anything else is refused by name (UnsafeCheckpointError). False unpickles
+    any object (e.g. a whole model saved with `save(model, "m.pt")`; `torch.` names map to
+    `framework.`) and warns: it runs whatever code the file asks for, so use it only for
+    files you trust. Lantern's safetensors format never unpickles anything either way.
+
+    mmap is accepted for compatibility (tensors are read into memory). Of torch's
+    pickle_load_args only `encoding` is taken (for pickles written by Python 2).
     """
-    del weights_only  # loading is always restricted to tensors and plain data
-    if map_location is not None and not isinstance(map_location, (str, _device, dict)):
-        raise TypeError("map_location must be None, a device, a device string or a dict "
-                        "mapping saved locations to devices, got "
-                        f"{type(map_location).__name__}")
+    if weights_only is None:
+        weights_only = True
+    encoding = pickle_load_args.pop("encoding", "utf-8")
+    if pickle_load_args:
+        raise TypeError(f"load() got unexpected arguments {sorted(pickle_load_args)}")
+    if pickle_module is not None and pickle_module is not pickle:
+        raise TypeError("framework.load unpickles with its own readers; pickle_module="
+                        f"{getattr(pickle_module, '__name__', pickle_module)!r} is not supported")
+    del mmap
+    _check_map_location(map_location)
     name = _describe(f)
     if isinstance(f, (str, os.PathLike)):
         path = os.fspath(f)
@@ -520,6 +666,10 @@ def load(f: FileLike, map_location=None, weights_only: bool = True):
             raise TypeError(f"{name}: file object is opened in text mode; open it with 'rb'")
         head, path = data[:512], None
     kind = _sniff(head)
+    if not weights_only and kind in ("torch-zip", "torch-legacy"):
+        warnings.warn(f"loading {name} with weights_only=False unpickles arbitrary objects: "
+                      "this runs any code the file contains; only do it for files you trust",
+                      UserWarning, stacklevel=2)
     try:
         if kind == "safetensors":
             arrays, meta = _read_safetensors(path if data is None else data, name)
@@ -531,19 +681,23 @@ def load(f: FileLike, map_location=None, weights_only: bool = True):
                 raise CheckpointError(f"{name}: zip archive is corrupt or truncated ({exc})"
                                       ) from None
             with zf:
-                return load_torch_zip(zf, name, map_location)
+                return load_torch_zip(zf, name, map_location, weights_only, encoding)
         if kind == "torch-legacy":
             if data is None:
                 with open(path, "rb") as fh:
-                    return load_torch_legacy(fh, name, map_location)
-            return load_torch_legacy(io.BytesIO(data), name, map_location)
-    except CheckpointError:
+                    return load_torch_legacy(fh, name, map_location, weights_only, encoding)
+            return load_torch_legacy(io.BytesIO(data), name, map_location, weights_only,
+                                     encoding)
+    except (CheckpointError, _MapLocationError):
         raise
     except RuntimeError as exc:
         if str(exc).startswith(name):
             raise
         raise CheckpointError(f"{name}: cannot load checkpoint ({exc})") from exc
     except Exception as exc:  # EOFError, struct.error, UnpicklingError, zlib.error, ...
+        if not weights_only and not isinstance(exc, (EOFError, struct.error, zipfile.BadZipFile,
+                                                     pickle.UnpicklingError)):
+            raise   # a trusted pickle's own error (ImportError, AttributeError, ...)
         raise CheckpointError(f"{name}: corrupt or truncated checkpoint "
                               f"({type(exc).__name__}: {exc})") from exc
     if kind == "tar":

@@ -150,6 +150,7 @@ UNARY = (
     + _unary("reciprocal", low=0.3, high=2.0) + _unary("square") + _unary("sin") + _unary("cos")
     + _unary("tan", low=-1.2, high=1.2) + _unary("asin", low=-0.9, high=0.9)
     + _unary("acos", low=-0.9, high=0.9) + _unary("atan") + _unary("sinh") + _unary("cosh")
+    + _unary("asinh") + _unary("acosh", low=1.2, high=3.0) + _unary("atanh", low=-0.9, high=0.9)
     + _unary("tanh") + _unary("sigmoid") + _unary("relu") + _unary("erf") + _unary("erfc")
     + _unary("sign") + _unary("floor") + _unary("ceil") + _unary("trunc") + _unary("frac")
     + _unary("round")

@@ -464,3 +464,26 @@ def test_parameter_over_readonly_memory(torch, tmp_path):
     with pytest.raises(RuntimeError, match="read-only"):
         framework.from_numpy(mm).add_(1)
     assert os.path.exists(tmp_path)
+
+
+@pytest.mark.parametrize("alias", sorted(__import__("framework.ops", fromlist=["ALIASES"])
+                                         .ALIASES))
+def test_numpy_style_aliases_match_torch(alias):
+    """framework.<alias> and Tensor.<alias> exist wherever torch has them, with its values."""
+    torch = pytest.importorskip("torch")
+    import framework as fw
+    x = np.array([[0.3, -0.6], [0.9, 1.7]])
+    if alias == "arccosh":
+        x = x + 2.0
+    elif alias in ("arcsin", "arccos", "arctanh"):
+        x = x / 2.0
+    binary = alias in ("arctan2", "divide", "true_divide", "multiply", "subtract", "greater",
+                       "greater_equal", "less", "less_equal", "not_equal")
+    args_fw = (fw.tensor(x), fw.tensor(x[::-1].copy())) if binary else (fw.tensor(x),)
+    args_t = (torch.tensor(x), torch.tensor(x[::-1].copy())) if binary else (torch.tensor(x),)
+    kw = {"min": -0.5, "max": 0.5} if alias == "clip" else {}
+    want = getattr(torch, alias)(*args_t, **kw).numpy()
+    np.testing.assert_allclose(getattr(fw, alias)(*args_fw, **kw).numpy(), want, rtol=1e-12)
+    if hasattr(torch.Tensor, alias):
+        got = getattr(args_fw[0], alias)(*args_fw[1:], **kw).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -105,6 +105,9 @@ def add_parser(sub, name: str = "mri", help_: str = "") -> argparse.ArgumentPars
     t.add_argument("--samples-per-epoch", type=int,
                    help="3d: random patches per epoch (default: 8 per training case)")
     t.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap")
+    t.add_argument("--min-size", type=int, default=0, metavar="VOXELS",
+                   help="test-time post-processing: connected components smaller than this "
+                        "become background (recorded in the checkpoint for segment)")
     t.add_argument("--no-plots", action="store_true")
     add_run_args(t, out="runs/mri")
     t.set_defaults(func=_run("train"))
@@ -124,6 +127,9 @@ def add_parser(sub, name: str = "mri", help_: str = "") -> argparse.ArgumentPars
     s.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap")
     s.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
     s.add_argument("--tta", action="store_true", help="average over flipped inputs")
+    s.add_argument("--min-size", type=int, metavar="VOXELS",
+                   help="connected components smaller than this become background (default: "
+                        "the value the model was trained with)")
     add_run_args(s)
     s.set_defaults(func=_run("segment"))
 

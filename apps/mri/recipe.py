@@ -47,6 +47,7 @@ from datasets.mri.mni import TISSUE_LABELS
 from datasets.mri.transforms import (Compose, NormalizeIntensity, RandomAffine, RandomElastic,
                                      RandomFlip, RandomGamma, RandomNoise, Transform)
 from models.mri import (DiceCELoss, DiceLoss, FocalLoss, GeneralizedDiceLoss,
+                        remove_small_components,
                         segmentation_metrics, sliding_window_inference)
 from models.mri.inference import flip_tta
 
@@ -309,9 +310,10 @@ def _build_model(meta: dict):
 
 def predict_volume(model, image: np.ndarray, affine: np.ndarray, dims: str, patch, *,
                    device: str = "cpu", overlap: float = 0.5, sw_batch_size: int = 4,
-                   tta: bool = False) -> np.ndarray:
+                   tta: bool = False, min_size: int = 0) -> np.ndarray:
     """uint8 labels (D, H, W) of a normalised (C, D, H, W) image: Gaussian-blended sliding
-    windows of `patch`, in 2D slice by slice along the axial axis (from `affine`), or in 3D.
+    windows of `patch`, in 2D slice by slice along the axial axis (from `affine`), or in 3D;
+    then connected components under `min_size` voxels become background.
 
     Only the bounding box of the image's nonzero voxels is segmented; the rest is background
     (as nnU-Net crops to the nonzero region): an all-zero slice is nothing the network was
@@ -324,7 +326,7 @@ def predict_volume(model, image: np.ndarray, affine: np.ndarray, dims: str, patc
     out[box] = _predict_box(model, image[(slice(None),) + box], affine, dims, patch,
                             device=device, overlap=overlap, sw_batch_size=sw_batch_size,
                             tta=tta)
-    return out
+    return remove_small_components(out, min_size) if min_size > 1 else out
 
 
 def _predict_box(model, image, affine, dims, patch, *, device, overlap, sw_batch_size, tta):
@@ -445,6 +447,7 @@ def train(args) -> int:
                              "channels": list(channels)},
             "patch_size": list(patch), "labels": list(labels),
             "normalize": data["normalize"], "loss": args.loss, "augment": args.augment,
+            "min_size": args.min_size,
             "spacing_mm": list(_spacing(data["train"][0]["affine"])),
             "data": data["protocol"]}
     model = _build_model(meta).to(device)
@@ -472,7 +475,8 @@ def train(args) -> int:
     for i, case in enumerate(data["test"]):
         t0 = time.perf_counter()
         pred = predict_volume(model, case["image"], case["affine"], args.dims, patch,
-                              device=device, overlap=args.overlap, sw_batch_size=batch_size)
+                              device=device, overlap=args.overlap, sw_batch_size=batch_size,
+                              min_size=args.min_size)
         infer_seconds.append(time.perf_counter() - t0)
         ms = segmentation_metrics(pred, case["label"], range(1, len(labels)),
                                   _spacing(case["affine"]))
@@ -511,7 +515,7 @@ def _print_table(summary: dict, labels) -> None:
 
 # ============================================================================== export / zoo
 _EXPORT_KEYS = ("task", "model", "dims", "model_kwargs", "patch_size", "labels", "normalize",
-                "spacing_mm", "data", "loss")
+                "spacing_mm", "data", "loss", "min_size")
 
 
 def export(args) -> int:
@@ -579,7 +583,9 @@ def segment(args) -> int:
         sample = normalize({"image": vol.array[None].astype(np.float32)})
         pred = predict_volume(model, sample["image"], vol.affine, meta["dims"],
                               meta["patch_size"], device=device, overlap=args.overlap,
-                              sw_batch_size=args.batch_size, tta=args.tta)
+                              sw_batch_size=args.batch_size, tta=args.tta,
+                              min_size=meta.get("min_size", 0) if args.min_size is None
+                              else args.min_size)
         seconds = time.perf_counter() - t0
         name = _input_name(path)
         written = []

@@ -128,7 +128,16 @@ _INPLACE = ["neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "reci
             "masked_fill", "lerp", "scatter", "scatter_add", "index_add", "maximum", "minimum",
             "square", "atan2", "floor_divide", "tril", "triu", "logical_not", "logical_and",
             "logical_or", "nan_to_num", "cumsum",
-            "exp2", "log2", "log10", "frac", "asin", "acos", "atan", "sinh", "cosh", "xlogy"]
+            "exp2", "log2", "log10", "frac", "asin", "acos", "atan", "sinh", "cosh", "xlogy",
+            "asinh", "acosh", "atanh"]
+
+# NumPy-style and long names PyTorch keeps beside its short ones: framework.<alias> and
+# Tensor.<alias>(_) are the canonical op's.
+ALIASES = {"absolute": "abs", "arcsin": "asin", "arccos": "acos", "arctan": "atan",
+           "arcsinh": "asinh", "arccosh": "acosh", "arctanh": "atanh", "arctan2": "atan2",
+           "divide": "div", "true_divide": "div", "multiply": "mul", "subtract": "sub",
+           "negative": "neg", "clip": "clamp", "greater": "gt", "greater_equal": "ge",
+           "less": "lt", "less_equal": "le", "not_equal": "ne", "fix": "trunc"}
 
 
 def install():
@@ -180,3 +189,8 @@ for _mod in (elementwise_extra, special, statistics):
     for _name, _fn in _mod.INPLACE.items():
         setattr(Tensor, _name + "_", _inplace(_fn, _name))
 del _mod, _name, _fn
+for _alias, _name in ALIASES.items():
+    for _suffix in ("", "_"):
+        if not hasattr(Tensor, _alias + _suffix) and hasattr(Tensor, _name + _suffix):
+            setattr(Tensor, _alias + _suffix, getattr(Tensor, _name + _suffix))
+del _alias, _name, _suffix

@@ -209,6 +209,9 @@ acos = _unary("acos", lambda xp, x: xp.arccos(x), lambda s, x, g: -g * rsqrt(1.0
 atan = _unary("atan", lambda xp, x: xp.arctan(x), lambda s, x, g: g / (1.0 + x * x))
 sinh = _unary("sinh", lambda xp, x: xp.sinh(x), lambda s, x, g: g * cosh(x))
 cosh = _unary("cosh", lambda xp, x: xp.cosh(x), lambda s, x, g: g * sinh(x))
+asinh = _unary("asinh", lambda xp, x: xp.arcsinh(x), lambda s, x, g: g * rsqrt(x * x + 1.0))
+acosh = _unary("acosh", lambda xp, x: xp.arccosh(x), lambda s, x, g: g * rsqrt(x * x - 1.0))
+atanh = _unary("atanh", lambda xp, x: xp.arctanh(x), lambda s, x, g: g / (1.0 - x * x))
 tanh = _unary("tanh", lambda xp, x: xp.tanh(x), lambda s, x, g: g * (1.0 - s.out(x) ** 2),
               keep_out=True)
 
@@ -257,7 +260,7 @@ abs.op._complex_df = _abs_complex_df
 neg.op._complex_df = neg.op._df  # linear with a real coefficient
 # Holomorphic: their real formulas give f'(z) at complex z too (principal branches)
 for _fn in (exp, exp2, log, log2, log10, log1p, expm1, sqrt, rsqrt, reciprocal, square, sin,
-            cos, tan, asin, acos, atan, sinh, cosh, tanh, sigmoid):
+            cos, tan, asin, acos, atan, sinh, cosh, tanh, asinh, acosh, atanh, sigmoid):
     _fn.op._complex_df = _holomorphic
 del _fn
 

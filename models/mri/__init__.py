@@ -7,7 +7,8 @@ deep supervision), `metrics` (per-label Dice, IoU, HD95, mean surface distance o
 label volumes), `inference` (sliding_window_inference, flip_tta).
 """
 from . import inference, losses, metrics, unet
-from .inference import flip_tta, importance_map, sliding_window_inference
+from .inference import (flip_tta, importance_map, remove_small_components,
+                        sliding_window_inference)
 from .losses import (DeepSupervisionLoss, DiceCELoss, DiceLoss, FocalLoss, GeneralizedDiceLoss,
                      deep_supervision_weights)
 from .metrics import (LabelMetrics, dice_score, hausdorff_distance, iou_score,
@@ -18,4 +19,5 @@ __all__ = ["inference", "losses", "metrics", "unet", "UNet", "unet2d", "unet3d",
            "DiceCELoss", "GeneralizedDiceLoss", "FocalLoss", "DeepSupervisionLoss",
            "deep_supervision_weights", "LabelMetrics", "dice_score", "iou_score",
            "hausdorff_distance", "mean_surface_distance", "surface_distances",
-           "segmentation_metrics", "sliding_window_inference", "flip_tta", "importance_map"]
+           "segmentation_metrics", "sliding_window_inference", "flip_tta", "importance_map",
+           "remove_small_components"]

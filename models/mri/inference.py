@@ -20,10 +20,13 @@ import itertools
 import math
 from typing import Callable, Sequence
 
+import numpy as np
+
 import framework as fw
 import framework.nn.functional as F
 
-__all__ = ["sliding_window_inference", "window_starts", "importance_map", "flip_tta"]
+__all__ = ["sliding_window_inference", "window_starts", "importance_map", "flip_tta",
+           "remove_small_components"]
 
 Predictor = Callable[[fw.Tensor], fw.Tensor]
 
@@ -152,3 +155,20 @@ def flip_tta(predictor: Predictor, axes: Sequence[int] = (0, 1, 2)) -> Predictor
         return total / count
 
     return mirrored
+
+
+def remove_small_components(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """`labels` with every connected component (face connectivity, per label) of fewer than
+    `min_size` voxels set to background, as MONAI's RemoveSmallObjects; a copy."""
+    from scipy import ndimage
+    labels = np.array(labels, copy=True)
+    if min_size <= 1:
+        return labels
+    for value in np.unique(labels):
+        if value == 0:
+            continue
+        comps, n = ndimage.label(labels == value)
+        sizes = np.bincount(comps.ravel(), minlength=n + 1)
+        small = np.flatnonzero(sizes < min_size)
+        labels[np.isin(comps, small[small > 0])] = 0
+    return labels

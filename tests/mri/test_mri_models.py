@@ -761,3 +761,17 @@ def test_flip_tta(device):
     with fw.no_grad():
         y = sliding_window_inference(x, (4, 4, 4), 4, flip_tta(net, (0, 1)), 0.5, "gaussian")
     assert tuple(y.shape) == (2, 2, 6, 7, 5)
+
+
+def test_remove_small_components_per_label():
+    from models.mri import remove_small_components
+    labels = np.zeros((6, 8, 8), np.uint8)
+    labels[1:4, 1:4, 1:4] = 1            # 27 voxels: kept
+    labels[5, 6, 6] = 1                  # 1 voxel: removed
+    labels[0, 6:8, 0:2] = 2              # 4 voxels of label 2: removed at min_size 5
+    labels[3:6, 5:8, 5] = 2              # 9 voxels of label 2: kept
+    out = remove_small_components(labels, 5)
+    assert out[1:4, 1:4, 1:4].all() and out[5, 6, 6] == 0
+    assert (out[0, 6:8, 0:2] == 0).all() and (out[3:6, 5:8, 5] == 2).all()
+    assert labels[5, 6, 6] == 1                          # the input is left alone
+    np.testing.assert_array_equal(remove_small_components(labels, 0), labels)
