@@ -200,7 +200,7 @@ def mri(ctx: Context) -> StageResult:
     whole = sorted((run / "segment" / "image_overlays").glob("*.png"))
     figures = [("training curves", run / "curves.png")]
     figures += [("test slab (superior 20%, never trained on): prediction in colour, truth "
-                 "outlined in white", p) for p in overlays[-2:]]
+                 "outlined in white", p) for p in overlays[1:3]]
     figures += [("DICOM series segmented into a DICOM SEG: whole brain", p)
                 for p in whole[len(whole) // 3::max(1, len(whole) // 3)][:2]]
     series = read_series(run / "dicom" / "image")

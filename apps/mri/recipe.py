@@ -536,7 +536,7 @@ def zoo_build(args) -> int:
     from .cli import add_parser
     return zoo.zoo_build(args.name, "mri", add_parser, train, export, out=args.out,
                          headline=lambda m: f"test mean Dice {m['test']['mean_dice']:.4f}",
-                         recorded=lambda w: f"mean Dice {w.metrics.get('mean_dice')}")
+                         recorded=lambda w: f"mean Dice {w.metrics.get('dice')}")
 
 
 # ============================================================================== segment

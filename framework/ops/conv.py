@@ -461,7 +461,8 @@ def _conv_weight_gemm(xp, x, g: ConvGeom, dycl):
     view = _window_view(xp, xb, g)
 
     def run(chunk_list):
-        scratch = xp.empty(view[chunk_list[0]].size, xb.dtype)  # the first is the largest
+        # a part may start with an image's short last chunk: size for its largest
+        scratch = xp.empty(max(view[idx].size for idx in chunk_list), xb.dtype)
         acc = part = None
         for idx in chunk_list:
             src = view[idx]

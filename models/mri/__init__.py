@@ -6,7 +6,7 @@ Modules: `unet` (UNet and its blocks), `losses` (Dice, Dice+CE, generalized Dice
 deep supervision), `metrics` (per-label Dice, IoU, HD95, mean surface distance on NumPy
 label volumes), `inference` (sliding_window_inference, flip_tta).
 """
-from . import inference, losses, metrics, unet
+from . import inference, losses, metrics, unet, zoo
 from .inference import (flip_tta, importance_map, remove_small_components,
                         sliding_window_inference)
 from .losses import (DeepSupervisionLoss, DiceCELoss, DiceLoss, FocalLoss, GeneralizedDiceLoss,

@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from test_dist_vision_app import LAUNCH
+from .test_dist_vision_app import LAUNCH
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "mri"))
 from test_mri_data import phantom  # noqa: E402

@@ -280,3 +280,14 @@ def test_augmentation_keeps_image_and_label_aligned():
         # flips and rotations move both; gamma and noise change intensities, not places
         assert (bright == (s["label"] == 1)).mean() > 0.97
     assert build_augmentation("none", "2d") is None
+
+
+def test_zoo_record_not_built_names_the_build_command(tmp_path, monkeypatch, capsys):
+    import models
+    monkeypatch.setenv("LANTERN_HOME", str(tmp_path / "home"))
+    w = models.get_weights("unet2d.mni152-tissue")
+    assert w.recipe.startswith("lantern mri train --task tissue") and w.metrics["dice"] > 0.9
+    rc = main(["mri", "segment", "--checkpoint", "zoo:unet2d.mni152-tissue", "--input",
+               str(tmp_path), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "lantern zoo build unet2d.mni152-tissue" in err

@@ -1,0 +1,1 @@
+"""2-process tests under mpiexec (a package, so its conftest does not shadow tests/conftest.py)."""
