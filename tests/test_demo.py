@@ -37,7 +37,7 @@ def test_demo_writes_summary_and_report(demo, capsys):
     assert m["stages"]["vision"]["test_accuracy"] > 0.8        # 3 epochs on digits
     assert m["stages"]["text"]["data"] == "synthetic-reviews"
     assert m["stages"]["text"]["test_accuracy"] > 0.7
-    assert m["stages"]["mri"]["test_mean_dice"] > 0.5   # 3 epochs of the tissue task
+    assert m["stages"]["mri"]["test_mean_dice"] > 0.4   # 3 epochs of the tissue task (0.53)
     assert (out / "mri" / "segment" / "image_seg.dcm").is_file()   # DICOM in, SEG out
     assert "cores" in m["machine"] and m["seconds"] > 0
     html = (out / "report.html").read_text()
