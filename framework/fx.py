@@ -10,8 +10,13 @@ __all__ = ["symbolic_trace", "Tracer", "wrap", "Graph", "GraphModule", "Interpre
            "Transformer", "Node", "Proxy", "replace_pattern", "has_side_effect", "map_arg"]
 
 
+class FxUnavailableError(NotImplementedError, AttributeError):
+    """What using torch.fx raises here: a NotImplementedError that is also an AttributeError,
+    so `hasattr(fx, name)` and `getattr(fx, name, default)` answer instead of raising."""
+
+
 def _missing(name: str) -> NotImplementedError:
-    return NotImplementedError(
+    return FxUnavailableError(
         f"framework.fx.{name}: torch.fx (symbolic tracing and graph transformation) is not "
         "implemented in Lantern; modules run eagerly only")
 

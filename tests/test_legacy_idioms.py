@@ -487,3 +487,35 @@ def test_numpy_style_aliases_match_torch(alias):
     if hasattr(torch.Tensor, alias):
         got = getattr(args_fw[0], alias)(*args_fw[1:], **kw).numpy()
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+_MIXED_KEYS = [(slice(None), 0, slice(None), [1, 2]), (0, slice(None), [1, 2, 3]),
+               (Ellipsis, 0, [1, 3]), (slice(None), 0, None, [1, 2]),
+               (0, [0, 2], slice(None), 1), (slice(None), [0, 1], 0, [1, 2]),
+               (-1, slice(1, 3), [0, 3])]
+
+
+@pytest.mark.parametrize("key", _MIXED_KEYS, ids=str)
+def test_integer_and_array_indices_place_dims_as_pytorch(key):
+    """Integers are selects before advanced indexing, as in PyTorch (NumPy would broadcast them
+    with the arrays and move the result's dims when a slice separates them): reads, writes,
+    and both gradients."""
+    torch = pytest.importorskip("torch")
+    import framework as fw
+    a = np.arange(120, dtype=np.float64).reshape(2, 3, 4, 5)
+    x, t = fw.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    out, want = x[key], t[key]
+    assert tuple(out.shape) == tuple(want.shape)
+    np.testing.assert_array_equal(out.detach().numpy(), want.detach().numpy())
+    g = np.random.default_rng(0).standard_normal(tuple(want.shape))
+    out.backward(fw.tensor(g))
+    want.backward(torch.tensor(g))
+    np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
+    v = np.random.default_rng(1).standard_normal(tuple(want.shape))
+    xv, tv = fw.tensor(v, requires_grad=True), torch.tensor(v, requires_grad=True)
+    y, u = x * 1.0, t * 1.0
+    y[key], u[key] = xv * 2, tv * 2
+    np.testing.assert_array_equal(y.detach().numpy(), u.detach().numpy())
+    (y ** 2).sum().backward()
+    (u ** 2).sum().backward()
+    np.testing.assert_allclose(xv.grad.numpy(), tv.grad.numpy())

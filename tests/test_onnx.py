@@ -353,6 +353,8 @@ OPS = {
                             + fw.div(x, y.abs() + 0.5, rounding_mode="trunc")
                             + fw.remainder(x * 5, 1.5) + fw.fmod(x * 5, 1.5)
                             + x // 0.7, _x(3, 4), _x(3, 4)),
+    "index-int-apart-from-list": (lambda m, x: x[:, 0, :, [1, 2]] + x[..., 0, [1, 3]].sum(),
+                                  _x(2, 3, 4, 5)),
     "integer-arith": (lambda m, i: (i * 3 + 1) // 2 + i % 3 - (i // -2), fw.arange(-6, 6)),
     "compare-where-masked": (
         lambda m, x, y: fw.where(x > y, x, y) + fw.where(x <= 0.1, 1.0, -1.0)

@@ -1286,14 +1286,9 @@ def _getitem(g, a, call):
         axis, idx = gathers[0]
         iname = idx.name_in(g) if isinstance(idx, _ListIndex) else g.t(idx)
         k = axis - sum(1 for s_ in squeeze if s_ < axis)
+        # integers are selects before the gather (PyTorch's rule, and Lantern's), so the
+        # gathered dims stay where the tensor index was
         y = g.op("Gather", [y, iname], axis=k)
-        advanced = sorted(squeeze + [axis])
-        if advanced != list(range(advanced[0], advanced[-1] + 1)):
-            # ints and the tensor index apart: NumPy's rule (Lantern's) puts the indexed
-            # dimensions first
-            r_idx, r_out = len(idx.shape), len(_out(call).shape)
-            perm = list(range(k, k + r_idx)) + list(range(k)) + list(range(k + r_idx, r_out))
-            y = g.op("Transpose", [y], perm=perm)
     if unsqueeze_at:
         y = g.unsqueeze(y, unsqueeze_at)
     if y == g.names.get(x):

@@ -86,10 +86,35 @@ class IndexBackward(Op):
         return (GetItem.apply(gg, key=self.key, advanced=self.advanced),)
 
 
+def _split_integer_indices(key: tuple):
+    """PyTorch applies integer indices as selects before advanced indexing; NumPy broadcasts
+    them with the index arrays, which moves the result's dims when a slice separates them
+    (x[:, 0, :, [1, 2]] is (2, 4, 2) in PyTorch, (2, 2, 4) in NumPy). With both kinds present:
+    (the selects' key, the rest), else None."""
+    ints = [isinstance(k, (builtins.int, np.integer)) and not isinstance(k, (bool, np.bool_))
+            for k in key]
+    if not any(ints):
+        return None
+    first = []
+    for k, is_int in zip(key, ints):
+        if is_int or k is Ellipsis:
+            first.append(k)
+        elif k is None:
+            continue
+        elif hasattr(k, "dtype") and k.dtype.kind == "b":
+            first.extend([slice(None)] * k.ndim)     # a mask spans its own ndim dims
+        else:
+            first.append(slice(None))
+    return tuple(first), tuple(k for k, is_int in zip(key, ints) if not is_int)
+
+
 def getitem(input: Tensor, key) -> Tensor:
     xp = xp_of(input._data)
     key, advanced = _norm_key(key, xp)
     _check_bounds(input._data.shape, key)
+    split = _split_integer_indices(key) if advanced else None
+    if split is not None:
+        return getitem(getitem(input, split[0]), split[1])
     try:
         out = GetItem.apply(input, key=key, advanced=advanced)
     except IndexError as exc:
@@ -128,8 +153,12 @@ class IndexPut(Op):
 
 def setitem(input: Tensor, key, value) -> None:
     xp = xp_of(input._data)
-    key, _ = _norm_key(key, xp)
+    key, advanced = _norm_key(key, xp)
     _check_bounds(input._data.shape, key)
+    split = _split_integer_indices(key) if advanced else None
+    if split is not None:   # PyTorch's placement (see _split_integer_indices): write through
+        setitem(getitem(input, split[0]), split[1], value)   # the selects' view
+        return
     from ..autograd.grad_mode import _State
     if isinstance(value, Tensor):
         if value._data.dtype != input._data.dtype:
