@@ -10,7 +10,7 @@ import sys
 import traceback
 from typing import Callable
 
-__all__ = ["CLIError", "HelpFormatter", "lazy_command", "add_run_args", "add_train_args", "check_device", "parse_model_args",
+__all__ = ["CLIError", "HelpFormatter", "lazy_command", "add_run_args", "add_zoo_commands", "add_train_args", "check_device", "parse_model_args",
            "run_command", "setup_distributed",
            "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
@@ -70,6 +70,22 @@ def add_train_args(p: argparse.ArgumentParser, *, epochs: int | None, batch_size
         p.add_argument("--distributed", action="store_true",
                        help="data-parallel training over the processes of an MPI launch "
                             "(mpiexec -n N lantern ...); --batch-size is per process")
+
+
+def add_zoo_commands(cmds, app: str, example: str, run: Callable[[str], Callable]) -> None:
+    """The `models` and `zoo-build` subcommands every application has; `run(name)` gives the
+    recipe function's lazy command (see `lazy_command`)."""
+    m = cmds.add_parser("models", help=f"list the {app} models and their weights, or describe "
+                                       "one", formatter_class=HelpFormatter)
+    m.add_argument("name", nargs="?", help="describe one model in full")
+    m.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    m.set_defaults(func=run("describe_models"))
+    z = cmds.add_parser("zoo-build", help="train a zoo entry's weights again with its recorded "
+                                          "command", formatter_class=HelpFormatter)
+    z.add_argument("name", help=f"<model>.<tag>, e.g. {example}")
+    z.add_argument("--out", help="the training run's folder (default: runs/zoo/<name>)")
+    z.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    z.set_defaults(func=run("zoo_build"))
 
 
 def parse_model_args(pairs, builder) -> dict:

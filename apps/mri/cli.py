@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from apps.common.cli import (HelpFormatter, add_run_args, add_train_args,
+from apps.common.cli import (HelpFormatter, add_run_args, add_train_args, add_zoo_commands,
                              lazy_command)
 
 __all__ = ["add_parser", "main"]
@@ -154,18 +154,7 @@ def add_parser(sub, name: str = "mri", help_: str = "") -> argparse.ArgumentPars
     x.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     x.set_defaults(func=_run("export"))
 
-    m = cmds.add_parser("models", help="the MRI models of the zoo and their weights",
-                        formatter_class=fmt)
-    m.add_argument("name", nargs="?", help="describe one model in full")
-    m.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    m.set_defaults(func=_run("describe_models"))
-
-    z = cmds.add_parser("zoo-build", help="train a zoo entry's weights with its recorded recipe",
-                        formatter_class=fmt)
-    z.add_argument("name", help="a weights record, e.g. unet2d.mni152-tissue")
-    z.add_argument("--out", help="the training run's folder (default: runs/zoo/<name>)")
-    z.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    z.set_defaults(func=_run("zoo_build"))
+    add_zoo_commands(cmds, "mri", "unet2d.mni152-tissue", _run)
 
     mp.set_defaults(func=None, _parser=mp)
     return mp

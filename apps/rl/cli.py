@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from apps.common.cli import HelpFormatter, lazy_command
+from apps.common.cli import HelpFormatter, add_zoo_commands, lazy_command
 
 __all__ = ["add_parser", "main"]
 
@@ -138,18 +138,7 @@ def add_parser(sub, name: str = "rl", help_: str = "") -> argparse.ArgumentParse
     x.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     x.set_defaults(func=_run("export"))
 
-    m = cmds.add_parser("models", help="list the rl models and trained agents, or describe one",
-                        formatter_class=fmt)
-    m.add_argument("name", nargs="?")
-    m.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    m.set_defaults(func=_run("describe_models"))
-
-    z = cmds.add_parser("zoo-build", help="train a zoo agent again with its recorded command",
-                        formatter_class=fmt)
-    z.add_argument("name", help="<model>.<tag>, e.g. dqn_mlp.cartpole-v1")
-    z.add_argument("--out", help="run folder (default: runs/zoo/<name>)")
-    z.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    z.set_defaults(func=_run("zoo_build"))
+    add_zoo_commands(cmds, "rl", "dqn_mlp.cartpole-v1", _run)
 
     rp.set_defaults(func=None, _parser=rp)
     return rp

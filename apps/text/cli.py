@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from apps.common.cli import (HelpFormatter, add_run_args, add_train_args,
+from apps.common.cli import (HelpFormatter, add_run_args, add_train_args, add_zoo_commands,
                              lazy_command)
 
 __all__ = ["add_parser", "main"]
@@ -150,18 +150,7 @@ def add_parser(sub, name: str = "text", help_: str = "") -> argparse.ArgumentPar
     x.add_argument("--debug", action="store_true")
     x.set_defaults(func=_run("export"))
 
-    m = cmds.add_parser("models", help="list the text models, or describe one",
-                        formatter_class=fmt)
-    m.add_argument("name", nargs="?")
-    m.add_argument("--debug", action="store_true")
-    m.set_defaults(func=_run("describe_models"))
-
-    z = cmds.add_parser("zoo-build", help="train a zoo entry's weights with its recorded recipe",
-                        formatter_class=fmt)
-    z.add_argument("name", help="<model>.<tag>, e.g. fasttext_bag.rotten-tomatoes")
-    z.add_argument("--out", help="run folder (default: runs/zoo/<name>)")
-    z.add_argument("--debug", action="store_true")
-    z.set_defaults(func=_run("zoo_build"))
+    add_zoo_commands(cmds, "text", "fasttext_bag.rotten-tomatoes", _run)
 
     tp.set_defaults(func=None, _parser=tp)
     return tp

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from apps.common.cli import (HelpFormatter, add_run_args, add_train_args,
+from apps.common.cli import (HelpFormatter, add_run_args, add_train_args, add_zoo_commands,
                              lazy_command)
 
 __all__ = ["add_parser", "main"]
@@ -114,18 +114,7 @@ def add_parser(sub, name: str = "vision", help_: str = "") -> argparse.ArgumentP
     x.add_argument("--debug", action="store_true")
     x.set_defaults(func=_run("export"))
 
-    m = cmds.add_parser("models", help="list the vision models, or describe one",
-                        formatter_class=fmt)
-    m.add_argument("name", nargs="?")
-    m.add_argument("--debug", action="store_true")
-    m.set_defaults(func=_run("describe_models"))
-
-    z = cmds.add_parser("zoo-build", help="train a zoo entry's weights with its recorded recipe",
-                        formatter_class=fmt)
-    z.add_argument("name", help="<model>.<tag>, e.g. lenet5.mnist5k")
-    z.add_argument("--out", help="run folder (default: runs/zoo/<name>)")
-    z.add_argument("--debug", action="store_true")
-    z.set_defaults(func=_run("zoo_build"))
+    add_zoo_commands(cmds, "vision", "lenet5.mnist5k", _run)
 
     vp.set_defaults(func=None, _parser=vp)
     return vp
