@@ -12,8 +12,8 @@ import framework.nn as nn
 import framework.nn.functional as F
 from framework.utils.data import DataLoader, TensorDataset
 from apps.common import (BEST, LAST, CLIError, EarlyStopping, MetricsWriter, ModelCheckpoint,
-                         ProgressBar, Trainer, load_checkpoint, run_command, seed_everything,
-                         write_json)
+                         ProgressBar, Trainer, WeightAveraging, load_checkpoint, run_command,
+                         seed_everything, write_json)
 from apps.common.callbacks import format_row
 from apps.common.checkpoint import CheckpointFileError
 from apps.common.optim import build_optimizer, build_scheduler
@@ -94,6 +94,85 @@ def test_resume_is_bit_exact(tmp_path):
     assert strip(full.history) == strip(resumed.history)
     rows = list(csv.DictReader(open(tmp_path / "part" / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
+
+
+def _ema_callbacks(out, decay=0.8, start_epoch=1):
+    return [ProgressBar(enable=False, stream=io.StringIO()),
+            WeightAveraging(decay, start_epoch=start_epoch),
+            ModelCheckpoint(out, monitor="val/accuracy", mode="max")]
+
+
+def test_weight_averaging_is_the_ema_of_the_steps(tmp_path):
+    trainer, loader, val = _make(tmp_path, 3, callbacks=_ema_callbacks(tmp_path))
+    params = list(trainer.model.parameters())
+    expected, seen = None, []
+
+    class Watch(ProgressBar):   # the weights after every step of epochs 2 and 3
+        def on_train_batch_end(self, tr, output, batch_idx):
+            if tr.epoch >= 1:
+                seen.append([p.detach().numpy().astype(np.float64) for p in params])
+
+    trainer.callbacks.insert(0, Watch(enable=False, stream=io.StringIO()))
+    evaluated = []
+    real_evaluate = trainer.evaluate
+    trainer.evaluate = lambda ld: (evaluated.append([p.detach().numpy().copy() for p in params]),
+                                   real_evaluate(ld))[1]
+    trainer.fit(loader, val)
+    for step in seen:
+        expected = step if expected is None else [0.8 * e + 0.2 * w
+                                                  for e, w in zip(expected, step)]
+    final = [p.detach().numpy() for p in params]
+    for e, f in zip(expected, final):   # the model after fit is the average
+        np.testing.assert_allclose(f, e, rtol=1e-5, atol=1e-6)
+    for e, v in zip(expected, evaluated[-1]):   # and validation ran on it
+        np.testing.assert_allclose(v, e, rtol=1e-5, atol=1e-6)
+    # epoch 1 was before start_epoch: validated on the trained weights themselves
+    ck = load_checkpoint(tmp_path / LAST)
+    for e, (k, v) in zip(expected, ck["model"].items()):
+        np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-6)
+    assert ck["callbacks"]["WeightAveraging"]["n_averaged"] == 2 * len(loader)
+
+
+def test_weight_averaging_resumes_bit_exact(tmp_path):
+    full, loader, val = _make(tmp_path / "full", 4, callbacks=_ema_callbacks(tmp_path / "full"))
+    full.fit(loader, val)
+    part, loader2, val2 = _make(tmp_path / "part", 4, callbacks=_ema_callbacks(tmp_path / "part"))
+    part.max_epochs = 2
+    part.fit(loader2, val2)
+    resumed, loader3, val3 = _make(tmp_path / "part", 4, seed=7,
+                                   callbacks=_ema_callbacks(tmp_path / "part"))
+    resumed.fit(loader3, val3, resume=tmp_path / "part" / LAST)
+    a, b = _params(full.model), _params(resumed.model)
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "train/samples_per_s")}
+                       for r in h]
+    assert strip(full.history) == strip(resumed.history)
+    with pytest.raises(ValueError, match="decay"):
+        WeightAveraging(1.0)
+
+
+def test_weight_averaging_covers_batchnorm_statistics(tmp_path):
+    trainer, loader, val = _make(tmp_path, 2, callbacks=_ema_callbacks(tmp_path, 0.5, 0))
+    trainer.task.model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 3))
+    trainer.optimizer = build_optimizer("sgd", trainer.model.parameters(), lr=0.1)
+    trainer.scheduler = None
+    bn = trainer.model[1]
+    means = []
+
+    class Watch(ProgressBar):
+        def on_train_batch_end(self, tr, output, batch_idx):
+            means.append(bn.running_mean.numpy().astype(np.float64).copy())
+
+    trainer.callbacks.insert(0, Watch(enable=False, stream=io.StringIO()))
+    trainer.fit(loader, val)
+    expected = means[0]
+    for m in means[1:]:
+        expected = 0.5 * expected + 0.5 * m
+    np.testing.assert_allclose(bn.running_mean.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert int(bn.num_batches_tracked.item()) == 2 * len(loader)   # integers are not averaged
+    state = load_checkpoint(tmp_path / LAST)["callbacks"]["WeightAveraging"]
+    assert len(state["current"]) == len(list(trainer.model.parameters())) + 2
 
 
 def test_early_stopping_and_its_state(tmp_path):

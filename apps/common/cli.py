@@ -66,6 +66,9 @@ def add_train_args(p: argparse.ArgumentParser, *, epochs: int | None, batch_size
                    help=f"peak learning rate (default: {shown(lr)})")
     p.add_argument("--resume", metavar="CKPT",
                    help="continue from a checkpoint (a file, or a run folder's last one)")
+    p.add_argument("--ema", type=float, metavar="DECAY",
+                   help="validate, save and keep an exponential moving average of the "
+                        "weights, e.g. 0.999 (default: off)")
     if distributed:
         p.add_argument("--distributed", action="store_true",
                        help="data-parallel training over the processes of an MPI launch "

@@ -102,6 +102,9 @@ def add_parser(sub, name: str = "mri", help_: str = "") -> argparse.ArgumentPars
     t.add_argument("--fg-fraction", type=float, default=0.33,
                    help="share of training patches centred on a foreground voxel (nnU-Net: "
                         "0.33; small lesions learn faster with more)")
+    t.add_argument("--hard-negatives", type=float, default=0.0, metavar="FRACTION",
+                   help="3d: share of training patches centred on false positives that the "
+                        "model, run on the training cases now and then, still makes")
     t.add_argument("--samples-per-epoch", type=int,
                    help="3d: random patches per epoch (default: 8 per training case)")
     t.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap")

@@ -32,7 +32,7 @@ from framework.utils.data import DataLoader, DistributedSampler
 import models
 from apps.common import (Callback, CLIError, MetricsWriter, ModelCheckpoint, ProgressBar,
                          Trainer, check_device, seed_everything, write_csv,
-                         write_json)
+                         WeightAveraging, write_json)
 from apps.common import zoo
 from apps.common.cli import setup_distributed
 from apps.common.modelfiles import export_model, read_model_file, zoo_weights
@@ -303,6 +303,61 @@ class SetEpoch(Callback):
         self.dataset.set_epoch(trainer.epoch)
 
 
+class MineHardNegatives(Callback):
+    """Hard-negative mining for 3D training: at the start of every `every`-th epoch from
+    `first` on, segment `per_round` training cases (in turn, so every case is visited) with
+    the current model and give the dataset the voxels it marks as foreground that are
+    background, at most `max_voxels` per case; `SegmentationDataset(hard_fraction=...)` then
+    centres that share of the patches on them. Uniform patches rarely land on the few
+    structures a model confuses with lesions, so without this they stay false positives."""
+
+    rank_zero_only = False   # every rank samples from its own copy of the dataset
+
+    def __init__(self, dataset, model, patch, *, first: int, every: int, per_round: int,
+                 overlap: float = 0.5, max_voxels: int = 2000, seed: int = 0):
+        self.dataset, self.model, self.patch = dataset, model, tuple(patch)
+        self.overlap = float(overlap)
+        self.first, self.every = int(first), max(1, int(every))
+        self.per_round, self.max_voxels, self.seed = int(per_round), int(max_voxels), int(seed)
+        self.rounds = 0
+        self.mined: dict[int, np.ndarray] = {}
+
+    def on_train_epoch_start(self, trainer) -> None:
+        e = trainer.epoch
+        if e < self.first or (e - self.first) % self.every:
+            return
+        n = len(self.dataset.cases)
+        picked = [(self.rounds * self.per_round + k) % n for k in range(min(self.per_round, n))]
+        total = 0
+        for ci in picked:
+            case = self.dataset.cases[ci]
+            # the test's window overlap: the errors depend on where the windows fall
+            pred = predict_volume(self.model, case["image"], case["affine"], "3d", self.patch,
+                                  device=trainer.device, overlap=self.overlap)
+            wrong = np.argwhere((pred != 0) & (case["label"] == 0))
+            if len(wrong) > self.max_voxels:
+                rng = np.random.default_rng([self.seed, e, ci])
+                wrong = wrong[rng.choice(len(wrong), self.max_voxels, replace=False)]
+            self.mined[ci] = wrong
+            self.dataset.set_hard_locations(ci, wrong)
+            total += len(wrong)
+        self.model.train()
+        self.rounds += 1
+        print(f"epoch {e + 1}: mined {total} false-positive voxels in {len(picked)} training "
+              f"cases", flush=True)
+
+    def state_dict(self) -> dict:
+        return {"rounds": self.rounds,
+                "mined": {str(k): fw.tensor(v) for k, v in self.mined.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rounds = int(state.get("rounds", 0))
+        self.mined = {int(k): np.asarray(v.numpy() if hasattr(v, "numpy") else v, np.int64)
+                      for k, v in (state.get("mined") or {}).items()}
+        for ci, where in self.mined.items():
+            self.dataset.set_hard_locations(ci, where)
+
+
 def _build_model(meta: dict):
     import models.mri  # noqa: F401 - registers unet2d / unet3d
     return models.get_model(meta["model"], **meta["model_kwargs"])
@@ -420,6 +475,11 @@ def train(args) -> int:
     out = Path(args.out)
     t_start = time.perf_counter()
 
+    if args.hard_negatives and args.dims != "3d":
+        raise CLIError("--hard-negatives applies to --dims 3d")
+    if not 0.0 <= args.hard_negatives <= 1.0 - args.fg_fraction:
+        raise CLIError(f"--hard-negatives must be in [0, 1 - --fg-fraction], got "
+                       f"{args.hard_negatives} with --fg-fraction {args.fg_fraction}")
     data = load_task(args)
     labels = data["labels"]
     in_channels = int(data["train"][0]["image"].shape[0])
@@ -434,7 +494,7 @@ def train(args) -> int:
         per_epoch = args.samples_per_epoch or 8 * len(data["train"])
         train_ds = SegmentationDataset(data["train"], "3d", patch, samples_per_epoch=per_epoch,
                                        transform=augment, fg_fraction=args.fg_fraction,
-                                       seed=args.seed)
+                                       hard_fraction=args.hard_negatives, seed=args.seed)
         val_ds = SegmentationDataset(data["val"], "3d", patch,
                                      samples_per_epoch=4 * len(data["val"]), seed=args.seed + 1)
     train_loader = _loader(train_ds, batch_size, shuffle=True, seed=args.seed,
@@ -456,7 +516,18 @@ def train(args) -> int:
                                 weight_decay=args.weight_decay)
     scheduler = build_scheduler(args.scheduler, optimizer, epochs=args.epochs,
                                 steps_per_epoch=len(train_loader))
-    callbacks = [SetEpoch(train_ds), ProgressBar(),
+    # WeightAveraging first: at each epoch start it puts the trained weights back, before
+    # anything else (the mining) uses the model
+    callbacks = [SetEpoch(train_ds), *([WeightAveraging(args.ema)] if args.ema else [])]
+    if args.hard_negatives:
+        # from a quarter of the way in (the model must first find lesions at all), six
+        # rounds, each a sixth of the training cases
+        first = max(1, args.epochs // 4)
+        callbacks.append(MineHardNegatives(
+            train_ds, model, patch, first=first, every=max(1, -(-(args.epochs - first) // 6)),
+            per_round=max(1, -(-len(data["train"]) // 6)), overlap=args.overlap,
+            seed=args.seed))
+    callbacks += [ProgressBar(),
                  MetricsWriter(out, title=f"unet{args.dims} {args.loss}",
                                plot=not args.no_plots),
                  ModelCheckpoint(out, monitor="val/dice", mode="max")]

@@ -88,6 +88,9 @@ def add_parser(sub, name: str = "text", help_: str = "") -> argparse.ArgumentPar
                    choices=("cosine", "step", "constant", "onecycle"))
     t.add_argument("--warmup-epochs", type=float, default=0.0)
     t.add_argument("--label-smoothing", type=float, default=0.0)
+    t.add_argument("--layer-decay", type=float, metavar="FACTOR",
+                   help="pretrained encoders: scale each layer's lr by FACTOR per layer "
+                        "below the head (e.g. 0.8; biases and norms get no weight decay)")
     t.add_argument("--freeze-encoder", action="store_true",
                    help="train only the head of a pretrained encoder")
     t.add_argument("--unfreeze-after", type=int, metavar="EPOCHS",

@@ -23,7 +23,7 @@ from framework.utils.data import DataLoader
 import models
 from apps.common import (LAST, Callback, CLIError, EarlyStopping, MetricsWriter,
                          ModelCheckpoint, ProgressBar, Trainer, check_device, load_checkpoint,
-                         seed_everything, write_json)
+                         seed_everything, WeightAveraging, write_json)
 from apps.common import zoo
 from apps.common.cli import parse_model_args
 from apps.common.classification import (ClassificationTask, classification_report,
@@ -233,7 +233,13 @@ def train(args) -> int:
     val_loader = _loader(val_ds, encoder, 128, args.max_length, shuffle=False) \
         if val_ds is not None and len(val_ds) else None
     task = ClassificationTask(model, label_smoothing=args.label_smoothing, topk=None)
-    optimizer = build_optimizer(args.optimizer, model.parameters(), lr=args.lr,
+    params = model.parameters()
+    if args.layer_decay is not None:
+        if not hasattr(model, "bert"):
+            raise CLIError(f"--layer-decay applies to pretrained encoders, not {args.model}")
+        from models.text.bert import layer_decay_groups
+        params = layer_decay_groups(model, args.lr, args.layer_decay, args.weight_decay)
+    optimizer = build_optimizer(args.optimizer, params, lr=args.lr,
                                 weight_decay=args.weight_decay)
     scheduler = build_scheduler(args.scheduler, optimizer, epochs=args.epochs,
                                 steps_per_epoch=len(train_loader),
@@ -246,6 +252,8 @@ def train(args) -> int:
     if args.patience:
         callbacks.append(EarlyStopping(monitor=monitor[0], mode=monitor[1],
                                        patience=args.patience))
+    if args.ema:
+        callbacks.append(WeightAveraging(args.ema))
     callbacks.append(ModelCheckpoint(out, monitor=monitor[0], mode=monitor[1]))
     meta = {"app": "text", "model": args.model, "model_kwargs": model_kwargs,
             "classes": classes, "encoder": encoder.to_json(), "max_length": args.max_length,

@@ -24,7 +24,7 @@ from framework.utils.data import DataLoader, DistributedSampler, Subset
 import models
 from apps.common import (LAST, CLIError, EarlyStopping, MetricsWriter, ModelCheckpoint,
                          ProgressBar, Trainer, check_device, load_checkpoint, seed_everything,
-                         write_json)
+                         WeightAveraging, write_json)
 from apps.common import zoo
 from apps.common.cli import setup_distributed
 from apps.common.classification import (ClassificationTask, classification_report,
@@ -228,6 +228,8 @@ def train(args) -> int:
     if args.patience:
         callbacks.append(EarlyStopping(monitor=monitor[0], mode=monitor[1],
                                        patience=args.patience))
+    if args.ema:
+        callbacks.append(WeightAveraging(args.ema))
     callbacks.append(ModelCheckpoint(out, monitor=monitor[0], mode=monitor[1]))
     meta = {"app": "vision", "model": args.model, "model_kwargs": model_kwargs,
             "classes": classes, "transforms": eval_spec, "data": args.data,

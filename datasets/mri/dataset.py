@@ -51,7 +51,8 @@ class SegmentationDataset(Dataset):
     axis 0 without one), optionally only the indices in `slices[i]` for case i; with
     `patch_size` (H, W) a random patch of each slice. mode="3d": `samples_per_epoch` items
     (default: one per case), item i a random `patch_size` patch of case i % len(cases).
-    Patches are centred on foreground with probability `fg_fraction`. `preprocess` runs once
+    Patches are centred on foreground with probability `fg_fraction`, and on the case's hard
+    negatives (`set_hard_locations`) with probability `hard_fraction`. `preprocess` runs once
     per case at construction (deterministic: resampling, normalisation, cropping);
     `transform` runs per item (augmentation). Item i of epoch e draws from
     `numpy.random.default_rng([seed, e, i])`; call `set_epoch(e)` before each epoch (with
@@ -60,7 +61,8 @@ class SegmentationDataset(Dataset):
     def __init__(self, cases: Sequence[Sample], mode: str = "2d",
                  patch_size: Sequence[int] | None = None, *,
                  transform: Transform | None = None, preprocess: Transform | None = None,
-                 fg_fraction: float = 0.33, samples_per_epoch: int | None = None,
+                 fg_fraction: float = 0.33, hard_fraction: float = 0.0,
+                 samples_per_epoch: int | None = None,
                  slices: Sequence[Sequence[int]] | None = None, seed: int = 0):
         if mode not in ("2d", "3d"):
             raise ValueError(f"mode must be '2d' or '3d', not {mode!r}")
@@ -84,7 +86,8 @@ class SegmentationDataset(Dataset):
                                  f"a label on its grid, got image {case['image'].shape}, "
                                  f"label {getattr(case.get('label'), 'shape', None)}")
             self.cases.append(case)
-        self.patch = RandomPatch(patch_size, fg_fraction) if patch_size is not None else None
+        self.patch = RandomPatch(patch_size, fg_fraction, hard_fraction) \
+            if patch_size is not None else None
         if mode == "2d":
             if slices is not None and len(slices) != len(self.cases):
                 raise ValueError(f"slices has {len(slices)} entries for {len(self.cases)} cases")
@@ -100,6 +103,20 @@ class SegmentationDataset(Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    def set_hard_locations(self, case: int, locations: np.ndarray | None) -> None:
+        """Voxel indices (N, 3) of case `case` that patches are centred on with probability
+        `hard_fraction` (3D mode): e.g. where a model predicts foreground that is not."""
+        if self.mode != "3d":
+            raise ValueError("hard-negative locations need mode='3d'")
+        if locations is None or not len(locations):
+            self.cases[case].pop("hard_locations", None)
+            return
+        locations = np.asarray(locations, dtype=np.int64)
+        if locations.ndim != 2 or locations.shape[1] != 3:
+            raise ValueError(f"hard-negative locations must be (N, 3) voxel indices, got "
+                             f"{locations.shape}")
+        self.cases[case]["hard_locations"] = locations
 
     def __len__(self) -> int:
         return len(self.items) if self.mode == "2d" else self.length

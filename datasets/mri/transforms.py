@@ -251,14 +251,20 @@ class RandomPatch(Transform):
     """A random patch of `size` voxels (the sample is zero-padded, centred, where smaller).
     With probability `fg_fraction` the patch is centred on a foreground voxel (nnU-Net's
     oversampling: a class drawn uniformly among the present ones, then one of its voxels; from
-    sample["fg_locations"] when given, see `foreground_locations`), otherwise placed
-    uniformly. A sample without foreground always gets a uniform patch."""
+    sample["fg_locations"] when given, see `foreground_locations`); with probability
+    `hard_fraction` on one of sample["hard_locations"] (hard negatives: voxels a model got
+    wrong, see `SegmentationDataset.set_hard_locations`), when the sample has any; otherwise
+    placed uniformly. A sample without foreground always gets a uniform patch."""
 
-    def __init__(self, size: Sequence[int], fg_fraction: float = 0.33):
+    def __init__(self, size: Sequence[int], fg_fraction: float = 0.33,
+                 hard_fraction: float = 0.0):
         self.size = tuple(int(s) for s in size)
         if not 0.0 <= fg_fraction <= 1.0:
             raise ValueError(f"fg_fraction must be in [0, 1], got {fg_fraction}")
-        self.fg_fraction = fg_fraction
+        if not 0.0 <= hard_fraction <= 1.0 - fg_fraction:
+            raise ValueError(f"hard_fraction must be in [0, 1 - fg_fraction], got "
+                             f"{hard_fraction} with fg_fraction {fg_fraction}")
+        self.fg_fraction, self.hard_fraction = fg_fraction, hard_fraction
 
     def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
         rng = _need_rng(rng, "RandomPatch")
@@ -269,9 +275,14 @@ class RandomPatch(Transform):
         size = np.asarray(self.size)
         pad_before = np.maximum(0, (size - shape + 1) // 2)
         full = np.maximum(shape, size)
-        want_fg = rng.random() < self.fg_fraction
+        draw = rng.random()
         start = None
-        if want_fg:
+        hard = sample.get("hard_locations")
+        if self.fg_fraction <= draw < self.fg_fraction + self.hard_fraction \
+                and hard is not None and len(hard):
+            centre = hard[int(rng.integers(len(hard)))] + pad_before
+            start = np.clip(centre - size // 2, 0, full - size)
+        if draw < self.fg_fraction:
             locations = sample.get("fg_locations")
             if locations is None and sample.get("label") is not None:
                 locations = foreground_locations(sample["label"], rng=rng)
@@ -290,6 +301,7 @@ class RandomPatch(Transform):
         src = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
         out = dict(sample)
         out.pop("fg_locations", None)
+        out.pop("hard_locations", None)
         image = np.zeros((sample["image"].shape[0],) + self.size, np.float32)
         image[(slice(None),) + dst] = sample["image"][(slice(None),) + src]
         out["image"] = image

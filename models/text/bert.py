@@ -35,7 +35,7 @@ from .pooling import POOLINGS, l2_normalize, masked_mean, pool
 __all__ = ["BertConfig", "BertEncoderOutput", "BertModel", "BertForSequenceClassification",
            "BertClassifier", "load_bert", "hf_bert_state_dict", "mean_pooling",
            "encode_sentences", "MINILM_L6_CONFIG", "bert", "bert_classifier", "minilm_l6",
-           "minilm_classifier"]
+           "minilm_classifier", "layer_decay_groups"]
 
 SUPPORTED_ARCHITECTURES = ("BertModel", "BertForSequenceClassification", "BertForMaskedLM",
                            "BertForPreTraining")
@@ -323,6 +323,34 @@ class BertModel(nn.Module):
         hidden = self.encoder(self.embeddings(input_ids, token_type_ids), additive)
         pooled = self.pooler(hidden) if self.pooler is not None else None
         return BertEncoderOutput(hidden, pooled)
+
+
+def layer_decay_groups(model: nn.Module, lr: float, layer_decay: float = 1.0,
+                       weight_decay: float = 0.0) -> list[dict]:
+    """Optimizer parameter groups for fine-tuning a model that holds a BertModel at `.bert`
+    (BERT/ELECTRA's fine-tuning recipe): layer-wise learning-rate decay, where the head and
+    the pooler train at `lr`, encoder layer i (of L) at lr * layer_decay^(L - i) and the
+    embeddings at lr * layer_decay^(L + 1), so the layers nearest the input, which hold the
+    most general features, move least; and no weight decay on biases and LayerNorm weights
+    (any 1-D parameter)."""
+    if not 0.0 < layer_decay <= 1.0:
+        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
+    if not isinstance(getattr(model, "bert", None), BertModel):
+        raise ValueError(f"layer_decay_groups needs a model with a BertModel at .bert, got "
+                         f"{type(model).__name__}")
+    depth = model.bert.config.num_hidden_layers
+    groups: dict[tuple[int, bool], list] = {}
+    for name, p in model.named_parameters():
+        if name.startswith("bert.embeddings."):
+            level = 0
+        elif name.startswith("bert.encoder.layer."):
+            level = int(name.split(".")[3]) + 1
+        else:   # the pooler and the classification head
+            level = depth + 1
+        groups.setdefault((level, p.ndim > 1), []).append(p)
+    return [{"params": params, "lr": lr * layer_decay ** (depth + 1 - level),
+             "weight_decay": weight_decay if decayed else 0.0}
+            for (level, decayed), params in sorted(groups.items())]
 
 
 class BertForSequenceClassification(nn.Module):

@@ -242,6 +242,39 @@ def test_resumed_training_matches_an_uninterrupted_run(template_dir, tmp_path):
     assert [h["epoch"] for h in hist] == [1, 2]
 
 
+def test_hard_negative_mining_and_ema_resume_exactly(template_dir, tmp_path, capsys):
+    """With --hard-negatives (mining at the start of epochs 2 and 3, one case each) and --ema:
+    3 epochs, or 2 then --resume for the 3rd, give the same weights; the mined voxels are
+    background that the model marked, and travel in the checkpoint."""
+    from apps.common import load_checkpoint
+    full, part = tmp_path / "full", tmp_path / "part"
+    args = ["--scheduler", "constant", "--fg-fraction", "0.5", "--hard-negatives", "0.4",
+            "--ema", "0.9"]
+    assert _lesion_train(template_dir, full, "--epochs", "3", *args) == 0
+    assert "mined" in capsys.readouterr().out
+    assert _lesion_train(template_dir, part, "--epochs", "2", *args) == 0
+    assert _lesion_train(template_dir, part, "--epochs", "3", *args,
+                         "--resume", str(part / "last.safetensors")) == 0
+    a, b = load_checkpoint(full), load_checkpoint(part)
+    for k in a["model"]:
+        np.testing.assert_array_equal(np.asarray(a["model"][k]), np.asarray(b["model"][k]),
+                                      err_msg=k)
+    mined = a["callbacks"]["MineHardNegatives"]
+    assert mined["rounds"] == 2 and set(mined["mined"]) <= {"0", "1"}
+    for where in mined["mined"].values():
+        assert where.numpy().ndim == 2 and where.numpy().shape[1] == 3
+    assert a["callbacks"]["WeightAveraging"]["n_averaged"] == 3 * 2
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--dims", "2d", "--patch-size", "8,8", "--hard-negatives", "0.2"], "applies to --dims 3d"),
+    (["--fg-fraction", "0.9", "--hard-negatives", "0.2"], "1 - --fg-fraction"),
+])
+def test_hard_negatives_bad_values_are_one_line(template_dir, tmp_path, capsys, extra, message):
+    assert _lesion_train(template_dir, tmp_path / "x", "--epochs", "1", *extra) == 1
+    assert message in capsys.readouterr().err
+
+
 def test_train_on_an_msd_folder_then_export_and_segment_nifti(template_dir, tmp_path, capsys):
     data = tmp_path / "msd"
     assert main(["mri", "make-data", "--task", "lesion", "--cases", "4", "--out", str(data),

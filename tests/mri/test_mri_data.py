@@ -296,6 +296,32 @@ def test_foreground_oversampling_fraction():
         assert lo <= hits <= hi, (frac, hits)
 
 
+def test_hard_negative_patches():
+    label = np.zeros((40, 40, 40), np.int64)
+    label[30:32, 5:7, 20:22] = 1
+    s = {"image": np.zeros((1, 40, 40, 40), np.float32), "label": label,
+         "fg_locations": T.foreground_locations(label),
+         "hard_locations": np.array([[5, 30, 8]])}
+    marker = np.zeros((40, 40, 40), bool)
+    marker[5, 30, 8] = True
+    s["image"][0][marker] = 1.0
+    rng = np.random.default_rng(0)
+    t = T.RandomPatch((10, 10, 10), fg_fraction=0.3, hard_fraction=0.5)
+    outs = [t(s, rng) for _ in range(400)]
+    hard = np.mean([o["image"].any() for o in outs])
+    assert 0.42 <= hard <= 0.62, hard          # 50% centred on the marked voxel, few by chance
+    assert all("hard_locations" not in o for o in outs)
+    # without hard_fraction the draws are those of the plain foreground sampler
+    a = T.RandomPatch((10, 10, 10), 0.3)(s, np.random.default_rng(5))
+    b = T.RandomPatch((10, 10, 10), 0.3, 0.0)({k: v for k, v in s.items()
+                                               if k != "hard_locations"},
+                                              np.random.default_rng(5))
+    np.testing.assert_array_equal(a["affine"] if "affine" in a else a["label"],
+                                  b["affine"] if "affine" in b else b["label"])
+    with pytest.raises(ValueError, match="hard_fraction"):
+        T.RandomPatch((10, 10, 10), 0.7, 0.5)
+
+
 def test_patch_pads_small_inputs_and_crop_foreground():
     s = sample_3d(shape=(6, 30, 8))
     out = T.RandomPatch((10, 10, 10), 1.0)(s, np.random.default_rng(0))

@@ -259,6 +259,32 @@ def test_minilm_records_and_builders():
     assert models.num_parameters("minilm_classifier") == 22_713_216 - 384 * 385 + 384 * 2 + 2
 
 
+def test_layer_decay_groups():
+    from models.text.bert import layer_decay_groups
+    clf = BertClassifier(tiny_config(), num_classes=3)
+    layers = clf.bert.config.num_hidden_layers
+    groups = layer_decay_groups(clf, 1e-3, 0.5, weight_decay=0.01)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in clf.parameters())   # each once
+    lr_of = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+    named = dict(clf.named_parameters())
+    assert lr_of[id(named["classifier.weight"])] == (1e-3, 0.01)
+    assert lr_of[id(named["classifier.bias"])] == (1e-3, 0.0)
+    top = f"bert.encoder.layer.{layers - 1}.output.dense.weight"
+    assert lr_of[id(named[top])] == (1e-3 * 0.5, 0.01)
+    assert lr_of[id(named["bert.encoder.layer.0.attention.self.query.weight"])][0] == \
+        pytest.approx(1e-3 * 0.5 ** layers)
+    assert lr_of[id(named["bert.embeddings.word_embeddings.weight"])] == \
+        (pytest.approx(1e-3 * 0.5 ** (layers + 1)), 0.01)
+    assert lr_of[id(named["bert.embeddings.LayerNorm.weight"])][1] == 0.0
+    opt = fw.optim.AdamW(groups, lr=1e-3)          # the optimizer takes them as they are
+    assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in groups]
+    with pytest.raises(ValueError, match="layer_decay"):
+        layer_decay_groups(clf, 1e-3, 0.0)
+    with pytest.raises(ValueError, match="BertModel"):
+        layer_decay_groups(fw.nn.Linear(2, 2), 1e-3, 0.8)
+
+
 # --- all-MiniLM-L6-v2 from the hub -------------------------------------------------------
 
 ORACLE = [([101, 2023, 2003, 2019, 2742, 6251, 102],
