@@ -74,6 +74,9 @@ def add_parser(sub, name: str = "text", help_: str = "") -> argparse.ArgumentPar
     t.add_argument("--ngrams", type=int, default=2, help="fastText word n-grams")
     t.add_argument("--buckets", type=int, default=2 ** 16, help="fastText n-gram hash buckets")
     t.add_argument("--max-length", type=int, help="tokens per text (default: the model's)")
+    t.add_argument("--bucket-batches", type=int, default=100, metavar="N",
+                   help="length bucketing: each training batch comes from a bucket of N "
+                        "batches' texts sorted by length (less padding); 1 = random batches")
     t.add_argument("--embeddings", choices=("random", "minilm"),
                    help="initial token embeddings of a model trained from scratch: random, or "
                         "all-MiniLM-L6-v2's input embeddings (with its tokenizer; Kim's "

@@ -70,12 +70,13 @@ def _open(args, split: str, classes=None):
 
 
 def _loader(ds, encoder, batch_size: int, max_length: int, *, shuffle: bool, seed: int = 0,
-            workers: int = 0):
-    """Batches of similar lengths (length-bucketed when shuffled, sorted otherwise)."""
+            workers: int = 0, bucket_batches: int = 100):
+    """Batches of similar lengths (length-bucketed when shuffled: drawn from buckets of
+    `bucket_batches` batches; sorted otherwise)."""
     lengths = encoder.lengths(ds.texts)
     gen = fw.Generator().manual_seed(seed) if shuffle else None
     sampler = BucketBatchSampler(np.minimum(lengths, max_length), batch_size, shuffle=shuffle,
-                                 generator=gen)
+                                 generator=gen, bucket_size=batch_size * bucket_batches)
     return DataLoader(ds, batch_sampler=sampler, collate_fn=TextCollator(encoder, max_length),
                       num_workers=workers, persistent_workers=workers > 0)
 
@@ -228,8 +229,11 @@ def train(args) -> int:
             raise CLIError(f"--freeze-encoder applies to pretrained encoders, not {args.model}")
         _set_trainable(model.bert, False)
 
+    if args.bucket_batches < 1:
+        raise CLIError(f"--bucket-batches must be at least 1, got {args.bucket_batches}")
     train_loader = _loader(train_ds, encoder, args.batch_size, args.max_length, shuffle=True,
-                           seed=args.seed, workers=args.workers)
+                           seed=args.seed, workers=args.workers,
+                           bucket_batches=args.bucket_batches)
     val_loader = _loader(val_ds, encoder, 128, args.max_length, shuffle=False) \
         if val_ds is not None and len(val_ds) else None
     task = ClassificationTask(model, label_smoothing=args.label_smoothing, topk=None)

@@ -187,6 +187,11 @@ def test_bad_inputs_are_one_line(run, tmp_path, capsys):
     cases.append((["text", "train", "--model", "minilm_classifier", "--embeddings", "minilm",
                    "--data", "synthetic-reviews", "--out", str(tmp_path / "o9")],
                   "not minilm_classifier"))
+    cases.append((["text", "train", "--data", "synthetic-reviews", "--bucket-batches", "0",
+                   "--out", str(tmp_path / "o10")], "--bucket-batches must be at least 1"))
+    cases.append((["text", "train", "--model", "fasttext_bag", "--layer-decay", "0.8",
+                   "--data", "synthetic-reviews", "--out", str(tmp_path / "o11")],
+                  "--layer-decay applies to pretrained encoders"))
     for argv, needle in cases:
         capsys.readouterr()
         assert main(argv) == 1, argv
