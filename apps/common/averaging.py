@@ -8,6 +8,7 @@ trained travel in this callback's checkpoint state, so `--resume` continues exac
 from __future__ import annotations
 
 import framework as fw
+from framework.optim.swa_utils import get_ema_multi_avg_fn
 
 from .trainer import Callback
 
@@ -15,8 +16,8 @@ __all__ = ["WeightAveraging"]
 
 
 class WeightAveraging(Callback):
-    """EMA of the parameters and floating-point buffers: avg <- decay * avg + (1 - decay) * param after each step (the
-    first step copies), as `framework.optim.swa_utils.get_ema_multi_avg_fn(decay)`. Put it
+    """EMA of the parameters and floating-point buffers: avg <- decay * avg + (1 - decay) *
+    param after each step (the first step copies; `swa_utils.get_ema_multi_avg_fn`). Put it
     before `ModelCheckpoint` and before any callback that uses the model at an epoch's start
     in the callback list (the Trainer calls callbacks in order)."""
 
@@ -26,6 +27,7 @@ class WeightAveraging(Callback):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"the EMA decay must be in (0, 1), got {decay}")
         self.decay, self.start_epoch = float(decay), int(start_epoch)
+        self._update = get_ema_multi_avg_fn(self.decay)
         self.n_averaged = 0
         self._other: list | None = None   # the weights not in the model right now
         self._swapped = False             # True while the model holds the average
@@ -42,48 +44,47 @@ class WeightAveraging(Callback):
             return
         state, self._loaded = self._loaded, None
         self.n_averaged = int(state["n_averaged"])
-        if "current" in state:    # the checkpoint's model is the average: train the weights
-            self._other = [t.to(p.device) for t, p in zip(_tensors(state["current"]),
-                                                          self._params)]
-            self._swapped = True
-            self._swap()
-        elif "average" in state:
-            self._other = [t.to(p.device) for t, p in zip(_tensors(state["average"]),
-                                                          self._params)]
+        # "current": the checkpoint's model is the average, so put the trained weights back
+        key = "current" if "current" in state else "average"
+        self._other = [t.to(p.device) for t, p in zip(_tensors(state[key]), self._params)]
+        self._swapped = key == "current"
+        self._use_trained()
 
     def on_train_epoch_start(self, trainer) -> None:
-        if self._swapped:
-            self._swap()
+        self._use_trained()
 
     def on_train_batch_end(self, trainer, output, batch_idx) -> None:
         if trainer.epoch < self.start_epoch:
             return
-        with fw.no_grad():
-            if self._other is None or self.n_averaged == 0:
+        if self._other is None or self.n_averaged == 0:
+            with fw.no_grad():
                 self._other = [p.detach().clone() for p in self._params]
-            else:
-                for avg, p in zip(self._other, self._params):
-                    avg.lerp_(p.detach(), 1.0 - self.decay)
+        else:
+            self._update(self._other, self._params, self.n_averaged)
         self.n_averaged += 1
 
     def on_validation_start(self, trainer) -> None:
-        if not self._swapped and self.n_averaged:
-            self._swap()
+        self._use_average()
 
     def on_validation_end(self, trainer, metrics) -> None:
-        if self._swapped:
-            self._swap()
+        self._use_trained()
 
     def on_train_epoch_end(self, trainer, row) -> None:
         # ModelCheckpoint (later in the list) then saves the average as the model
-        if not self._swapped and self.n_averaged:
-            self._swap()
+        self._use_average()
 
     def on_fit_end(self, trainer) -> None:
+        self._use_average()
+
+    # ------------------------------------------------------------------ state
+    def _use_average(self) -> None:
         if not self._swapped and self.n_averaged:
             self._swap()
 
-    # ------------------------------------------------------------------ state
+    def _use_trained(self) -> None:
+        if self._swapped:
+            self._swap()
+
     def _swap(self) -> None:
         """Exchange the model's parameters with the stored ones."""
         with fw.no_grad():
