@@ -5,7 +5,9 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import _runtime
-from ._parallel import get_num_threads, set_num_threads
+
+_runtime.tune_blas_spin()  # before NumPy loads OpenBLAS: see framework/_runtime.py
+from ._parallel import get_num_threads, set_num_threads  # noqa: E402
 
 _runtime.tune_allocator()  # see framework/_runtime.py: both switchable by environment
 _runtime.tune_gc()

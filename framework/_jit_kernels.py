@@ -175,6 +175,39 @@ def channel_affine2(g, x, a, bb, c0, y, r0, r1):
             y[i, j] = g[i, j] * a[j] + x[i, j] * bb[j] + c0[j]
 
 
+# ---------------------------------------------------------------------------- group norm (blocks)
+# Instance and group norm of an images-last (C, S, N) or channels-last (N, S, C) activation
+# (the layouts the convolutions produce): x viewed as blocks (B, K, L), every cell (b, l) a
+# column of K values; the cells' statistics and coefficients are (B, L) arrays. Each block is
+# the batch-norm problem above with L channels.
+@_jit
+def block_moments(x, shift, s1, s2, b0, b1):
+    """channel_moments of every block b in [b0, b1) of x (B, K, L)."""
+    for b in range(b0, b1):
+        channel_moments(x[b], shift[b], s1[b], s2[b], 0, x.shape[1])
+
+
+@_jit
+def block_affine(x, k, c0, y, b0, b1):
+    """y = x * k + c0 per cell, blocks [b0, b1)."""
+    for b in range(b0, b1):
+        channel_affine(x[b], k[b], c0[b], y[b], 0, x.shape[1])
+
+
+@_jit
+def block_grad_sums(g, x, mean, gsum, gdot, b0, b1):
+    """channel_grad_sums of every block b in [b0, b1)."""
+    for b in range(b0, b1):
+        channel_grad_sums(g[b], x[b], mean[b], gsum[b], gdot[b], 0, x.shape[1])
+
+
+@_jit
+def block_affine2(g, x, a, bb, c0, y, b0, b1):
+    """y = g * a + x * bb + c0 per cell, blocks [b0, b1)."""
+    for b in range(b0, b1):
+        channel_affine2(g[b], x[b], a[b], bb[b], c0[b], y[b], 0, x.shape[1])
+
+
 # ---------------------------------------------------------------------------- row scatter-add
 @_jit
 def scatter_add_rows(out, idx, g):
@@ -209,10 +242,12 @@ def adam_update(p, g, m, v, shrink, w1, beta2, w2, eps, step_size, bc2_sqrt, i0,
 # ---------------------------------------------------------------------------- direct convolution
 # Images innermost: an (N, C, H, W) batch held as a C-contiguous (C, H, W, N) array, flat. A row
 # (W, N) of one channel is then W*N contiguous values, and for a stride-1 2-D convolution the
-# kernel tap t = (c, i, j) reads, for output row h, the run x[h*rowstep + off[t]:][:Wo*N] with
-# off[t] = c*H*W*N + i*dh*W*N + j*dw*N (rowstep = W*N): every output pixel of the row, of every
-# image, at once. So output row (o, h) is b[o] + sum_t w[o, t] * run_t, long contiguous runs
-# that vectorise, with no columns built and nothing computed twice or for padding columns.
+# kernel tap t = (c, i, j) reads, for output row h, the run x[base[h] + off[t]:][:Wo*N] with
+# off[t] = c*H*W*N + i*dh*W*N + j*dw*N and base[h] = h*W*N: every output pixel of the row, of
+# every image, at once. So output row (o, h) is b[o] + sum_t w[o, t] * run_t, long contiguous
+# runs that vectorise, with no columns built and nothing computed twice or for padding
+# columns. In 3-D (C, D, H, W, N) the output rows are the (d, h) pairs, base = d*H*W*N +
+# h*W*N, and a tap (c, i, j, k) adds i*dd*H*W*N to the offset: the kernels see only rows.
 # The runs are summed 8 taps at a time into two output rows (each x value loaded once for
 # both), so a pass over an output row does 16 multiply-adds per value stored.
 
@@ -289,10 +324,10 @@ def _tap1_into1(a0, x, base, offs, t, w0):
 
 
 @_jit
-def conv_taps_forward(x, wt, offs, bias, out, rowstep, h0, h1):
+def conv_taps_forward(x, wt, offs, bias, out, bases, h0, h1):
     """Rows [h0, h1) of out (O, Ho, R): out[o, h] = bias[o] + sum_t wt[o, t] *
-    x[h*rowstep + offs[t]:][:R], x the flat images-last input (see above), wt (O, T) and
-    offs (T,) int64. Every tap is summed exactly (no padding taps: a zero weight times an
+    x[bases[h] + offs[t]:][:R], x the flat images-last input (see above), wt (O, T), offs (T,)
+    and bases (Ho,) int64. Every tap is summed exactly (no padding taps: a zero weight times an
     infinite input would be NaN). The taps are the outer loop: a group's runs of x are read
     by every output channel while they are in cache, and the output rows of one h stay there
     (with thousands of taps, re-reading all of x for each output channel is cache-bound)."""
@@ -302,7 +337,7 @@ def conv_taps_forward(x, wt, offs, bias, out, rowstep, h0, h1):
     t4 = n_taps - n_taps % 4
     o2 = n_out - n_out % 2
     for h in range(h0, h1):
-        base = h * rowstep
+        base = bases[h]
         for o in range(n_out):
             a0, b0 = out[o, h], bias[o]
             for p in range(r):
@@ -325,15 +360,15 @@ def conv_taps_forward(x, wt, offs, bias, out, rowstep, h0, h1):
 
 
 @_jit
-def conv_taps_weight_grad(x, dy, offs, acc, rowstep, h0, h1):
-    """acc[o, t] += sum over rows h in [h0, h1) of dy[o, h] . x[h*rowstep + offs[t]:][:R]
+def conv_taps_weight_grad(x, dy, offs, acc, bases, h0, h1):
+    """acc[o, t] += sum over rows h in [h0, h1) of dy[o, h] . x[bases[h] + offs[t]:][:R]
     (the weight gradient of conv_taps_forward), dy (O, Ho, R), acc (O, T) float64 with T a
     multiple of 8 (offs padded with zeros: those sums are discarded). Each row's products
     are summed in x's dtype, 2 outputs x 8 taps at once (16 running sums over the row)."""
     n_out, _, r = dy.shape
     n_taps = acc.shape[1]
     for h in range(h0, h1):
-        base = h * rowstep
+        base = bases[h]
         for t in range(0, n_taps, 8):  # taps outer: as in conv_taps_forward
             x0, x1 = x[base + offs[t]:], x[base + offs[t + 1]:]
             x2, x3 = x[base + offs[t + 2]:], x[base + offs[t + 3]:]

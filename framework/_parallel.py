@@ -85,6 +85,33 @@ def parallel_ranges(fn, n: int, elements: int | None = None,
             f.result()
 
 
+def _outer_axis(arrays):
+    """The axis along which all arrays (one shape) are laid out outermost (largest stride,
+    the same for all), so that a range of it is one contiguous block of each; None if they
+    disagree."""
+    first = arrays[0]
+    axis = max(range(first.ndim), key=lambda i: (abs(first.strides[i]), -i))
+    for a in arrays[1:]:
+        if max(range(a.ndim), key=lambda i: (abs(a.strides[i]), -i)) != axis:
+            return None
+    return axis
+
+
+def parallel_slices(fn, arrays: list, min_elements: int = MIN_PARALLEL_ELEMENTS) -> None:
+    """fn(*parts) over parts of equally shaped arrays, split along their outermost memory
+    axis (so that each thread works on contiguous blocks of all of them, whatever the
+    layout: channels-last, images-last or plain); one call on the whole arrays when they are
+    small, disagree on the layout, or the split axis has one element."""
+    first = arrays[0]
+    axis = _outer_axis(arrays) if first.ndim and first.size >= min_elements else None
+    if axis is None or first.shape[axis] < 2:
+        fn(*arrays)
+        return
+    lead = (slice(None),) * axis
+    parallel_ranges(lambda a, b: fn(*(arr[lead + (slice(a, b),)] for arr in arrays)),
+                    first.shape[axis], first.size, min_elements)
+
+
 _blas_libs = None
 
 

@@ -61,10 +61,11 @@ def _run_case(torch, kind, xshape, wshape, kw, dtype, channels_last, bias, layou
     lx, lw, lb = (framework.tensor(v, requires_grad=True) for v in (x, w, b))
     lin = lx
     layout = layout or ("channels_last" if channels_last else "plain")
-    if layout == "channels_last" and d == 2:  # as the GEMM convolutions produce
-        lin = lx.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
-    elif layout == "images_last" and d == 2:  # as the direct convolutions produce
-        lin = lx.permute(1, 2, 3, 0).contiguous().permute(3, 0, 1, 2)
+    nd = d + 2
+    if layout == "channels_last" and d >= 2:  # as the GEMM convolutions produce
+        lin = lx.permute(0, *range(2, nd), 1).contiguous().permute(0, nd - 1, *range(1, nd - 1))
+    elif layout == "images_last" and d >= 2:  # as the direct convolutions produce
+        lin = lx.permute(*range(1, nd), 0).contiguous().permute(nd - 1, *range(nd - 1))
     ty = tf(tx, tw, tb if bias else None, **kw)
     ly = lf(lin, lw, lb if bias else None, **kw)
     gy = RNG.standard_normal(tuple(ty.shape)).astype(dtype)
@@ -176,7 +177,7 @@ def test_tiled_max_pool_nan_matches_torch():
 
 
 # ---------------------------------------------------------------------------- direct kernels
-# 2-D stride-1 convolutions with at most 16 output channels whose layer would not take the
+# 2-D and 3-D stride-1 convolutions with at most 16 output channels whose layer would not take the
 # row-window GEMMs run on the compiled direct kernels (conv_taps_forward / _weight_grad) in
 # the images-last layout: forward, weight gradient and (stride 1, padding within the kernel)
 # input gradient. Cases: LeNet-5's two layers at a small batch, an odd number of outputs and
@@ -192,6 +193,9 @@ DIRECT_CASES = [
     ("conv", (1, 2, 6, 80), (4, 2, 3, 3), dict(padding=1)),
     ("conv", (16, 5, 8, 8), (16, 5, 2, 2), dict(padding="same")),
     ("conv_transpose", (12, 9, 8, 8), (9, 4, 3, 3), dict(padding=1)),
+    ("conv", (4, 2, 6, 7, 16), (8, 2, 3, 3, 3), dict(padding=1)),
+    ("conv", (3, 5, 7, 6, 24), (3, 5, 3, 2, 3), dict(padding=(2, 1, 0), dilation=(2, 1, 1))),
+    ("conv_transpose", (4, 6, 5, 6, 16), (6, 4, 3, 3, 3), dict(padding=1)),
 ]
 needs_jit = pytest.mark.skipif(_jit.kernels() is None, reason="numba is not installed")
 

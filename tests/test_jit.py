@@ -1,7 +1,8 @@
 """The compiled CPU kernels (framework._jit) against the NumPy formulations and PyTorch.
 
 Ops that have a compiled path (softmax over the last dim, layer and RMS norm, batch norm over
-channels-last or 2-D inputs) run here twice, kernels on and off, and must agree with each
+channels-last or 2-D inputs, instance and group norm over the images-last and channels-last
+activations that the convolutions produce) run here twice, kernels on and off, and must agree with each
 other, with torch (float32 as used, float64 tightly), and pass gradcheck in float64 through the
 compiled path. Skipped when numba is not installed (the NumPy paths are then the only ones,
 and the rest of the suite covers them)."""
@@ -29,6 +30,20 @@ def jit_mode(request):
 
 def _channels_last(t):
     return t.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+
+
+def _images_last(t):
+    nd = t.ndim
+    return t.permute(*range(1, nd), 0).contiguous().permute(nd - 1, *range(nd - 1))
+
+
+def _any_channels_last(t):
+    nd = t.ndim
+    return t.permute(0, *range(2, nd), 1).contiguous().permute(0, nd - 1, *range(1, nd - 1))
+
+
+def _instance_norm(x, w, b, layout):
+    return F.instance_norm(layout(x), None, None, w, b, eps=1e-5)
 
 
 def _softmax(x, w=None, b=None):
@@ -59,6 +74,12 @@ CASES = [
     ("rms_norm", _rms_norm, (5, 4, 33), 33),
     ("batch_norm_2d", _batch_norm, (9, 12), 12),
     ("batch_norm_cl", lambda x, w, b: _batch_norm(x, w, b, True), (3, 8, 5, 6), 8),
+    ("instance_norm_il", lambda x, w, b: _instance_norm(x, w, b, _images_last), (3, 4, 5, 6, 7), 4),
+    ("instance_norm_cl", lambda x, w, b: _instance_norm(x, w, b, _any_channels_last),
+     (2, 6, 5, 9), 6),
+    ("group_norm_il", lambda x, w, b: F.group_norm(_images_last(x), 2, w, b), (3, 6, 4, 5, 6), 6),
+    ("group_norm_cl", lambda x, w, b: F.group_norm(_any_channels_last(x), 3, w, b), (2, 6, 7, 5),
+     6),
 ]
 
 
@@ -72,6 +93,10 @@ def _torch_ref(torch, name, x, w, b):
         return tF.layer_norm(x, x.shape[-1:])
     if name == "rms_norm":
         return tF.rms_norm(x, x.shape[-1:], w, eps=1e-6)
+    if name.startswith("group_norm"):
+        return tF.group_norm(x, 2 if name.endswith("il") else 3, w, b)
+    if name.startswith("instance_norm"):
+        return tF.instance_norm(x, None, None, w, b, eps=1e-5)
     rm = torch.zeros(x.shape[1], dtype=x.dtype)
     rv = torch.ones(x.shape[1], dtype=x.dtype)
     return tF.batch_norm(x, rm, rv, w, b, training=True, momentum=0.1, eps=1e-5)
@@ -137,6 +162,9 @@ def test_kernels_are_taken_and_agree_with_numpy():
             y = _batch_norm(xt, w, None)
             assert (y.grad_fn.jit == "channels") == flag
             y.backward(framework.tensor(np.cos(x)))
+            for layout in (_images_last, _channels_last):
+                yi = F.instance_norm(layout(framework.tensor(x[:4, :8], requires_grad=True)))
+                assert (yi.grad_fn.jit == "groups") == flag
             z = framework.tensor(x.reshape(-1, 160), requires_grad=True)
             yl = F.layer_norm(z, (160,))
             assert (yl.grad_fn.jit == "rows") == flag
@@ -147,6 +175,23 @@ def test_kernels_are_taken_and_agree_with_numpy():
             _jit.set_enabled(old)
     for a, b in zip(outs[True], outs[False]):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("layout", [_images_last, _any_channels_last])
+def test_instance_norm_running_statistics_match_torch(layout):
+    """The group kernels' statistics feed InstanceNorm3d(track_running_stats=True) as torch's
+    do (mean over the batch of per-sample means, unbiased variances)."""
+    torch = torch_or_skip()
+    x = (RNG.standard_normal((3, 5, 4, 6, 8)) * 2 + 1).astype(np.float32)
+    m = framework.nn.InstanceNorm3d(5, track_running_stats=True)
+    tm = torch.nn.InstanceNorm3d(5, track_running_stats=True)
+    for _ in range(2):
+        y = m(layout(framework.tensor(x, requires_grad=True)))
+        assert y.grad_fn.jit == "groups"
+        ty = tm(torch.tensor(x))
+    np.testing.assert_allclose(y.detach().numpy(), ty.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(m.running_mean.numpy(), tm.running_mean.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(m.running_var.numpy(), tm.running_var.numpy(), rtol=1e-5)
 
 
 def test_nan_propagates_like_numpy():

@@ -109,7 +109,8 @@ def test_batch_split_convolution_matches_one_thread(two_threads):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "cropped_grad"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "images_last",
+                                    "cropped_grad"])
 def test_relu_large_matches_numpy(two_threads, layout):
     """Large activations take the threaded relu (and a gradient strided unlike the mask is
     first copied into its layout); values as np.maximum, gradients 0 where x <= 0."""
@@ -118,6 +119,7 @@ def test_relu_large_matches_numpy(two_threads, layout):
     x.reshape(-1)[:4] = [-0.0, np.nan, -np.inf, np.inf]
     xt = fw.tensor(x, requires_grad=True)
     xin = xt if layout == "contiguous" else \
+        xt.permute(1, 2, 3, 0).contiguous().permute(3, 0, 1, 2) if layout == "images_last" else \
         xt.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
     y = fw.relu(xin)
     np.testing.assert_array_equal(y.detach().numpy(), np.maximum(x, 0))
@@ -126,3 +128,73 @@ def test_relu_large_matches_numpy(two_threads, layout):
         np.ascontiguousarray(g[:, :, :48, :48])
     y.backward(fw.Tensor._make(g, None, 0))
     np.testing.assert_array_equal(xt.grad.numpy(), np.where(x > 0, g, 0))
+
+
+def test_parallel_slices_splits_along_the_outermost_memory_axis(two_threads):
+    """Each part is one contiguous block of every array, whatever the layout, and together
+    the parts cover each element once; arrays laid out differently go in one call."""
+    n = _parallel.MIN_PARALLEL_ELEMENTS
+    for perm in [(0, 1, 2, 3), (1, 2, 3, 0), (0, 2, 3, 1)]:
+        base = np.zeros(np.array((4, 8, 32, n // 512))[list(perm)], np.int64)
+        inv = np.argsort(perm)
+        a = base.transpose(inv)  # the logical (4, 8, 32, n // 512) array, laid out by perm
+        calls = []
+
+        def bump(part):
+            calls.append(part.shape)
+            assert np.shares_memory(part, a)
+            part += 1
+        _parallel.parallel_slices(bump, [a])
+        assert (a == 1).all() and len(calls) == 2
+    calls = []
+    _parallel.parallel_slices(lambda p, q: calls.append(p.shape),
+                              [np.zeros((4, 2 * n)), np.zeros((2 * n, 4)).T])
+    assert calls == [(4, 2 * n)]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "images_last", "mixed"])
+@pytest.mark.parametrize("slope", [0.01, 1.5])
+def test_leaky_relu_large_matches_torch(two_threads, layout, slope):
+    """Large activations take the blockwise leaky ReLU (slope in [0, 1]: max(x, slope * x)),
+    forward and backward, in any layout, with the edge values as torch."""
+    from conftest import torch_or_skip
+    torch = torch_or_skip()
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((4, 8, 24, 24, 8)).astype(np.float32)
+    x.reshape(-1)[:5] = [-0.0, 0.0, np.nan, -np.inf, np.inf]
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    xt = fw.tensor(x, requires_grad=True)
+    xin = xt if layout == "contiguous" else \
+        xt.permute(1, 2, 3, 4, 0).contiguous().permute(4, 0, 1, 2, 3)
+    y = fw.nn.functional.leaky_relu(xin, slope)
+    gin = fw.tensor(g) if layout != "images_last" else \
+        fw.tensor(np.ascontiguousarray(g.transpose(1, 2, 3, 4, 0))).permute(4, 0, 1, 2, 3)
+    y.backward(gin)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.leaky_relu(tx, slope)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
+    np.testing.assert_array_equal(np.signbit(y.detach().numpy()), np.signbit(ty.detach().numpy()))
+    np.testing.assert_array_equal(xt.grad.numpy(), tx.grad.numpy())
+
+
+def _env_after_import(code, **env):
+    import os
+    import subprocess
+    import sys
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("OPENBLAS_THREAD_TIMEOUT", "LANTERN_NO_BLAS_SPIN_TUNING")}
+    full.update(env)
+    out = subprocess.run([sys.executable, "-c", code + "; import os; "
+                          "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"],
+                         env=full, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_openblas_spin_is_shortened_before_numpy_loads():
+    """import framework sets OpenBLAS's busy-wait to 2^16 cycles when NumPy is not loaded
+    yet; it leaves a user's value, a process that loaded NumPy first, and the opt-out alone."""
+    assert _env_after_import("import framework") == "16"
+    assert _env_after_import("import framework", OPENBLAS_THREAD_TIMEOUT="20") == "20"
+    assert _env_after_import("import numpy, framework") == "None"
+    assert _env_after_import("import framework", LANTERN_NO_BLAS_SPIN_TUNING="1") == "None"

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _cuda_kernels as _K
 from .. import _jit
-from .._parallel import parallel_ranges
+from .._parallel import MIN_PARALLEL_ELEMENTS, parallel_ranges, parallel_slices
 from .._backend import special_fn, xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
@@ -71,14 +71,41 @@ def _sigmoid_arr(xp, x):
 
 
 # ---------------------------------------------------------------------------- relu family
+def _large_cpu(*arrays) -> bool:
+    """NumPy arrays of one shape, large enough to split between threads (parallel_slices)."""
+    return all(type(a) is np.ndarray and a.shape == arrays[0].shape for a in arrays) and \
+        arrays[0].ndim > 0 and arrays[0].size >= MIN_PARALLEL_ELEMENTS
+
+
 class LeakyRelu(_Act):
     def _f(self, xp, x):
+        if _large_cpu(x) and 0.0 <= self.slope <= 1.0:
+            # max(x, slope * x) is x for x > 0 and slope * x otherwise (NaN stays NaN), in two
+            # passes per block, blocks on several threads, in x's layout
+            out = np.empty_like(x)
+
+            def part(xs, os_):
+                np.multiply(xs, self.slope, out=os_)
+                np.maximum(xs, os_, out=os_)
+            parallel_slices(part, [x, out])
+            return out
         return xp.where(x > 0, x, x * self.slope)
 
     def _df(self, x, g):
         return where(x > 0, g, g * self.slope)
 
     def _df_arr(self, xp, x, g):
+        if _large_cpu(x, g) and g.dtype == x.dtype and 0.0 <= self.slope <= 1.0:
+            out = np.empty_like(x)
+
+            def part(xs, gs, os_):
+                # g * max([x > 0], slope), exactly g or g * slope, in branch-free passes: a
+                # select on the sign (np.where, copyto with where=) mispredicts on every other
+                # element and runs 6x slower on activations of random sign
+                np.maximum(np.greater(xs, 0), self.slope, out=os_)
+                os_ *= gs
+            parallel_slices(part, [x, g, out])
+            return out
         return xp.where(x > 0, g, g * self.slope)
 
 

@@ -495,19 +495,20 @@ _DIRECT_MAX_OUT = 16
 # for the input gradient of the second).
 _DIRECT_MAX_TAPS = 512
 _DIRECT_MIN_RUN = 64  # output pixels per row * images: shorter runs do not vectorise well
+_DIRECT_RUN = 1024  # values per run of the direct kernels (see _direct_runs)
 _DIRECT_PARALLEL_WORK = 1 << 22  # multiply-adds below which one thread does the whole layer
 
 
 def _direct_ok(x, n, c, o, g: ConvGeom) -> bool:
     """Whether a convolution of n images of x's kind (array type and dtype), c -> o channels
-    with geometry g, suits the direct kernels: 2-D, one group, stride 1, a kernel of more
+    with geometry g, suits the direct kernels: 2-D or 3-D, one group, stride 1, a kernel of more
     than one tap, few output channels and input values per output, and a layer that the
     GEMM path would not run as row-window GEMMs (wide rows on large maps, where those are
     as fast and keep the channels-last layout that batch norm and the next GEMM read)."""
-    return type(x) is np.ndarray and x.dtype in _jit._FLOATS and len(g.ksize) == 2 and \
-        g.groups == 1 and tuple(g.stride) == (1, 1) and prod(g.ksize) > 1 and \
+    return type(x) is np.ndarray and x.dtype in _jit._FLOATS and len(g.ksize) in (2, 3) and \
+        g.groups == 1 and all(s == 1 for s in g.stride) and prod(g.ksize) > 1 and \
         o <= _DIRECT_MAX_OUT and c * prod(g.ksize) <= _DIRECT_MAX_TAPS and \
-        n * g.out_sp[1] >= _DIRECT_MIN_RUN and _jit.kernels() is not None and \
+        n * g.out_sp[-1] >= _DIRECT_MIN_RUN and _jit.kernels() is not None and \
         not (_use_row_windows(g, c) and
              _column_chunks(np, n, g, prod(g.ksize) * c * x.itemsize) is not None)
 
@@ -534,24 +535,74 @@ def _use_direct_grad(dy, o, c, g: ConvGeom) -> bool:
 
 
 def _images_last_input(xp, x, g: ConvGeom):
-    """x (N, C, H, W) as a flat C-contiguous (C, *span, N) array: x at offset pad_lo among
-    zeros, cropped where the windows end before x does; x itself when it is laid out so and
-    nothing pads."""
+    """x (N, C, *S) as a flat C-contiguous (C, *span, N) array: x at offset pad_lo among
+    zeros, cropped where the windows end before x does, followed by the zeros that the last
+    run of the direct kernels reads past the end (see _direct_runs); x itself when it is laid
+    out so and nothing pads."""
     n, c = x.shape[:2]
     span = _window_span(g)
     il = to_images_last(x)
-    if not any(g.pad_lo) and tuple(span) == tuple(g.in_sp) and il.flags.c_contiguous:
+    tail = (span[-1] - g.out_sp[-1]) * n
+    if not tail and not any(g.pad_lo) and tuple(span) == tuple(g.in_sp) and \
+            il.flags.c_contiguous:
         return il.reshape(-1)
-    buf = xp.zeros((c,) + tuple(span) + (n,), x.dtype)
+    flat = xp.zeros(c * prod(span) * n + tail, x.dtype)
+    buf = flat[:c * prod(span) * n].reshape((c,) + tuple(span) + (n,))
     dst, src = [slice(None)], [slice(None)]
     for p, size, s in zip(g.pad_lo, g.in_sp, span):
         m = min(size, s - p)
         if m <= 0:
-            return buf.reshape(-1)
+            return flat
         dst.append(slice(p, p + m))
         src.append(slice(0, m))
     _copy_images_last(buf[tuple(dst)], il[tuple(src)])
-    return buf.reshape(-1)
+    return flat
+
+
+def _direct_runs(n, g: ConvGeom):
+    """(bases, length): the runs of output the direct kernels compute, as offsets of their
+    first window into the images-last input and their common length. A run covers r whole
+    rows of the window span's width (Ws*N values, so the last Ws-Wo positions of each row
+    are computed and thrown away): runs of one output row alone (Wo*N values) are too short
+    to vectorise well on small batches (64 values for 2 images of 32 pixels, where the call
+    overhead per tap group dominates). r is the largest divisor of the output height that
+    keeps a run within _DIRECT_RUN values."""
+    span = _window_span(g)
+    ho, row = g.out_sp[-2], span[-1] * n
+    r = max([k for k in range(1, ho + 1) if ho % k == 0 and k * row <= _DIRECT_RUN] or [1])
+    bases = np.zeros(1, np.int64)
+    for i, size in enumerate(g.out_sp[:-2]):
+        step = prod(span[i + 1:]) * n
+        bases = (bases[:, None] + np.arange(size, dtype=np.int64)[None, :] * step).reshape(-1)
+    bases = (bases[:, None] + np.arange(0, ho, r, dtype=np.int64)[None, :] * row).reshape(-1)
+    return bases, r * row
+
+
+def _from_runs(xp, out, n, g: ConvGeom):
+    """The (O, runs, length) output of the direct kernels as an images-last (N, O, *out)
+    array: the positions past each row's Wo dropped (one copy), if there are any."""
+    ws, wo = _window_span(g)[-1], g.out_sp[-1]
+    full = out.reshape((out.shape[0],) + tuple(g.out_sp[:-1]) + (ws, n))
+    if ws != wo:
+        y = xp.empty(full.shape[:-2] + (wo, n), out.dtype)
+        y[...] = full[..., :wo, :]
+        full = y
+    return from_images_last(full)
+
+
+def _to_runs(xp, dy, g: ConvGeom):
+    """dy (N, O, *out) as the (O, runs, length) array of _direct_runs: images-last, each row
+    widened to the window span with zeros (their products with x add nothing)."""
+    n, o = dy.shape[:2]
+    ws, wo = _window_span(g)[-1], g.out_sp[-1]
+    il = to_images_last(dy)
+    if ws == wo and il.flags.c_contiguous:
+        buf = il
+    else:
+        buf = xp.zeros((o,) + tuple(g.out_sp[:-1]) + (ws, n), dy.dtype)
+        _copy_images_last(buf[..., :wo, :], il)
+    bases, length = _direct_runs(n, g)
+    return buf.reshape(o, bases.size, length)
 
 
 def _copy_images_last(dst, src):
@@ -567,14 +618,16 @@ def _copy_images_last(dst, src):
 
 
 def _tap_offsets(c, n, g: ConvGeom, multiple=1):
-    """Flat offsets of the kernel taps (c, i, j), in the weight's order, into an images-last
+    """Flat offsets of the kernel taps (c, *k), in the weight's order, into an images-last
     input of the windows' span; padded with zeros to a multiple of `multiple`."""
-    s0, s1 = _window_span(g)
-    kh, kw = g.ksize
-    dh, dw = g.dilation
-    offs = (np.arange(c, dtype=np.int64)[:, None, None] * (s0 * s1 * n) +
-            np.arange(kh, dtype=np.int64)[None, :, None] * (dh * s1 * n) +
-            np.arange(kw, dtype=np.int64)[None, None, :] * (dw * n)).reshape(-1)
+    span = _window_span(g)
+    d = len(span)
+    offs = np.arange(c, dtype=np.int64).reshape((c,) + (1,) * d) * (prod(span) * n)
+    for i, (k, dl) in enumerate(zip(g.ksize, g.dilation)):
+        shape = [1] * (1 + d)
+        shape[1 + i] = k
+        offs = offs + np.arange(k, dtype=np.int64).reshape(shape) * (dl * prod(span[i + 1:]) * n)
+    offs = offs.reshape(-1)
     pad = -offs.size % multiple
     return np.concatenate([offs, np.zeros(pad, np.int64)]) if pad else offs
 
@@ -590,18 +643,17 @@ def _conv_direct(xp, x, w, b, g: ConvGeom):
     jk = _jit.kernels()
     n, c = x.shape[:2]
     o = w.shape[0]
-    ho, wo = g.out_sp
     xf = _images_last_input(xp, x, g)
     offs = _tap_offsets(c, n, g)
+    bases, length = _direct_runs(n, g)
     wt = np.ascontiguousarray(w.reshape(o, -1), dtype=x.dtype)
     bias = np.zeros(o, x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
-    out = np.empty((o, ho, wo * n), x.dtype)
-    rowstep = _window_span(g)[1] * n
+    out = np.empty((o, bases.size, length), x.dtype)
 
     def rows(h0, h1):
-        jk.conv_taps_forward(xf, wt, offs, bias, out, rowstep, h0, h1)
-    _direct_rows(rows, ho, out.size * offs.size)
-    return from_images_last(out.reshape(o, ho, wo, n))
+        jk.conv_taps_forward(xf, wt, offs, bias, out, bases, h0, h1)
+    _direct_rows(rows, bases.size, out.size * offs.size)
+    return _from_runs(xp, out, n, g)
 
 
 def _conv_direct_weight_grad(xp, x, dy, g: ConvGeom, w_shape):
@@ -609,22 +661,17 @@ def _conv_direct_weight_grad(xp, x, dy, g: ConvGeom, w_shape):
     jk = _jit.kernels()
     n, c = x.shape[:2]
     o = dy.shape[1]
-    ho, wo = g.out_sp
     xf = _images_last_input(xp, x, g)
     offs = _tap_offsets(c, n, g, 8)
-    dyc = to_images_last(dy)
-    if not dyc.flags.c_contiguous:
-        dyc = np.empty(dyc.shape, dy.dtype)
-        _copy_images_last(dyc, to_images_last(dy))
-    dyc = dyc.reshape(o, ho, wo * n)
-    rowstep = _window_span(g)[1] * n
+    bases, _ = _direct_runs(n, g)
+    dyc = _to_runs(xp, dy, g)
     parts = []
 
     def rows(h0, h1):
         acc = np.zeros((o, offs.size))
-        jk.conv_taps_weight_grad(xf, dyc, offs, acc, rowstep, h0, h1)
+        jk.conv_taps_weight_grad(xf, dyc, offs, acc, bases, h0, h1)
         parts.append((h0, acc))
-    _direct_rows(rows, ho, dyc.size * offs.size)
+    _direct_rows(rows, bases.size, dyc.size * offs.size)
     acc = _sum_in_order([a for _, a in sorted(parts, key=lambda p: p[0])])
     taps = prod(w_shape[1:])
     return acc[:, :taps].astype(x.dtype).reshape(w_shape)
@@ -633,7 +680,8 @@ def _conv_direct_weight_grad(xp, x, dy, g: ConvGeom, w_shape):
 def _conv_direct_input_grad(xp, dy, w, g: ConvGeom):
     """dx of a stride-1 convolution as the direct convolution of dy (see
     _conv_input_grad_as_conv) with the kernel flipped and its channels swapped."""
-    wf = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    d = w.ndim - 2
+    wf = w.swapaxes(0, 1)[(slice(None), slice(None)) + (slice(None, None, -1),) * d]
     return _conv_direct(xp, dy, wf, None, _input_grad_geom(g))
 
 

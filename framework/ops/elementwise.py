@@ -15,7 +15,7 @@ from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from ._util import binary_operands, broadcast_shape, ensure_tensor, float_input
 from .registry import register
-from .._parallel import MIN_PARALLEL_ELEMENTS, parallel_ranges
+from .._parallel import MIN_PARALLEL_ELEMENTS, parallel_slices
 from ..amp import LISTED_OPS, _AutocastState, autocast_op
 
 _AUTOCAST = _AutocastState.enabled
@@ -281,10 +281,10 @@ class Relu(Op):
         if type(x) is _ndarray and x.ndim and x.size >= MIN_PARALLEL_ELEMENTS:
             mask, out = np.empty_like(x, dtype=bool), np.empty_like(x)  # keep x's layout
 
-            def rows(a, b):  # a large activation: row ranges on several threads
-                np.greater(x[a:b], 0, out=mask[a:b])
-                np.maximum(x[a:b], 0, out=out[a:b])
-            parallel_ranges(rows, x.shape[0], x.size)
+            def part(xs, ms, os_):  # a large activation: blocks on several threads
+                np.greater(xs, 0, out=ms)
+                np.maximum(xs, 0, out=os_)
+            parallel_slices(part, [x, mask, out])
             self.mask = mask
             return out
         self.mask = x > 0
@@ -307,8 +307,7 @@ class Relu(Op):
                 gx = np.empty_like(mask, dtype=ga.dtype)
                 np.copyto(gx, ga)
                 src = gx
-            parallel_ranges(lambda a, b: np.multiply(src[a:b], mask[a:b], out=gx[a:b]),
-                            ga.shape[0], ga.size)
+            parallel_slices(lambda s_, m_, o_: np.multiply(s_, m_, out=o_), [src, mask, gx])
             return (_make(gx, None, 0),)
         return (_make(ga * mask, None, 0),)
 

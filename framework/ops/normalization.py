@@ -24,7 +24,8 @@ from .._parallel import JIT_PARALLEL_ELEMENTS, parallel_ranges
 from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State
-from .conv import from_channels_last, is_channels_last, prod, to_channels_last
+from .conv import (empty_like_layout, from_channels_last, from_images_last, is_channels_last,
+                   is_images_last, prod, to_channels_last, to_images_last)
 from ._bfloat16 import bfloat16_in_float32
 from ._functional_registry import register_functional
 from ._util import refuse_complex_backward
@@ -96,6 +97,31 @@ def _gn_view(x, groups, logical=False):
     if not logical and is_channels_last(x):
         return _View("gncl", x.shape, (1, 3), (1, 1, groups, c // groups), groups)
     return _View("gnnc", x.shape, (2, 3), (1, groups, c // groups, 1), groups)
+
+
+def _group_blocks(arr):
+    """An images-last (C, *S, N) or channels-last (N, *S, C) activation as contiguous blocks
+    (B, K, L) whose columns are the (sample, channel) cells: (C, S, N) or (N, S, C); None for
+    other layouts. The compiled group-norm kernels work on these."""
+    if type(arr) is not np.ndarray or arr.ndim < 3:
+        return None
+    n, c = arr.shape[:2]
+    s = prod(arr.shape[2:])
+    if is_images_last(arr):
+        return to_images_last(arr).reshape(c, s, n)
+    if is_channels_last(arr):
+        return to_channels_last(arr).reshape(n, s, c)
+    return None
+
+
+def _blocks_to_nc(cells, images_last):
+    """Per-cell values in block order ((C, N) or (N, C)) as (N, C)."""
+    return cells.T if images_last else cells
+
+
+def _nc_to_blocks(nc, images_last, dtype):
+    """(N, C) per-cell values in block order, contiguous, of `dtype`."""
+    return np.ascontiguousarray(nc.T if images_last else nc, dtype=dtype)
 
 
 def _flat_view(x, d):
@@ -172,6 +198,12 @@ class Normalize(Op):
         axes = view.axes
         w = wb[0] if self.has_w else None
         b = wb[-1] if self.has_b else None
+        if self.fixed is None and self.center and view.kind in ("gnnc", "gncl"):
+            blocks = _group_blocks(x)
+            jk = _jit.kernels()
+            if blocks is not None and jk is not None and _jit.eligible(blocks) and \
+                    blocks.shape[1] > 1:
+                return self._groups_forward_jit(jk, x, blocks, w, b)
         if self.fixed is None and self.center and view.kind in ("bncl", "bn2d") and v.ndim == 2:
             jk = _jit.kernels()
             if jk is not None and v.shape[0] > 1 and _jit.eligible(v):
@@ -346,6 +378,95 @@ class Normalize(Op):
             gx = _make(view.back(dx), None, 0)
         return gx, gw, gb
 
+    def _groups_forward_jit(self, jk, x, blocks, w, b):
+        """Group (and instance) norm of an images-last or channels-last x, whose blocks
+        (see _group_blocks) hold one column per (sample, channel) cell: per-cell moments in
+        float64 (one pass, shifted by the first row), combined per group (equal counts: the
+        mean of the means, the mean of variance + squared deviation of the mean), then
+        y = x * k + c0 with per-cell coefficients (one pass). It keeps x's layout."""
+        n, c = x.shape[:2]
+        groups = self.view.groups
+        il = is_images_last(x)
+        nb, k_, nl = blocks.shape
+        dt = blocks.dtype
+        shift = blocks[:, 0, :].copy()
+        s1, s2 = np.zeros((nb, nl)), np.zeros((nb, nl))
+        parallel_ranges(lambda a, e: jk.block_moments(blocks, shift, s1, s2, a, e), nb,
+                        blocks.size, JIT_PARALLEL_ELEMENTS)
+        d1 = s1 / k_
+        cm = _blocks_to_nc(shift + d1, il).reshape(n, groups, c // groups)
+        cv = _blocks_to_nc(np.maximum(s2 / k_ - d1 * d1, 0.0), il).reshape(cm.shape)
+        mean = cm.mean(axis=2)
+        var = (cv + (cm - mean[..., None]) ** 2).mean(axis=2)
+        invstd = 1.0 / np.sqrt(var + self.eps)
+        if self.running is not None:
+            self.running(mean.astype(dt), var.astype(dt), k_ * (c // groups))
+        mean_c = np.repeat(mean, c // groups, axis=1)  # (N, C)
+        inv_c = np.repeat(invstd, c // groups, axis=1)
+        k = inv_c * w.reshape(c) if w is not None else inv_c
+        c0 = -mean_c * k
+        if b is not None:
+            c0 += b.reshape(c)
+        y = np.empty_like(blocks)
+        kb, c0b = _nc_to_blocks(k, il, dt), _nc_to_blocks(c0, il, dt)
+        parallel_ranges(lambda a, e: jk.block_affine(blocks, kb, c0b, y, a, e), nb,
+                        blocks.size, JIT_PARALLEL_ELEMENTS)
+        self.jit, self.stats, self.invstd = "groups", (mean_c, inv_c, invstd), invstd.astype(dt)
+        if il:
+            return from_images_last(y.reshape(x.shape[1:] + (n,)))
+        return from_channels_last(y.reshape((n,) + x.shape[2:] + (c,)))
+
+    def _groups_backward_jit(self, x, w, g, want_x, want_w, want_b):
+        """The backward of _groups_forward_jit: per-cell sums of dy and dy * (x - mean) in
+        one pass, folded into per-channel (dw, db) and per-group sums, then dx = dy * a +
+        x * bb + c0 with per-cell coefficients in a second (the closed form of the module
+        docstring, with M values per group)."""
+        jk = _jit.kernels()
+        xa = x._data
+        n, c = xa.shape[:2]
+        groups = self.view.groups
+        il = is_images_last(xa)
+        blocks = _group_blocks(xa)
+        ga = g._data
+        if ga.dtype != xa.dtype or not (is_images_last(ga) if il else is_channels_last(ga)):
+            gl = empty_like_layout(np, xa, xa.shape)  # dy in x's layout
+            np.copyto(gl, ga)
+            ga = gl
+        gblocks = _group_blocks(ga)
+        nb, k_, nl = blocks.shape
+        dt = blocks.dtype
+        mean_c, inv_c, invstd = self.stats
+        meanb = _nc_to_blocks(mean_c, il, dt)
+        gsum, gdot = np.zeros((nb, nl)), np.zeros((nb, nl))
+        parallel_ranges(lambda a, e: jk.block_grad_sums(gblocks, blocks, meanb, gsum, gdot,
+                                                        a, e), nb, blocks.size,
+                        JIT_PARALLEL_ELEMENTS)
+        gsum, gdot = _blocks_to_nc(gsum, il), _blocks_to_nc(gdot, il)  # (N, C)
+        gw = _make((gdot * inv_c).sum(0).astype(dt).reshape(w._data.shape), None, 0) \
+            if want_w else None
+        gb = _make(gsum.sum(0).astype(dt).reshape(self.b_shape), None, 0) if want_b else None
+        gx = None
+        if want_x:
+            wv = w._data.reshape(c).astype(np.float64) if w is not None else np.ones(c)
+            cg = c // groups
+            m = k_ * cg
+            s1 = np.repeat((wv * gsum).reshape(n, groups, cg).sum(2), cg, axis=1)
+            d = np.repeat((wv * gdot).reshape(n, groups, cg).sum(2), cg, axis=1)
+            k1 = wv * inv_c
+            k2 = inv_c ** 3 * d / m
+            k3 = inv_c * s1 / m
+            a_, bb, c0 = (_nc_to_blocks(k1, il, dt), _nc_to_blocks(-k2, il, dt),
+                          _nc_to_blocks(mean_c * k2 - k3, il, dt))
+            dx = np.empty_like(blocks)
+            parallel_ranges(lambda a, e: jk.block_affine2(gblocks, blocks, a_, bb, c0, dx, a, e),
+                            nb, blocks.size, JIT_PARALLEL_ELEMENTS)
+            if il:
+                dx = from_images_last(dx.reshape(xa.shape[1:] + (n,)))
+            else:
+                dx = from_channels_last(dx.reshape((n,) + xa.shape[2:] + (c,)))
+            gx = _make(dx, None, 0)
+        return gx, gw, gb
+
     def _bn_rows_forward(self, xp, v, w, b):
         """Batch norm of (M, C) rows (channels-last activations). Per-channel broadcasts over
         rows of only C elements run at a fraction of memory speed (one inner loop per row), so
@@ -418,6 +539,8 @@ class Normalize(Op):
             gx, gw, gb = self._rows_backward_jit(x, w, g, want_x, want_w, want_b)
         elif self.jit == "channels":
             gx, gw, gb = self._channels_backward_jit(x, w, g, want_x, want_w, want_b)
+        elif self.jit == "groups":
+            gx, gw, gb = self._groups_backward_jit(x, w, g, want_x, want_w, want_b)
         elif self.wide:
             gx, gw, gb = self._bn_rows_backward(w, g, want_x, want_w, want_b)
         else:
