@@ -272,22 +272,22 @@ def main(argv=None):
                     help="also the peak RSS of a fresh process per library and workload")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    import workloads
-    groups = {"vision": workloads.VISION_WORKLOADS, "text": workloads.TEXT_WORKLOADS}
-    args.workloads = [x for w in args.workloads for x in groups.get(w, [w])]
-
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     cuda = args.device.startswith("cuda")
     if cuda:  # read at import by CuPy / Lantern's cuDNN wrapper: set before importing them
         os.environ["CUPY_TF32"] = "1" if args.tf32 else "0"
         os.environ["LANTERN_ALLOW_TF32"] = "1" if args.tf32 else "0"
         os.environ["LANTERN_CUDNN_BENCHMARK"] = "1" if args.cudnn_benchmark else "0"
+    import framework  # before NumPy: its OpenBLAS spin setting applies at load (_runtime.py)
+    import workloads
+    groups = {"vision": workloads.VISION_WORKLOADS, "text": workloads.TEXT_WORKLOADS}
+    args.workloads = [x for w in args.workloads for x in groups.get(w, [w])]
+
     try:
         from threadpoolctl import threadpool_limits
         _limits = threadpool_limits(args.threads, user_api="blas")  # noqa: F841
     except ImportError:
         pass
-    import framework
     framework.set_num_threads(args.threads)
     libs = {"framework": framework}
     if not args.no_torch:

@@ -58,11 +58,13 @@ def _rms_norm(x, w, b):
     return F.rms_norm(x, x.shape[-1:], w, eps=1e-6)
 
 
-def _batch_norm(x, w, b, channels_last=False):
+def _batch_norm(x, w, b, channels_last=False, images_last=False):
     rm = framework.zeros(x.shape[1], dtype=x.dtype)
     rv = framework.ones(x.shape[1], dtype=x.dtype)
     if channels_last:
         x = _channels_last(x)
+    if images_last:
+        x = _images_last(x)
     return F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.1, eps=1e-5)
 
 
@@ -74,6 +76,7 @@ CASES = [
     ("rms_norm", _rms_norm, (5, 4, 33), 33),
     ("batch_norm_2d", _batch_norm, (9, 12), 12),
     ("batch_norm_cl", lambda x, w, b: _batch_norm(x, w, b, True), (3, 8, 5, 6), 8),
+    ("batch_norm_il", lambda x, w, b: _batch_norm(x, w, b, images_last=True), (3, 5, 4, 6, 7), 5),
     ("instance_norm_il", lambda x, w, b: _instance_norm(x, w, b, _images_last), (3, 4, 5, 6, 7), 4),
     ("instance_norm_cl", lambda x, w, b: _instance_norm(x, w, b, _any_channels_last),
      (2, 6, 5, 9), 6),
@@ -164,7 +167,10 @@ def test_kernels_are_taken_and_agree_with_numpy():
             y.backward(framework.tensor(np.cos(x)))
             for layout in (_images_last, _channels_last):
                 yi = F.instance_norm(layout(framework.tensor(x[:4, :8], requires_grad=True)))
-                assert (yi.grad_fn.jit == "groups") == flag
+                assert (yi.grad_fn.jit == "cells") == flag
+            yb = _batch_norm(framework.tensor(x[:4, :8], requires_grad=True), None, None,
+                             images_last=True)
+            assert (yb.grad_fn.jit == "cells") == flag
             z = framework.tensor(x.reshape(-1, 160), requires_grad=True)
             yl = F.layer_norm(z, (160,))
             assert (yl.grad_fn.jit == "rows") == flag
@@ -177,19 +183,23 @@ def test_kernels_are_taken_and_agree_with_numpy():
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3)
 
 
-@pytest.mark.parametrize("layout", [_images_last, _any_channels_last])
-def test_instance_norm_running_statistics_match_torch(layout):
-    """The group kernels' statistics feed InstanceNorm3d(track_running_stats=True) as torch's
-    do (mean over the batch of per-sample means, unbiased variances)."""
+@pytest.mark.parametrize("module,layout", [("InstanceNorm3d", _images_last),
+                                           ("InstanceNorm3d", _any_channels_last),
+                                           ("BatchNorm3d", _images_last)])
+def test_cell_kernels_running_statistics_match_torch(module, layout):
+    """The cell kernels' statistics feed the running statistics as torch's do
+    (InstanceNorm3d(track_running_stats=True): the batch mean of per-sample means and
+    unbiased variances; BatchNorm3d: the unbiased batch variance)."""
     torch = torch_or_skip()
     x = (RNG.standard_normal((3, 5, 4, 6, 8)) * 2 + 1).astype(np.float32)
-    m = framework.nn.InstanceNorm3d(5, track_running_stats=True)
-    tm = torch.nn.InstanceNorm3d(5, track_running_stats=True)
+    kw = dict(track_running_stats=True) if module == "InstanceNorm3d" else {}
+    m = getattr(framework.nn, module)(5, **kw)
+    tm = getattr(torch.nn, module)(5, **kw)
     for _ in range(2):
         y = m(layout(framework.tensor(x, requires_grad=True)))
-        assert y.grad_fn.jit == "groups"
+        assert y.grad_fn.jit == "cells"
         ty = tm(torch.tensor(x))
-    np.testing.assert_allclose(y.detach().numpy(), ty.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(m.running_mean.numpy(), tm.running_mean.numpy(), rtol=1e-5)
     np.testing.assert_allclose(m.running_var.numpy(), tm.running_var.numpy(), rtol=1e-5)
 

@@ -496,19 +496,27 @@ _DIRECT_MAX_OUT = 16
 _DIRECT_MAX_TAPS = 512
 _DIRECT_MIN_RUN = 64  # output pixels per row * images: shorter runs do not vectorise well
 _DIRECT_RUN = 1024  # values per run of the direct kernels (see _direct_runs)
+# 3-D: the input planes that one output plane reads (C * kd planes of the window span) must
+# fit in the L2 cache, or every run of taps comes from memory and the GEMM path wins (1
+# thread: 16 -> 16 channels on 2x64^3, 1.7 MB of planes: direct 230 ms, GEMM 146 ms; on
+# 2x32^3, 0.4 MB: 20 ms both; 8 -> 8 on 4x32^3: direct 10, GEMM 20 ms).
+_DIRECT_MAX_PLANES_BYTES = 1 << 20
 _DIRECT_PARALLEL_WORK = 1 << 22  # multiply-adds below which one thread does the whole layer
 
 
 def _direct_ok(x, n, c, o, g: ConvGeom) -> bool:
     """Whether a convolution of n images of x's kind (array type and dtype), c -> o channels
-    with geometry g, suits the direct kernels: 2-D or 3-D, one group, stride 1, a kernel of more
-    than one tap, few output channels and input values per output, and a layer that the
-    GEMM path would not run as row-window GEMMs (wide rows on large maps, where those are
-    as fast and keep the channels-last layout that batch norm and the next GEMM read)."""
+    with geometry g, suits the direct kernels: 2-D or 3-D (input planes within the cache),
+    one group, stride 1, a kernel of more than one tap, few output channels and input values
+    per output, and a layer that the GEMM path would not run as row-window GEMMs (wide rows
+    on large maps, where those are as fast and keep the channels-last layout that batch norm
+    and the next GEMM read)."""
     return type(x) is np.ndarray and x.dtype in _jit._FLOATS and len(g.ksize) in (2, 3) and \
         g.groups == 1 and all(s == 1 for s in g.stride) and prod(g.ksize) > 1 and \
         o <= _DIRECT_MAX_OUT and c * prod(g.ksize) <= _DIRECT_MAX_TAPS and \
         n * g.out_sp[-1] >= _DIRECT_MIN_RUN and _jit.kernels() is not None and \
+        (len(g.ksize) == 2 or c * g.ksize[0] * prod(_window_span(g)[1:]) * n * x.itemsize <=
+         _DIRECT_MAX_PLANES_BYTES) and \
         not (_use_row_windows(g, c) and
              _column_chunks(np, n, g, prod(g.ksize) * c * x.itemsize) is not None)
 

@@ -99,29 +99,78 @@ def _gn_view(x, groups, logical=False):
     return _View("gnnc", x.shape, (2, 3), (1, groups, c // groups, 1), groups)
 
 
-def _group_blocks(arr):
-    """An images-last (C, *S, N) or channels-last (N, *S, C) activation as contiguous blocks
-    (B, K, L) whose columns are the (sample, channel) cells: (C, S, N) or (N, S, C); None for
-    other layouts. The compiled group-norm kernels work on these."""
-    if type(arr) is not np.ndarray or arr.ndim < 3:
+class _Cells:
+    """A norm's statistics on the layouts the convolutions produce, for the compiled kernels:
+    x viewed as contiguous blocks (B, K, L) whose columns ("cells", a (B, L) grid) each lie in
+    one statistics group and one channel. Per-cell moments and sums come from the kernels;
+    this maps them to groups and channels and back:
+    - "gn_il": group/instance norm, images-last (C, *S, N): blocks (C, S, N), cell (c, n);
+    - "gn_cl": group/instance norm, channels-last (N, *S, C): blocks (N, S, C), cell (n, c);
+    - "bn_il": batch norm, images-last: blocks (C, S', W*N), cell (c, l), one group per c.
+    Groups are (N, G) for group norm and (C,) for batch norm."""
+
+    def __init__(self, kind, shape, groups):
+        self.kind, self.shape, self.groups = kind, tuple(shape), groups
+
+    @staticmethod
+    def of(arr, batch: bool, groups: int = 1):
+        """The cells of `arr` for batch (or else group) norm, or None for other layouts."""
+        if type(arr) is not np.ndarray or arr.ndim < 3 or arr.dtype not in _jit._FLOATS:
+            return None
+        if is_images_last(arr):
+            return _Cells("bn_il" if batch else "gn_il", arr.shape, groups)
+        if not batch and is_channels_last(arr):
+            return _Cells("gn_cl", arr.shape, groups)
         return None
-    n, c = arr.shape[:2]
-    s = prod(arr.shape[2:])
-    if is_images_last(arr):
-        return to_images_last(arr).reshape(c, s, n)
-    if is_channels_last(arr):
-        return to_channels_last(arr).reshape(n, s, c)
-    return None
 
+    def blocks(self, arr):
+        n, c = self.shape[:2]
+        if self.kind == "gn_cl":
+            return to_channels_last(arr).reshape(n, -1, c)
+        il = to_images_last(arr)
+        if self.kind == "gn_il":
+            return il.reshape(c, -1, n)
+        return il.reshape(c, -1, self.shape[-1] * n)
 
-def _blocks_to_nc(cells, images_last):
-    """Per-cell values in block order ((C, N) or (N, C)) as (N, C)."""
-    return cells.T if images_last else cells
+    def layout_of(self, arr) -> bool:
+        """Whether arr (of this shape) is laid out as the cells' blocks read it."""
+        return is_channels_last(arr) if self.kind == "gn_cl" else is_images_last(arr)
 
+    def back(self, blocks):
+        n, c = self.shape[:2]
+        if self.kind == "gn_cl":
+            return from_channels_last(blocks.reshape((n,) + self.shape[2:] + (c,)))
+        return from_images_last(blocks.reshape(self.shape[1:] + (n,)))
 
-def _nc_to_blocks(nc, images_last, dtype):
-    """(N, C) per-cell values in block order, contiguous, of `dtype`."""
-    return np.ascontiguousarray(nc.T if images_last else nc, dtype=dtype)
+    def members(self, cells):
+        """Per-cell values (B, L) as (*groups, members of a group)."""
+        if self.kind == "bn_il":
+            return cells
+        n, c = self.shape[:2]
+        nc = cells.T if self.kind == "gn_il" else cells
+        return nc.reshape(n, self.groups, c // self.groups)
+
+    def expand(self, per_group, dtype=np.float64):
+        """Per-group values as a contiguous (B, L) array of `dtype` (each cell its group's)."""
+        if self.kind == "bn_il":
+            b, l_ = self.blocks_shape()
+            return np.ascontiguousarray(np.broadcast_to(per_group[:, None], (b, l_)), dtype)
+        nc = np.repeat(per_group, self.shape[1] // self.groups, axis=1)
+        return np.ascontiguousarray(nc.T if self.kind == "gn_il" else nc, dtype)
+
+    def channel(self, per_channel):
+        """Per-channel values (C,) broadcast over the cells (B, L)."""
+        return per_channel[None, :] if self.kind == "gn_cl" else per_channel[:, None]
+
+    def channel_sum(self, cells):
+        """Per-cell values summed over the cells of each channel: (C,)."""
+        return cells.sum(0) if self.kind == "gn_cl" else cells.sum(1)
+
+    def blocks_shape(self):
+        n, c = self.shape[:2]
+        if self.kind == "gn_cl":
+            return n, c
+        return (c, n) if self.kind == "gn_il" else (c, self.shape[-1] * n)
 
 
 def _flat_view(x, d):
@@ -198,12 +247,13 @@ class Normalize(Op):
         axes = view.axes
         w = wb[0] if self.has_w else None
         b = wb[-1] if self.has_b else None
-        if self.fixed is None and self.center and view.kind in ("gnnc", "gncl"):
-            blocks = _group_blocks(x)
+        if self.fixed is None and self.center and view.kind in ("gnnc", "gncl", "bnnc"):
+            cells = _Cells.of(x, view.kind == "bnnc", view.groups)
             jk = _jit.kernels()
-            if blocks is not None and jk is not None and _jit.eligible(blocks) and \
-                    blocks.shape[1] > 1:
-                return self._groups_forward_jit(jk, x, blocks, w, b)
+            if cells is not None and jk is not None:
+                blocks = cells.blocks(x)
+                if blocks.shape[1] > 1:
+                    return self._cells_forward_jit(jk, cells, blocks, w, b)
         if self.fixed is None and self.center and view.kind in ("bncl", "bn2d") and v.ndim == 2:
             jk = _jit.kernels()
             if jk is not None and v.shape[0] > 1 and _jit.eligible(v):
@@ -378,15 +428,12 @@ class Normalize(Op):
             gx = _make(view.back(dx), None, 0)
         return gx, gw, gb
 
-    def _groups_forward_jit(self, jk, x, blocks, w, b):
-        """Group (and instance) norm of an images-last or channels-last x, whose blocks
-        (see _group_blocks) hold one column per (sample, channel) cell: per-cell moments in
-        float64 (one pass, shifted by the first row), combined per group (equal counts: the
-        mean of the means, the mean of variance + squared deviation of the mean), then
-        y = x * k + c0 with per-cell coefficients (one pass). It keeps x's layout."""
-        n, c = x.shape[:2]
-        groups = self.view.groups
-        il = is_images_last(x)
+    def _cells_forward_jit(self, jk, cells, blocks, w, b):
+        """Group, instance or batch norm of an images-last or channels-last x on the blocks
+        of `cells` (see _Cells): per-cell moments in float64 (one pass, shifted by the
+        cell's first value), combined per group (equal counts: the mean of the means, the
+        mean of variance + squared deviation from the group mean), then y = x * k + c0 with
+        per-cell coefficients (one pass). It keeps x's layout."""
         nb, k_, nl = blocks.shape
         dt = blocks.dtype
         shift = blocks[:, 0, :].copy()
@@ -394,77 +441,66 @@ class Normalize(Op):
         parallel_ranges(lambda a, e: jk.block_moments(blocks, shift, s1, s2, a, e), nb,
                         blocks.size, JIT_PARALLEL_ELEMENTS)
         d1 = s1 / k_
-        cm = _blocks_to_nc(shift + d1, il).reshape(n, groups, c // groups)
-        cv = _blocks_to_nc(np.maximum(s2 / k_ - d1 * d1, 0.0), il).reshape(cm.shape)
-        mean = cm.mean(axis=2)
-        var = (cv + (cm - mean[..., None]) ** 2).mean(axis=2)
+        cm = cells.members(shift + d1)
+        cv = cells.members(np.maximum(s2 / k_ - d1 * d1, 0.0))
+        mean = cm.mean(axis=-1)
+        var = (cv + (cm - mean[..., None]) ** 2).mean(axis=-1)
         invstd = 1.0 / np.sqrt(var + self.eps)
         if self.running is not None:
-            self.running(mean.astype(dt), var.astype(dt), k_ * (c // groups))
-        mean_c = np.repeat(mean, c // groups, axis=1)  # (N, C)
-        inv_c = np.repeat(invstd, c // groups, axis=1)
-        k = inv_c * w.reshape(c) if w is not None else inv_c
+            self.running(mean.astype(dt), var.astype(dt), k_ * cm.shape[-1])
+        mean_c, inv_c = cells.expand(mean), cells.expand(invstd)  # (B, L)
+        k = inv_c * cells.channel(w.reshape(-1)) if w is not None else inv_c
         c0 = -mean_c * k
         if b is not None:
-            c0 += b.reshape(c)
+            c0 += cells.channel(b.reshape(-1))
         y = np.empty_like(blocks)
-        kb, c0b = _nc_to_blocks(k, il, dt), _nc_to_blocks(c0, il, dt)
+        kb, c0b = k.astype(dt), c0.astype(dt)
         parallel_ranges(lambda a, e: jk.block_affine(blocks, kb, c0b, y, a, e), nb,
                         blocks.size, JIT_PARALLEL_ELEMENTS)
-        self.jit, self.stats, self.invstd = "groups", (mean_c, inv_c, invstd), invstd.astype(dt)
-        if il:
-            return from_images_last(y.reshape(x.shape[1:] + (n,)))
-        return from_channels_last(y.reshape((n,) + x.shape[2:] + (c,)))
+        self.jit, self.stats, self.invstd = "cells", (cells, mean_c, inv_c), invstd.astype(dt)
+        return cells.back(y)
 
-    def _groups_backward_jit(self, x, w, g, want_x, want_w, want_b):
-        """The backward of _groups_forward_jit: per-cell sums of dy and dy * (x - mean) in
+    def _cells_backward_jit(self, x, w, g, want_x, want_w, want_b):
+        """The backward of _cells_forward_jit: per-cell sums of dy and dy * (x - mean) in
         one pass, folded into per-channel (dw, db) and per-group sums, then dx = dy * a +
         x * bb + c0 with per-cell coefficients in a second (the closed form of the module
         docstring, with M values per group)."""
         jk = _jit.kernels()
-        xa = x._data
-        n, c = xa.shape[:2]
-        groups = self.view.groups
-        il = is_images_last(xa)
-        blocks = _group_blocks(xa)
-        ga = g._data
-        if ga.dtype != xa.dtype or not (is_images_last(ga) if il else is_channels_last(ga)):
+        cells, mean_c, inv_c = self.stats
+        xa, ga = x._data, g._data
+        if ga.dtype != xa.dtype or not cells.layout_of(ga):
             gl = empty_like_layout(np, xa, xa.shape)  # dy in x's layout
             np.copyto(gl, ga)
             ga = gl
-        gblocks = _group_blocks(ga)
+        blocks, gblocks = cells.blocks(xa), cells.blocks(ga)
         nb, k_, nl = blocks.shape
         dt = blocks.dtype
-        mean_c, inv_c, invstd = self.stats
-        meanb = _nc_to_blocks(mean_c, il, dt)
+        meanb = mean_c.astype(dt)
         gsum, gdot = np.zeros((nb, nl)), np.zeros((nb, nl))
         parallel_ranges(lambda a, e: jk.block_grad_sums(gblocks, blocks, meanb, gsum, gdot,
                                                         a, e), nb, blocks.size,
                         JIT_PARALLEL_ELEMENTS)
-        gsum, gdot = _blocks_to_nc(gsum, il), _blocks_to_nc(gdot, il)  # (N, C)
-        gw = _make((gdot * inv_c).sum(0).astype(dt).reshape(w._data.shape), None, 0) \
-            if want_w else None
-        gb = _make(gsum.sum(0).astype(dt).reshape(self.b_shape), None, 0) if want_b else None
+        gw = _make(cells.channel_sum(gdot * inv_c).astype(dt).reshape(w._data.shape), None,
+                   0) if want_w else None
+        gb = _make(cells.channel_sum(gsum).astype(dt).reshape(self.b_shape), None, 0) \
+            if want_b else None
         gx = None
         if want_x:
-            wv = w._data.reshape(c).astype(np.float64) if w is not None else np.ones(c)
-            cg = c // groups
-            m = k_ * cg
-            s1 = np.repeat((wv * gsum).reshape(n, groups, cg).sum(2), cg, axis=1)
-            d = np.repeat((wv * gdot).reshape(n, groups, cg).sum(2), cg, axis=1)
+            wv = cells.channel(w._data.reshape(-1).astype(np.float64)) if w is not None \
+                else 1.0
+            members = cells.members(wv * gsum)
+            m = k_ * members.shape[-1]
+            s1 = cells.expand(members.sum(-1))
+            d = cells.expand(cells.members(wv * gdot).sum(-1))
             k1 = wv * inv_c
             k2 = inv_c ** 3 * d / m
             k3 = inv_c * s1 / m
-            a_, bb, c0 = (_nc_to_blocks(k1, il, dt), _nc_to_blocks(-k2, il, dt),
-                          _nc_to_blocks(mean_c * k2 - k3, il, dt))
+            a_ = np.ascontiguousarray(np.broadcast_to(k1, (nb, nl)), dtype=dt)
+            bb, c0 = (-k2).astype(dt), (mean_c * k2 - k3).astype(dt)
             dx = np.empty_like(blocks)
             parallel_ranges(lambda a, e: jk.block_affine2(gblocks, blocks, a_, bb, c0, dx, a, e),
                             nb, blocks.size, JIT_PARALLEL_ELEMENTS)
-            if il:
-                dx = from_images_last(dx.reshape(xa.shape[1:] + (n,)))
-            else:
-                dx = from_channels_last(dx.reshape((n,) + xa.shape[2:] + (c,)))
-            gx = _make(dx, None, 0)
+            gx = _make(cells.back(dx), None, 0)
         return gx, gw, gb
 
     def _bn_rows_forward(self, xp, v, w, b):
@@ -539,8 +575,8 @@ class Normalize(Op):
             gx, gw, gb = self._rows_backward_jit(x, w, g, want_x, want_w, want_b)
         elif self.jit == "channels":
             gx, gw, gb = self._channels_backward_jit(x, w, g, want_x, want_w, want_b)
-        elif self.jit == "groups":
-            gx, gw, gb = self._groups_backward_jit(x, w, g, want_x, want_w, want_b)
+        elif self.jit == "cells":
+            gx, gw, gb = self._cells_backward_jit(x, w, g, want_x, want_w, want_b)
         elif self.wide:
             gx, gw, gb = self._bn_rows_backward(w, g, want_x, want_w, want_b)
         else:
