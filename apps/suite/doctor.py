@@ -416,7 +416,9 @@ def check_threads() -> Check:
     detail = (f"framework.get_num_threads() {threads}, OMP_NUM_THREADS "
               f"{omp if omp is not None else 'unset'}, os.cpu_count() {cpus}"
               + (f", usable by this process {usable}" if usable is not None else "")
-              + (f", BLAS {blas_threads}" if blas_threads else ""))
+              + (f", BLAS {blas_threads}" if blas_threads else "")
+              + (f", OPENBLAS_THREAD_TIMEOUT {os.environ['OPENBLAS_THREAD_TIMEOUT']}"
+                 if os.environ.get("OPENBLAS_THREAD_TIMEOUT") else ""))
     limit = usable or cpus
     if limit and threads > limit:
         return Check(WARN, "threads", detail + ": more threads than CPUs",

@@ -361,27 +361,31 @@ def _conv_rows_gemm(xp, xcl, g: ConvGeom, wm, other=None):
     wt = wm.reshape(kh, kw * c, o)
     out = xp.empty((n,) + tuple(g.out_sp) + (o,), xcl.dtype)
     chunks = _row_chunks(n, g, _window_span(g)[0], kw * c * xcl.itemsize)
-    bufs = _row_buffers(xp, xcl, g, chunks)
-    n0, n1, h0, h1 = chunks[0]
-    part = xp.empty((n1 - n0) * (h1 - h0) * wo * o, xcl.dtype)
-    acc = None if other is None else xp.zeros((kh, kw * c, other.shape[-1]), xcl.dtype)
-    # (one thread: splitting these chunks between threads, as _conv_gemm does, measured
-    # slower on the U-Net benchmark; their many short GEMMs leave Python in charge)
-    for n0, n1, h0, h1 in chunks:
-        ni, hr = n1 - n0, h1 - h0
-        a = _row_windows(xp, xcl, g, n0, n1, h0, h1 + dh * (kh - 1), *bufs)
-        o3 = out[n0:n1, h0:h1].reshape(ni, hr * wo, o)
-        p3 = part[:o3.size].reshape(o3.shape)
-        for t in range(kh):
-            at = a[:, t * dh * wo:(t * dh + hr) * wo]
-            if t == 0:
-                xp.matmul(at, wt[0], out=o3)
-            else:
-                xp.matmul(at, wt[t], out=p3)
-                o3 += p3
-        if acc is not None:
-            _accumulate_row_products(xp, acc, a, other[n0:n1, h0:h1], dh, hr, wo)
-    return out if acc is None else (out, acc)
+
+    def run(part_chunks):  # a contiguous share of the chunks, with its own buffers
+        bufs = _row_buffers(xp, xcl, g, part_chunks)
+        n0, n1, h0, h1 = part_chunks[0]
+        part = xp.empty((n1 - n0) * (h1 - h0) * wo * o, xcl.dtype)
+        acc = None if other is None else xp.zeros((kh, kw * c, other.shape[-1]), xcl.dtype)
+        for n0, n1, h0, h1 in part_chunks:
+            ni, hr = n1 - n0, h1 - h0
+            a = _row_windows(xp, xcl, g, n0, n1, h0, h1 + dh * (kh - 1), *bufs)
+            o3 = out[n0:n1, h0:h1].reshape(ni, hr * wo, o)
+            p3 = part[:o3.size].reshape(o3.shape)
+            for t in range(kh):
+                at = a[:, t * dh * wo:(t * dh + hr) * wo]
+                if t == 0:
+                    xp.matmul(at, wt[0], out=o3)
+                else:
+                    xp.matmul(at, wt[t], out=p3)
+                    o3 += p3
+            if acc is not None:
+                _accumulate_row_products(xp, acc, a, other[n0:n1, h0:h1], dh, hr, wo)
+        return acc
+    # the chunks split between threads, each running its copies and single-threaded GEMMs
+    # (with OpenBLAS's threads per GEMM, the copies between them ran on one core)
+    accs = parallel_parts(run, chunks) if xp is np else [run(chunks)]
+    return out if other is None else (out, _sum_in_order(accs))
 
 
 def _accumulate_row_products(xp, acc, a, oth, dh, hr, wo):
@@ -406,6 +410,8 @@ def _conv_rows_weight_gemm(xp, xcl, g: ConvGeom, dycl):
     chunks = _row_chunks(n, g, _window_span(g)[0], kw * c * xcl.itemsize)
     bufs = _row_buffers(xp, xcl, g, chunks)
     acc = xp.zeros((kh, kw * c, o), xcl.dtype)
+    # one thread: the chunks split between threads as in _conv_rows_gemm measured 4-8% slower
+    # on the U-Net benchmark at 2 threads (each thread then sums its own (kh, kw*C, O) result)
     for n0, n1, h0, h1 in chunks:
         a = _row_windows(xp, xcl, g, n0, n1, h0, h1 + dh * (kh - 1), *bufs)
         _accumulate_row_products(xp, acc, a, dycl[n0:n1, h0:h1], dh, h1 - h0, wo)
@@ -481,14 +487,16 @@ def _conv_weight_gemm(xp, x, g: ConvGeom, dycl):
 
 # ---------------------------------------------------------------------------- direct kernels
 # Few output channels make a skinny GEMM (LeNet's (N*28*28, 25) @ (25, 6)): OpenBLAS runs it at
-# a fraction of its speed and the column copy costs as much again. A 2-D stride-1 convolution
-# with at most _DIRECT_MAX_OUT output channels is then summed directly by compiled kernels
-# (_jit_kernels.conv_taps_forward) in the images-last layout, (C, H, W, N) in memory: one
-# output row of every image is a sum of kh*kw*C shifted contiguous runs of the input, with no
+# a fraction of its speed and the column copy costs as much again. A 2-D or 3-D stride-1
+# convolution with at most _DIRECT_MAX_OUT output channels is then summed directly by compiled
+# kernels (_jit_kernels.conv_taps_forward) in the images-last layout, (C, *S, N) in memory: one
+# output row of every image is a sum of C*prod(k) shifted contiguous runs of the input, with no
 # columns. Measured against the GEMM path (1 thread): LeNet's conv 1->6 5x5 on 28x28 at batch
 # 128, 3.8 -> 0.5 ms; its conv 6->16 5x5 on 14x14, 1.7 -> 0.9 ms; their weight gradients 4-5x
-# faster. The output stays images-last (ReLU and max pooling keep the layout, and the next
-# direct convolution reads it without a copy).
+# faster; the MRI U-Net's 3x3x3 8->8 on 4x32^3, forward + dx + dw 31 -> 62 ms for the GEMMs.
+# The threads split the output rows, so the kernels scale with cores where the GEMM path's
+# small GEMMs do not. The output stays images-last (ReLU, leaky ReLU, the norms and max
+# pooling keep the layout, and the next direct convolution reads it without a copy).
 _DIRECT_MAX_OUT = 16
 # Input values per output value (C*kh*kw): with thousands (e.g. 64 -> 16 channels 3x3 on 8x8
 # maps) the GEMM's blocking wins, 1.3-1.5x faster there; LeNet's layers have 25 and 150 (400
