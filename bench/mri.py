@@ -152,7 +152,10 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, str(HERE))
     from run import machine_line   # noqa: E402 - bench/ is not a package
+    # OPENBLAS_THREAD_TIMEOUT: what `import framework` sets when it comes before NumPy
+    # (framework/_runtime.py); this script imports NumPy first
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads),
+           "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "16"),
            "PYTHONPATH": str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     common = ["--threads", str(args.threads), "--roi", *map(str, args.roi), "--overlap",
               str(args.overlap), "--sw-batch-size", str(args.sw_batch_size), "--channels",

@@ -216,30 +216,38 @@ def build_unet(lib, device="cpu", batch=8, size=64):
     return step, f"unet: {batch}x1x{size}x{size}, 16-32-64-128, CE + soft Dice, Adam"
 
 
-def _unet(lib, device, batch, size, dims, amp):
+def _unet(lib, device, batch, size, dims, amp, channels=(16, 32, 64, 128), instance=False):
     """A U-Net (16-32-64, bottleneck 128; two 3^d conv+BN+ReLU per level, max pool 2,
     transposed-conv upsampling, skip concatenations) over `dims` spatial dims, 2 classes,
-    cross-entropy + soft Dice, Adam: (step, None)."""
+    cross-entropy + soft Dice, Adam: (step, None). `instance`: affine instance norm and
+    leaky ReLU (0.01) instead, with conv biases (the MRI application's blocks)."""
     nn, F = lib.nn, lib.nn.functional
     _seed(lib)
     rng = np.random.default_rng(0)
     Conv, BN = getattr(nn, f"Conv{dims}d"), getattr(nn, f"BatchNorm{dims}d")
+    IN = getattr(nn, f"InstanceNorm{dims}d")
     Up, Pool = getattr(nn, f"ConvTranspose{dims}d"), getattr(nn, f"MaxPool{dims}d")
 
     def block(cin, cout):
+        if instance:
+            return nn.Sequential(Conv(cin, cout, 3, padding=1), IN(cout, affine=True),
+                                 nn.LeakyReLU(0.01), Conv(cout, cout, 3, padding=1),
+                                 IN(cout, affine=True), nn.LeakyReLU(0.01))
         return nn.Sequential(Conv(cin, cout, 3, padding=1, bias=False), BN(cout), nn.ReLU(),
                              Conv(cout, cout, 3, padding=1, bias=False), BN(cout), nn.ReLU())
+
+    c1, c2, c3, c4 = channels
 
     class UNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.e1, self.e2, self.e3 = block(1, 16), block(16, 32), block(32, 64)
-            self.mid = block(64, 128)
+            self.e1, self.e2, self.e3 = block(1, c1), block(c1, c2), block(c2, c3)
+            self.mid = block(c3, c4)
             self.pool = Pool(2)
-            self.u3, self.d3 = Up(128, 64, 2, stride=2), block(128, 64)
-            self.u2, self.d2 = Up(64, 32, 2, stride=2), block(64, 32)
-            self.u1, self.d1 = Up(32, 16, 2, stride=2), block(32, 16)
-            self.head = Conv(16, 2, 1)
+            self.u3, self.d3 = Up(c4, c3, 2, stride=2), block(2 * c3, c3)
+            self.u2, self.d2 = Up(c3, c2, 2, stride=2), block(2 * c2, c2)
+            self.u1, self.d1 = Up(c2, c1, 2, stride=2), block(2 * c1, c1)
+            self.head = Conv(c1, 2, 1)
 
         def forward(self, x):
             e1 = self.e1(x)
@@ -370,6 +378,15 @@ def build_unet3d(lib, device="cuda", batch=2, size=96, amp=False):
 def build_unet3d_64(lib, device="cpu", batch=2, size=64):
     """The W5 U-Net in 3D on 64^3 patches, the MRI application's CPU training shape."""
     return build_unet3d(lib, device, batch, size)
+
+
+def build_unet3d_lesion(lib, device="cpu", batch=4, size=32):
+    """The MRI application's lesion recipe shape: a 3D U-Net 8-16-32-64 with instance norm and
+    leaky ReLU on 4 patches of 32^3 (`lantern mri train --task lesion --dims 3d`)."""
+    step, _ = _unet(lib, device, batch, size, dims=3, amp=False, channels=(8, 16, 32, 64),
+                    instance=True)
+    return step, f"unet3d_lesion: {batch}x1x{size}x{size}x{size}, 8-16-32-64, instance norm, " \
+                 f"leaky ReLU, CE + soft Dice, Adam"
 
 
 def build_unet3d_amp(lib, device="cuda", batch=2, size=96):
@@ -521,6 +538,7 @@ WORKLOADS = {"micro": build_micro, "mlp": build_mlp, "cnn": build_cnn, "dqn": bu
              "transformer_gpu": build_transformer_gpu,
              "transformer_gpu_amp": build_transformer_gpu_amp,
              "unet3d": build_unet3d, "unet3d_amp": build_unet3d_amp, "unet3d_64": build_unet3d_64,
+             "unet3d_lesion": build_unet3d_lesion,
              "lenet5": build_lenet5, "lenet5_predict": build_lenet5_predict,
              "resnet18_cifar": build_resnet18_cifar, "textcnn": build_textcnn,
              "minilm_short": build_minilm_short, "minilm_128": build_minilm_128}
