@@ -198,3 +198,29 @@ def test_openblas_spin_is_shortened_before_numpy_loads():
     assert _env_after_import("import framework", OPENBLAS_THREAD_TIMEOUT="20") == "20"
     assert _env_after_import("import numpy, framework") == "None"
     assert _env_after_import("import framework", LANTERN_NO_BLAS_SPIN_TUNING="1") == "None"
+
+
+def test_row_window_chunks_split_between_threads_match_torch(two_threads, monkeypatch):
+    """The row-window convolution hands each thread a share of its chunks; a share that
+    starts with a short chunk (an image's last rows) still gets buffers for its largest
+    one. Forward, dx and dw (the fused backward) against torch."""
+    from conftest import torch_or_skip
+    from framework.ops import conv as conv_ops
+    torch = torch_or_skip()
+    monkeypatch.setattr(conv_ops, "_row_chunks",
+                        lambda n, g, rows_in, row_bytes: [(0, 1, 0, 7), (0, 1, 7, 9),
+                                                          (0, 1, 9, g.out_sp[0])])
+    monkeypatch.setattr(conv_ops, "_column_chunks", lambda *a: [()])  # "large": row windows
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 16, 16, 20)).astype(np.float32)
+    w = (rng.standard_normal((24, 16, 3, 3)) * 0.1).astype(np.float32)
+    gy = rng.standard_normal((1, 24, 16, 20)).astype(np.float32)
+    lx, lw = fw.tensor(x, requires_grad=True), fw.tensor(w, requires_grad=True)
+    ly = fw.nn.functional.conv2d(lx, lw, padding=1)
+    ly.backward(fw.tensor(gy))
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, padding=1)
+    ty.backward(torch.tensor(gy))
+    for a, b in ((ly.detach().numpy(), ty.detach().numpy()), (lx.grad.numpy(), tx.grad.numpy()),
+                 (lw.grad.numpy(), tw.grad.numpy())):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4)

@@ -328,18 +328,18 @@ def _row_windows(xp, xcl, g: ConvGeom, n0, n1, r0, r1, stage, scratch, windows):
 
 
 def _row_buffers(xp, xcl, g: ConvGeom, chunks):
-    """The stage and scratch buffers of _row_windows, sized for the first (largest) chunk,
-    and the (images, rows, Wo, kw, C) window view of the stage (made once: as_strided is
-    slow to call)."""
-    n0, n1, h0, h1 = chunks[0]
+    """The stage and scratch buffers of _row_windows, sized for the largest of the chunks
+    (a thread's share may start with an image's short last chunk), and the (images, rows,
+    Wo, kw, C) window view of the stage (made once: as_strided is slow to call)."""
+    ni = max(n1 - n0 for n0, n1, _, _ in chunks)
     kh, kw = g.ksize
-    rows = h1 - h0 + g.dilation[0] * (kh - 1)
+    rows = max(h1 - h0 for _, _, h0, h1 in chunks) + g.dilation[0] * (kh - 1)
     c = xcl.shape[-1]
     wo = g.out_sp[1]
-    stage = xp.zeros((n1 - n0, rows, _window_span(g)[1], c), xcl.dtype)
-    scratch = xp.empty((n1 - n0) * rows * wo * kw * c, xcl.dtype)
+    stage = xp.zeros((ni, rows, _window_span(g)[1], c), xcl.dtype)
+    scratch = xp.empty(ni * rows * wo * kw * c, xcl.dtype)
     ss = stage.strides
-    windows = as_strided(xp, stage, (n1 - n0, rows, wo, kw, c),
+    windows = as_strided(xp, stage, (ni, rows, wo, kw, c),
                          (ss[0], ss[1], ss[2] * g.stride[1], ss[2] * g.dilation[1], ss[3]))
     return stage, scratch, windows
 
@@ -364,8 +364,8 @@ def _conv_rows_gemm(xp, xcl, g: ConvGeom, wm, other=None):
 
     def run(part_chunks):  # a contiguous share of the chunks, with its own buffers
         bufs = _row_buffers(xp, xcl, g, part_chunks)
-        n0, n1, h0, h1 = part_chunks[0]
-        part = xp.empty((n1 - n0) * (h1 - h0) * wo * o, xcl.dtype)
+        part = xp.empty(max((n1 - n0) * (h1 - h0) for n0, n1, h0, h1 in part_chunks) * wo * o,
+                        xcl.dtype)
         acc = None if other is None else xp.zeros((kh, kw * c, other.shape[-1]), xcl.dtype)
         for n0, n1, h0, h1 in part_chunks:
             ni, hr = n1 - n0, h1 - h0
