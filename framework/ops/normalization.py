@@ -8,7 +8,10 @@ transposing copy is needed: batch norm over a channels-last activation reduces t
 reduces axes (0, 2) of (N, C, L). The backward is the closed form
     dx = invstd * (dxhat - mean_A(dxhat) - xhat * mean_A(dxhat * xhat)),  dxhat = dy * w,
 on arrays; when a graph of the backward is wanted (create_graph) the same formula runs on
-Tensors instead, so the norms are twice differentiable.
+Tensors instead, so the norms are twice differentiable. On the CPU with numba, the layouts the
+convolutions produce take compiled kernels: batch norm of channels-last rows, and instance,
+group and batch norm of images-last (and group/instance of channels-last) activations through
+`_Cells` (per-column moments of contiguous blocks, combined per group).
 
 A bfloat16 input is normalized in float32 and the output rounded once to bfloat16
 (`_bfloat16.bfloat16_in_float32`), with float32 weights and running statistics (autocast)
