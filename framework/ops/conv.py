@@ -606,7 +606,7 @@ def _from_runs(xp, out, n, g: ConvGeom):
     return from_images_last(full)
 
 
-def _to_runs(xp, dy, g: ConvGeom):
+def _to_runs(xp, dy, g: ConvGeom, runs: int, length: int):
     """dy (N, O, *out) as the (O, runs, length) array of _direct_runs: images-last, each row
     widened to the window span with zeros (their products with x add nothing)."""
     n, o = dy.shape[:2]
@@ -617,8 +617,7 @@ def _to_runs(xp, dy, g: ConvGeom):
     else:
         buf = xp.zeros((o,) + tuple(g.out_sp[:-1]) + (ws, n), dy.dtype)
         _copy_images_last(buf[..., :wo, :], il)
-    bases, length = _direct_runs(n, g)
-    return buf.reshape(o, bases.size, length)
+    return buf.reshape(o, runs, length)
 
 
 def _copy_images_last(dst, src):
@@ -679,8 +678,8 @@ def _conv_direct_weight_grad(xp, x, dy, g: ConvGeom, w_shape):
     o = dy.shape[1]
     xf = _images_last_input(xp, x, g)
     offs = _tap_offsets(c, n, g, 8)
-    bases, _ = _direct_runs(n, g)
-    dyc = _to_runs(xp, dy, g)
+    bases, length = _direct_runs(n, g)
+    dyc = _to_runs(xp, dy, g, bases.size, length)
     parts = []
 
     def rows(h0, h1):

@@ -498,8 +498,7 @@ class Normalize(Op):
             k1 = wv * inv_c
             k2 = inv_c ** 3 * d / m
             k3 = inv_c * s1 / m
-            a_ = np.ascontiguousarray(np.broadcast_to(k1, (nb, nl)), dtype=dt)
-            bb, c0 = (-k2).astype(dt), (mean_c * k2 - k3).astype(dt)
+            a_, bb, c0 = k1.astype(dt), (-k2).astype(dt), (mean_c * k2 - k3).astype(dt)
             dx = np.empty_like(blocks)
             parallel_ranges(lambda a, e: jk.block_affine2(gblocks, blocks, a_, bb, c0, dx, a, e),
                             nb, blocks.size, JIT_PARALLEL_ELEMENTS)
