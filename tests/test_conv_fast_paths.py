@@ -6,7 +6,11 @@ runs of rows of one image), row-window GEMMs for 2-D stride-1-down-the-rows kern
 of a stride-1 convolution from one pass over the windows of dy, the one-GEMM transposed
 convolution when stride == kernel, and max pooling over windows that tile the input. Here the
 chunk size is shrunk so that small shapes take those paths too, and every case is compared
-with PyTorch (forward, dx, dw, db), in float64 to a tight tolerance and in float32 as used."""
+with PyTorch (forward, dx, dw, db), in float64 to a tight tolerance and in float32 as used.
+
+Stride-1 layers whose channels fill SIMD vectors take the register-blocked kernels first
+(tests/test_conv_blocked.py); here they are switched off, so these cases reach the paths that
+serve every other layer (odd channel counts, strides, groups, numba missing)."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,6 +23,11 @@ from framework import _jit
 from framework.ops import conv as conv_ops
 
 RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _without_blocked_kernels(monkeypatch):
+    monkeypatch.setattr(conv_ops, "_blocked_lanes", lambda *args: 0)
 
 # (kind, input shape, weight shape, kwargs): 2-D cases with >= 16 channels, >= 16x16 outputs
 # and unit row stride take the row-window kernel; the others the chunked im2col.
@@ -71,12 +80,17 @@ def _run_case(torch, kind, xshape, wshape, kw, dtype, channels_last, bias, layou
     gy = RNG.standard_normal(tuple(ty.shape)).astype(dtype)
     ty.backward(torch.tensor(gy))
     ly.backward(framework.tensor(gy))
-    tol = dict(rtol=1e-9, atol=1e-9) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-4)
-    np.testing.assert_allclose(ly.detach().numpy(), ty.detach().numpy(), **tol, err_msg="y")
-    np.testing.assert_allclose(lx.grad.numpy(), tx.grad.numpy(), **tol, err_msg="dx")
-    np.testing.assert_allclose(lw.grad.numpy(), tw.grad.numpy(), **tol, err_msg="dw")
+    pairs = [(ly.detach(), ty.detach(), "y"), (lx.grad, tx.grad, "dx"), (lw.grad, tw.grad, "dw")]
     if bias:
-        np.testing.assert_allclose(lb.grad.numpy(), tb.grad.numpy(), **tol, err_msg="db")
+        pairs.append((lb.grad, tb.grad, "db"))
+    for mine, ref, name in pairs:
+        ref = ref.numpy()
+        # float32: sums of thousands of products (dw of a 64x64 map) round to ~1e-5 of the
+        # largest value, whatever the order of summation
+        scale = max(1.0, float(np.abs(ref).max()))
+        tol = dict(rtol=1e-9, atol=1e-9 * scale) if dtype == np.float64 else \
+            dict(rtol=2e-4, atol=2e-5 * scale)
+        np.testing.assert_allclose(mine.numpy(), ref, **tol, err_msg=name)
 
 
 @pytest.mark.parametrize("chunk_bytes", [1 << 12, 300])

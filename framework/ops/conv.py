@@ -700,6 +700,96 @@ def _conv_direct_input_grad(xp, dy, w, g: ConvGeom):
     return _conv_direct(xp, dy, wf, None, _input_grad_geom(g))
 
 
+# ============================================================================ blocked direct
+# The register-blocked kernels of _conv_blocked (CPU, float32/float64, one group, stride 1):
+# channels-last in and out, the vectorised channels (O for the forward and dw, C for dx) a
+# multiple of a vector. Against the GEMM path on 16-128 channels they skip the column copies
+# and OpenBLAS's packing of small matrices, and run at about the CPU's multiply-add peak.
+# Blocks of rows of the output split between threads.
+_BLOCKED_CHUNK_BYTES = 1 << 18  # input + gradient rows per chunk of the weight gradient
+
+
+def _blocked_lanes(x, channels: int, g: ConvGeom) -> int:
+    """The vector lanes of the blocked kernels for a convolution of x (as its input) with
+    `channels` vectorised channels and geometry g, or 0 when they do not apply."""
+    if type(x) is not np.ndarray or x.dtype not in _jit._FLOATS or g.groups != 1 or \
+            any(s != 1 for s in g.stride) or prod(g.ksize) == 1 or _jit.kernels() is None:
+        return 0
+    from .. import _conv_blocked
+    return _conv_blocked.lanes_for(x.itemsize, channels)
+
+
+def _blocked_geometry(n: int, span, g: ConvGeom):
+    """(offs, ibase) of the blocked kernels: the kernel taps as pixel offsets on the padded
+    grid `span` (in the weight's tap order), and the pixel of each output row's first window
+    (rows ordered (N, *out[:-1]))."""
+    step = [prod(span[i + 1:]) for i in range(len(span))]
+    offs = np.zeros(1, np.int64)
+    for i, (k, dl) in enumerate(zip(g.ksize, g.dilation)):
+        offs = (offs[:, None] + np.arange(k, dtype=np.int64)[None, :] * (dl * step[i])).ravel()
+    ibase = np.arange(n, dtype=np.int64) * prod(span)
+    for i, size in enumerate(g.out_sp[:-1]):
+        ibase = (ibase[:, None] + np.arange(size, dtype=np.int64)[None, :] * step[i]).ravel()
+    return offs, ibase
+
+
+def _blocked_input(x, g: ConvGeom):
+    """x (N, C, *S) as the contiguous padded channels-last (N, *span, C) array."""
+    return np.ascontiguousarray(_padded_input_cl(np, x, g))
+
+
+def _blocked_conv(x, wt, b, g: ConvGeom, lanes: int):
+    """conv(x) + b as (N, *out, O) contiguous, wt the (T, C, O) weights."""
+    from .. import _conv_blocked
+    n, c = x.shape[:2]
+    o = wt.shape[2]
+    xb = _blocked_input(x, g)
+    offs, ibase = _blocked_geometry(n, xb.shape[1:-1], g)
+    wo = g.out_sp[-1]
+    kernel = _conv_blocked.forward_kernel(*_conv_blocked.forward_plan(o, lanes, wo), lanes)
+    out = np.empty((n,) + tuple(g.out_sp) + (o,), x.dtype)
+    bias = np.zeros(o, x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+    xf, wf, of = xb.reshape(-1), np.ascontiguousarray(wt, dtype=x.dtype).reshape(-1), \
+        out.reshape(-1)
+    parallel_ranges(lambda r0, r1: kernel(xf, wf, bias, offs, ibase, of, c, o, wo, r0, r1),
+                    ibase.size, out.size * offs.size * c, _DIRECT_PARALLEL_WORK)
+    return out
+
+
+def _blocked_weight_grad(x, dy, g: ConvGeom, w_shape, lanes: int):
+    """dw of y = conv(x, w) by the blocked kernel: per thread, chunks of output rows summed
+    in float64; the threads' sums added in row order."""
+    from .. import _conv_blocked
+    n, c = x.shape[:2]
+    o = dy.shape[1]
+    xb = _blocked_input(x, g)
+    offs, ibase = _blocked_geometry(n, xb.shape[1:-1], g)
+    wo = g.out_sp[-1]
+    kernel = _conv_blocked.weight_grad_kernel(*_conv_blocked.weight_grad_plan(o, lanes), lanes)
+    dyf = np.ascontiguousarray(to_channels_last(dy)).reshape(-1)
+    xf = xb.reshape(-1)
+    chunk = max(1, _BLOCKED_CHUNK_BYTES // (wo * (c + o) * x.itemsize))
+    parts = []
+
+    def rows(r0, r1):
+        acc = np.zeros(offs.size * c * o)
+        kernel(xf, dyf, offs, ibase, acc, c, o, wo, r0, r1, chunk)
+        parts.append((r0, acc))
+    parallel_ranges(rows, ibase.size, dyf.size * offs.size * c, _DIRECT_PARALLEL_WORK)
+    acc = _sum_in_order([a for _, a in sorted(parts, key=lambda p: p[0])])
+    return acc.reshape(offs.size, c, o).transpose(2, 1, 0).reshape(w_shape).astype(x.dtype)
+
+
+def _taps_weight(w):
+    """(O, C, *K) -> (T, C, O): the blocked forward's weight layout."""
+    return w.reshape(w.shape[0], w.shape[1], -1).transpose(2, 1, 0)
+
+
+def _flipped_taps_weight(w):
+    """(O, C, *K) -> (T, O, C), the kernel flipped: the weights of dx as a convolution of dy."""
+    return w.reshape(w.shape[0], w.shape[1], -1)[:, :, ::-1].transpose(2, 0, 1)
+
+
 def conv_forward(x, w, b, g: ConvGeom, keep_cols=False, need_dx=True):
     """y = conv(x, w) + b; also returns the column buffer when keep_cols (for dw). need_dx:
     whether dx will be wanted (it steers the choice of kernels, see _use_direct)."""
@@ -710,6 +800,9 @@ def conv_forward(x, w, b, g: ConvGeom, keep_cols=False, need_dx=True):
         if y is not None:
             return y, None
     n, o = x.shape[0], w.shape[0]
+    lanes = _blocked_lanes(x, o, g) if xp is np else 0
+    if lanes:
+        return from_channels_last(_blocked_conv(x, _taps_weight(w), b, g, lanes)), None
     if xp is np and _use_direct(x, o, g, need_dx):
         return _conv_direct(xp, x, w, b, g), None
     m = n * prod(g.out_sp)
@@ -743,6 +836,9 @@ def conv_input_grad(dy, w, g: ConvGeom):
         if dx is not None:
             return dx
     g_t = _input_grad_geom(g)
+    lanes = _blocked_lanes(dy, w.shape[1], g_t) if g_t is not None and xp is np else 0
+    if lanes:
+        return from_channels_last(_blocked_conv(dy, _flipped_taps_weight(w), None, g_t, lanes))
     if g_t is not None and xp is np and _use_direct_grad(dy, w.shape[1], w.shape[0], g_t):
         return _conv_direct_input_grad(xp, dy, w, g)
     n = dy.shape[0]
@@ -826,6 +922,8 @@ def conv_input_and_weight_grad(x, dy, w, g: ConvGeom):
     g_t = _input_grad_geom(g)
     if g_t is None or len(g.ksize) != 2 or (xp is np and _use_direct(x, w.shape[0], g, True)):
         return None
+    if xp is np and (_blocked_lanes(dy, w.shape[1], g_t) or _blocked_lanes(x, w.shape[0], g)):
+        return None  # the blocked kernels, separately
     o, c = w.shape[0], w.shape[1]
     k = prod(g.ksize) * o
     if _column_chunks(xp, dy.shape[0], g_t, k * dy.itemsize) is None or \
@@ -942,6 +1040,9 @@ def conv_weight_grad(x, dy, g: ConvGeom, w_shape, cols=None):
         dw = _cudnn.conv_backward_filter(x, dy, w_shape, *p) if p is not None else None
         if dw is not None:
             return dw
+    lanes = _blocked_lanes(x, dy.shape[1], g) if xp is np and type(dy) is np.ndarray else 0
+    if lanes:
+        return _blocked_weight_grad(x, dy, g, tuple(w_shape), lanes)
     if xp is np and type(x) is np.ndarray and \
             _use_direct_grad(dy, dy.shape[1], x.shape[1], g):
         return _conv_direct_weight_grad(xp, x, dy, g, tuple(w_shape))
