@@ -1,16 +1,21 @@
 """Register-blocked direct convolution kernels (CPU, numba), generated per block shape.
 
-The layout is channels-last and padded: the input is a flat (pixels, C) array over the padded
-grid, the output a flat (pixels, O) array, the weights (T, C, O) for T kernel taps. A tap is
-an offset in pixels on the padded grid (so 1-D, 2-D and 3-D kernels, and dilation, are all
-one list of offsets), and the output is computed one row (the last spatial dim) at a time:
-`ibase[r]` is the padded-grid pixel where the windows of output row r start.
+The layout is channels-last: the input is a flat (pixels, C) array, the output a flat
+(pixels, O) array, the weights (T, C, O) for T kernel taps (last spatial dim fastest). The
+output is computed one row (a run along the last spatial dim) at a time. Padding is never
+materialised (a padded copy of each input would be one more pass over memory per layer):
+`rbase[r, j]` is the input pixel where tap row j (the taps sharing all but the last kernel
+index) of output row r reads column 0, or -1 when that input row lies in the padding, and tap
+t reads column p + tcol[t] for output column p, inside the input for p in [wlo[t], whi[t]).
 
-    forward: out[r*wo + p, :] = bias + sum_t sum_c x[ibase[r] + p + offs[t], c] * w[t, c, :]
-    weight gradient: acc[t, c, :] += sum_r sum_p x[ibase[r] + p + offs[t], c] * dy[r*wo + p, :]
+    forward: out[r*wo + p, :] = bias + sum over taps t and channels c of
+             x[rbase[r, trow[t]] + p + tcol[t], c] * w[t, c, :]     (taps inside the input)
+    weight gradient: acc[t, c, :] += the same products with dy[r*wo + p, :] in place of w
 
-(The input gradient of a stride-1 convolution is the forward kernel run on the padded dy with
-the kernel flipped and its channels swapped.)
+Output columns [wl, wr) read every tap inside the input (wl = max wlo, wr = min whi): there
+the kernel runs blocks of pixels without checks; the few border columns go one at a time,
+skipping the taps that fall outside. (The input gradient of a stride-1 convolution is the
+forward kernel run on dy with the kernel flipped and its channels swapped.)
 
 The forward keeps a block of PB output pixels x OB vectors of output channels in registers
 (24 running vector sums with AVX-512) while it runs over every tap and input channel: each
@@ -36,39 +41,43 @@ _compiled: dict = {}
 
 def _forward_source(ob: int, pb: int, lanes: int) -> str:
     """Source of the forward kernel for OB vectors of `lanes` output channels and PB pixels."""
-    def block(n_pix, indent):
+    def block(n_pix, pix, checked, indent):
         pad = " " * indent
         acc = [[f"a{p}_{j}" for j in range(ob)] for p in range(n_pix)]
+        skip = "base < 0 or p1 < wlo[t] or p1 >= whi[t]" if checked else "base < 0"
         lines = [f"{pad}{acc[p][j]} = vload(bias, o0 + {j * lanes}, {lanes})"
                  for p in range(n_pix) for j in range(ob)]
         lines += [f"{pad}for t in range(n_taps):",
-                  f"{pad}    xo = (ib + p0 + offs[t]) * c",
+                  f"{pad}    base = rbase[rj + trow[t]]",
+                  f"{pad}    if {skip}:",
+                  f"{pad}        continue",
+                  f"{pad}    xo = (base + {pix} + tcol[t]) * c",
                   f"{pad}    wb = t * c * o + o0",
                   f"{pad}    for ci in range(c):",
-                  f"{pad}        wr = wb + ci * o"]
-        lines += [f"{pad}        w{j} = vload(w, wr + {j * lanes}, {lanes})" for j in range(ob)]
+                  f"{pad}        wq = wb + ci * o"]
+        lines += [f"{pad}        w{j} = vload(w, wq + {j * lanes}, {lanes})" for j in range(ob)]
         for p in range(n_pix):
             lines.append(f"{pad}        xv = vbload(x, xo + {p} * c + ci, {lanes})")
             lines += [f"{pad}        {acc[p][j]} = vfma(xv, w{j}, {acc[p][j]})"
                       for j in range(ob)]
-        lines += [f"{pad}vstore(out, (rb + p0 + {p}) * o + o0 + {j * lanes}, {acc[p][j]})"
+        lines += [f"{pad}vstore(out, (rb + {pix} + {p}) * o + o0 + {j * lanes}, {acc[p][j]})"
                   for p in range(n_pix) for j in range(ob)]
         return "\n".join(lines)
 
     return f"""
-def kernel(x, w, bias, offs, ibase, out, c, o, wo, r0, r1):
-    n_taps = offs.size
+def kernel(x, w, bias, rbase, trow, tcol, wlo, whi, out, c, o, wo, wl, wr, n_trows, r0, r1):
+    n_taps = trow.size
     for r in range(r0, r1):
-        ib = ibase[r]
         rb = r * wo
+        rj = r * n_trows
         for o0 in range(0, o, {ob * lanes}):
-            p0 = 0
-            while p0 + {pb} <= wo:
-{block(pb, 16)}
+            p0 = wl
+            while p0 + {pb} <= wr:
+{block(pb, "p0", False, 16)}
                 p0 += {pb}
-            while p0 < wo:
-{block(1, 16)}
-                p0 += 1
+            for q in range(wl + wo - p0):
+                p1 = q if q < wl else p0 + q - wl
+{block(1, "p1", True, 16)}
 """
 
 
@@ -80,9 +89,12 @@ def _weight_grad_source(ob: int, cb: int, lanes: int) -> str:
         acc = [[f"s{i}_{j}" for j in range(ob)] for i in range(n_ch)]
         lines = [f"{pad}{acc[i][j]} = vzero(dy, {lanes})" for i in range(n_ch) for j in range(ob)]
         lines += [f"{pad}for r in range(q0, q1):",
-                  f"{pad}    xb = (ibase[r] + off) * c + c0",
+                  f"{pad}    base = rbase[r * n_trows + j]",
+                  f"{pad}    if base < 0:",
+                  f"{pad}        continue",
+                  f"{pad}    xb = (base + kc) * c + c0",
                   f"{pad}    db = r * wo * o + o0",
-                  f"{pad}    for p in range(wo):",
+                  f"{pad}    for p in range(lo, hi):",
                   f"{pad}        dp = db + p * o",
                   f"{pad}        xq = xb + p * c"]
         lines += [f"{pad}        d{j} = vload(dy, dp + {j * lanes}, {lanes})" for j in range(ob)]
@@ -95,12 +107,12 @@ def _weight_grad_source(ob: int, cb: int, lanes: int) -> str:
         return "\n".join(lines)
 
     return f"""
-def kernel(x, dy, offs, ibase, acc, c, o, wo, r0, r1, chunk):
-    n_taps = offs.size
+def kernel(x, dy, rbase, trow, tcol, wlo, whi, acc, c, o, wo, n_trows, r0, r1, chunk):
+    n_taps = trow.size
     for q0 in range(r0, r1, chunk):
         q1 = min(q0 + chunk, r1)
         for t in range(n_taps):
-            off = offs[t]
+            j, kc, lo, hi = trow[t], tcol[t], wlo[t], whi[t]
             for o0 in range(0, o, {ob * lanes}):
                 c0 = 0
                 while c0 + {cb} <= c:

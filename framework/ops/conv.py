@@ -26,6 +26,7 @@ conv_input_grad itself (ConvTranspose when it has a bias).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import namedtuple
 
@@ -719,23 +720,41 @@ def _blocked_lanes(x, channels: int, g: ConvGeom) -> int:
     return _conv_blocked.lanes_for(x.itemsize, channels)
 
 
-def _blocked_geometry(n: int, span, g: ConvGeom):
-    """(offs, ibase) of the blocked kernels: the kernel taps as pixel offsets on the padded
-    grid `span` (in the weight's tap order), and the pixel of each output row's first window
-    (rows ordered (N, *out[:-1]))."""
-    step = [prod(span[i + 1:]) for i in range(len(span))]
-    offs = np.zeros(1, np.int64)
-    for i, (k, dl) in enumerate(zip(g.ksize, g.dilation)):
-        offs = (offs[:, None] + np.arange(k, dtype=np.int64)[None, :] * (dl * step[i])).ravel()
-    ibase = np.arange(n, dtype=np.int64) * prod(span)
-    for i, size in enumerate(g.out_sp[:-1]):
-        ibase = (ibase[:, None] + np.arange(size, dtype=np.int64)[None, :] * step[i]).ravel()
-    return offs, ibase
+@functools.lru_cache(maxsize=256)
+def _blocked_geometry(n: int, g: ConvGeom):
+    """The row and tap tables of the blocked kernels (see _conv_blocked) for n images:
+    (rbase (R*J,), J, trow, tcol, wlo, whi, wl, wr), rows R ordered (N, *out[:-1]) and tap
+    rows J (*k[:-1]). Cached (read-only arrays): a training step asks for the same few
+    geometries over and over."""
+    d = len(g.ksize)
+    base = (np.arange(n, dtype=np.int64) * prod(g.in_sp))[:, None]
+    valid = np.ones((n, 1), bool)
+    for m in range(d - 1):
+        rows = np.arange(g.out_sp[m])[:, None] + np.arange(g.ksize[m])[None, :] * g.dilation[m] \
+            - g.pad_lo[m]  # input row of (output row, tap row) along dim m
+        inside = (rows >= 0) & (rows < g.in_sp[m])
+        r, j = base.shape
+        base = (base[:, None, :, None] + (rows * prod(g.in_sp[m + 1:]))[None, :, None, :]) \
+            .reshape(r * rows.shape[0], j * rows.shape[1])
+        valid = (valid[:, None, :, None] & inside[None, :, None, :]).reshape(base.shape)
+    rbase = np.where(valid, base, -1).ravel()
+    kw, wo, w_in = g.ksize[-1], g.out_sp[-1], g.in_sp[-1]
+    taps = prod(g.ksize)
+    trow = np.arange(taps, dtype=np.int64) // kw
+    tcol = (np.arange(taps, dtype=np.int64) % kw) * g.dilation[-1] - g.pad_lo[-1]
+    wlo = np.clip(-tcol, 0, wo)
+    whi = np.clip(w_in - tcol, 0, wo)
+    wl = int(wlo.max())
+    wr = max(int(whi.min()), wl)
+    for a in (rbase, trow, tcol, wlo, whi):
+        a.flags.writeable = False
+    return rbase, valid.shape[1], trow, tcol, wlo, whi, wl, wr
 
 
-def _blocked_input(x, g: ConvGeom):
-    """x (N, C, *S) as the contiguous padded channels-last (N, *span, C) array."""
-    return np.ascontiguousarray(_padded_input_cl(np, x, g))
+def _channels_last_rows(x):
+    """x (N, C, *S) as its flat C-contiguous channels-last data (no copy when it is laid out
+    so)."""
+    return np.ascontiguousarray(to_channels_last(x)).reshape(-1)
 
 
 def _blocked_conv(x, wt, b, g: ConvGeom, lanes: int):
@@ -743,16 +762,16 @@ def _blocked_conv(x, wt, b, g: ConvGeom, lanes: int):
     from .. import _conv_blocked
     n, c = x.shape[:2]
     o = wt.shape[2]
-    xb = _blocked_input(x, g)
-    offs, ibase = _blocked_geometry(n, xb.shape[1:-1], g)
+    rbase, n_trows, trow, tcol, wlo, whi, wl, wr = _blocked_geometry(n, g)
     wo = g.out_sp[-1]
-    kernel = _conv_blocked.forward_kernel(*_conv_blocked.forward_plan(o, lanes, wo), lanes)
+    kernel = _conv_blocked.forward_kernel(*_conv_blocked.forward_plan(o, lanes, wr - wl), lanes)
     out = np.empty((n,) + tuple(g.out_sp) + (o,), x.dtype)
     bias = np.zeros(o, x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
-    xf, wf, of = xb.reshape(-1), np.ascontiguousarray(wt, dtype=x.dtype).reshape(-1), \
+    xf, wf, of = _channels_last_rows(x), np.ascontiguousarray(wt, dtype=x.dtype).reshape(-1), \
         out.reshape(-1)
-    parallel_ranges(lambda r0, r1: kernel(xf, wf, bias, offs, ibase, of, c, o, wo, r0, r1),
-                    ibase.size, out.size * offs.size * c, _DIRECT_PARALLEL_WORK)
+    parallel_ranges(lambda r0, r1: kernel(xf, wf, bias, rbase, trow, tcol, wlo, whi, of, c, o,
+                                          wo, wl, wr, n_trows, r0, r1),
+                    rbase.size // n_trows, out.size * trow.size * c, _DIRECT_PARALLEL_WORK)
     return out
 
 
@@ -762,22 +781,21 @@ def _blocked_weight_grad(x, dy, g: ConvGeom, w_shape, lanes: int):
     from .. import _conv_blocked
     n, c = x.shape[:2]
     o = dy.shape[1]
-    xb = _blocked_input(x, g)
-    offs, ibase = _blocked_geometry(n, xb.shape[1:-1], g)
+    rbase, n_trows, trow, tcol, wlo, whi, _, _ = _blocked_geometry(n, g)
     wo = g.out_sp[-1]
     kernel = _conv_blocked.weight_grad_kernel(*_conv_blocked.weight_grad_plan(o, lanes), lanes)
-    dyf = np.ascontiguousarray(to_channels_last(dy)).reshape(-1)
-    xf = xb.reshape(-1)
+    xf, dyf = _channels_last_rows(x), _channels_last_rows(dy)
     chunk = max(1, _BLOCKED_CHUNK_BYTES // (wo * (c + o) * x.itemsize))
     parts = []
 
     def rows(r0, r1):
-        acc = np.zeros(offs.size * c * o)
-        kernel(xf, dyf, offs, ibase, acc, c, o, wo, r0, r1, chunk)
+        acc = np.zeros(trow.size * c * o)
+        kernel(xf, dyf, rbase, trow, tcol, wlo, whi, acc, c, o, wo, n_trows, r0, r1, chunk)
         parts.append((r0, acc))
-    parallel_ranges(rows, ibase.size, dyf.size * offs.size * c, _DIRECT_PARALLEL_WORK)
+    parallel_ranges(rows, rbase.size // n_trows, dyf.size * trow.size * c,
+                    _DIRECT_PARALLEL_WORK)
     acc = _sum_in_order([a for _, a in sorted(parts, key=lambda p: p[0])])
-    return acc.reshape(offs.size, c, o).transpose(2, 1, 0).reshape(w_shape).astype(x.dtype)
+    return acc.reshape(trow.size, c, o).transpose(2, 1, 0).reshape(w_shape).astype(x.dtype)
 
 
 def _taps_weight(w):
