@@ -15,6 +15,12 @@ again for the weight gradient rather than kept; only small layers build (and kee
 the kernel's width (kw*C values per pixel and input row) and each kernel row is a GEMM over a
 row-shifted block of them, a third of the copying for 3x3.
 
+On the CPU, stride-1 one-group convolutions whose channels fill SIMD vectors (16-128 channels:
+U-Nets, VGG- and ResNet-style stride-1 layers) skip the columns altogether: register-blocked
+direct kernels generated per block shape (framework/_conv_blocked.py) read the channels-last
+input and write the channels-last output, with the forward, dx and dw each near the CPU's
+multiply-add peak (see "blocked direct" below).
+
 Gradients. With y = conv(x, w): dx = conv_input_grad(dy, w) and dw = conv_weight_grad(x, dy),
 a GEMM of the columns of x with dy. For stride 1, dx is itself a convolution of dy (padded,
 kernel flipped); in a plain backward (no graph of it wanted) dx and dw then come from one pass
@@ -819,6 +825,9 @@ def conv_forward(x, w, b, g: ConvGeom, keep_cols=False, need_dx=True):
             return y, None
     n, o = x.shape[0], w.shape[0]
     lanes = _blocked_lanes(x, o, g) if xp is np else 0
+    if lanes and need_dx:  # dx blocked too, or the layer keeps the older paths (LeNet's
+        g_t = _input_grad_geom(g)  # 6 -> 16: direct forward, dx and dw, images-last)
+        lanes = lanes if g_t is not None and _blocked_lanes(x, x.shape[1], g_t) else 0
     if lanes:
         return from_channels_last(_blocked_conv(x, _taps_weight(w), b, g, lanes)), None
     if xp is np and _use_direct(x, o, g, need_dx):
@@ -854,7 +863,8 @@ def conv_input_grad(dy, w, g: ConvGeom):
         if dx is not None:
             return dx
     g_t = _input_grad_geom(g)
-    lanes = _blocked_lanes(dy, w.shape[1], g_t) if g_t is not None and xp is np else 0
+    lanes = _blocked_lanes(dy, w.shape[1], g_t) if g_t is not None and xp is np and \
+        not is_images_last(dy) else 0  # (images-last: the forward ran the direct kernels)
     if lanes:
         return from_channels_last(_blocked_conv(dy, _flipped_taps_weight(w), None, g_t, lanes))
     if g_t is not None and xp is np and _use_direct_grad(dy, w.shape[1], w.shape[0], g_t):
@@ -1058,7 +1068,8 @@ def conv_weight_grad(x, dy, g: ConvGeom, w_shape, cols=None):
         dw = _cudnn.conv_backward_filter(x, dy, w_shape, *p) if p is not None else None
         if dw is not None:
             return dw
-    lanes = _blocked_lanes(x, dy.shape[1], g) if xp is np and type(dy) is np.ndarray else 0
+    lanes = _blocked_lanes(x, dy.shape[1], g) if xp is np and type(dy) is np.ndarray and \
+        not is_images_last(dy) else 0
     if lanes:
         return _blocked_weight_grad(x, dy, g, tuple(w_shape), lanes)
     if xp is np and type(x) is np.ndarray and \
