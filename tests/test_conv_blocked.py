@@ -4,9 +4,10 @@ Stride-1, one-group convolutions whose vectorised channels (O for the forward an
 gradient, C for the input gradient) fill SIMD vectors run on kernels generated per block
 shape. Cases cover 1-D, 2-D and 3-D, dilation, asymmetric ('same') padding, rows whose width
 leaves a tail after the pixel blocks, one input channel, channel counts that give one to four
-vectors per block and half-width vectors, layers whose input gradient cannot be blocked
-(C=5; padding beyond the kernel: they keep the older paths), every input layout, one and two threads, weight-gradient chunks of one
-row, and the block plans of a 16-register (AVX2) machine."""
+vectors per block and half-width vectors, layers whose input gradient cannot be blocked (C=5;
+padding beyond the kernel: they keep the older paths), every input layout, one and two
+threads, weight-gradient chunks of one row, and the block plans of a 16-register (AVX2)
+machine."""
 from __future__ import annotations
 
 import numpy as np
