@@ -36,6 +36,7 @@ from . import _simd
 
 _JIT = numba.njit(nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy",
                   boundscheck=False)
+_PAR = numba.njit(nogil=True, error_model="numpy", parallel=True)
 _compiled: dict = {}
 
 
@@ -173,6 +174,40 @@ def _compile(key, source_of):
         exec(compile(source, f"<lantern conv kernel {key}>", "exec"), names)
         fn = _compiled[key] = _JIT(names["kernel"])
     return fn
+
+
+_FORWARD_PAR = """
+def par(x, w, bias, rbase, trow, tcol, wlo, whi, out, c, o, wo, wl, wr, n_trows, rows, parts):
+    for i in prange(parts):
+        kernel(x, w, bias, rbase, trow, tcol, wlo, whi, out, c, o, wo, wl, wr, n_trows,
+               rows * i // parts, rows * (i + 1) // parts)
+"""
+_WEIGHT_GRAD_PAR = """
+def par(x, dy, rbase, trow, tcol, wlo, whi, acc, c, o, wo, n_trows, rows, chunk, parts):
+    for i in prange(parts):
+        kernel(x, dy, rbase, trow, tcol, wlo, whi, acc[i], c, o, wo, n_trows,
+               rows * i // parts, rows * (i + 1) // parts, chunk)
+"""
+
+
+def _compile_par(key, source, kernel):
+    """The prange wrapper (numba's OpenMP threads, see _jit.omp_parts) of a compiled kernel."""
+    fn = _compiled.get(key)
+    if fn is None:
+        names = {"prange": numba.prange, "kernel": kernel}
+        exec(compile(source, f"<lantern conv kernel {key}>", "exec"), names)
+        fn = _compiled[key] = _PAR(names["par"])
+    return fn
+
+
+def forward_kernel_par(ob: int, pb: int, lanes: int):
+    return _compile_par(("forward_par", ob, pb, lanes), _FORWARD_PAR,
+                        forward_kernel(ob, pb, lanes))
+
+
+def weight_grad_kernel_par(ob: int, cb: int, lanes: int):
+    return _compile_par(("weight_grad_par", ob, cb, lanes), _WEIGHT_GRAD_PAR,
+                        weight_grad_kernel(ob, cb, lanes))
 
 
 def forward_kernel(ob: int, pb: int, lanes: int):

@@ -56,3 +56,55 @@ def eligible(*arrays) -> bool:
         if type(a) is not np.ndarray or a.dtype != dt or not a.flags.c_contiguous:
             return False
     return True
+
+
+# ---------------------------------------------------------------------------- prange kernels
+# Handing a range of rows to a thread of our pool (concurrent.futures) costs ~50-80 us on a VM
+# (two futex wake-ups), more than a whole pass over a 2 MB activation, so the memory-bound
+# kernels (norms, ReLU) ran on one thread and lost the second core's bandwidth and cache.
+# numba's OpenMP threading layer keeps its threads spinning between parallel regions: a
+# prange over two parts then costs a few microseconds (a 2 MB batch-norm affine pass: 0.125 ms
+# on one thread, 0.047 ms on two), and thread i always takes part i, so consecutive kernels
+# find their part of the data in their own core's cache. The `*_par` kernels use it where
+# numba has the OpenMP layer (libgomp); in a forked child (libgomp is not fork-safe) and with
+# other layers they are not used.
+_omp = None  # (pid, available) once checked
+_omp_threads = 0
+
+
+def omp_parts(load: bool = True) -> int:
+    """Parts for a prange kernel: the intra-op thread count when the OpenMP layer serves
+    them (and it is above 1), else 0 (use the kernels on `parallel_ranges`). With
+    load=False, 0 unless the kernels are loaded already (an op that has a NumPy path
+    need not load numba)."""
+    global _omp, _omp_threads
+    from ._parallel import get_num_threads
+    n = get_num_threads()
+    if n < 2 or (not load and not _module) or kernels() is None:
+        return 0
+    pid = os.getpid()
+    if _omp is None or _omp[0] != pid:
+        _omp = (pid, _omp is None and _omp_layer())
+    if not _omp[1]:
+        return 0
+    import numba
+    n = min(n, numba.config.NUMBA_NUM_THREADS)
+    if n != _omp_threads:
+        numba.set_num_threads(n)
+        _omp_threads = n
+    return n if n > 1 else 0
+
+
+def _omp_layer() -> bool:
+    """Whether numba's parallel kernels will run on OpenMP: chosen here unless the user set
+    NUMBA_THREADING_LAYER (then only if it is 'omp')."""
+    import numba
+    wanted = os.environ.get("NUMBA_THREADING_LAYER", "")
+    if wanted:
+        return wanted == "omp"
+    try:
+        from numba.np.ufunc import omppool  # noqa: F401  (needs libgomp)
+    except Exception:
+        return False
+    numba.config.THREADING_LAYER = "omp"
+    return True

@@ -23,6 +23,7 @@ import numpy as np
 
 _FM = {"reassoc", "contract"}
 _jit = numba.njit(nogil=True, cache=True, fastmath=_FM, error_model="numpy")
+_par = numba.njit(nogil=True, cache=True, fastmath=_FM, error_model="numpy", parallel=True)
 
 
 # ---------------------------------------------------------------------------- softmax (last dim)
@@ -173,6 +174,79 @@ def channel_affine2(g, x, a, bb, c0, y, r0, r1):
     for i in range(x.shape[0]):
         for j in range(c):
             y[i, j] = g[i, j] * a[j] + x[i, j] * bb[j] + c0[j]
+
+
+# The same over `parts` row ranges on numba's OpenMP threads (see _jit.omp_parts); the sums
+# go to acc[part] (parts, 2, C), added in part order by the caller.
+@_par
+def channel_moments_par(x, shift, acc, parts):
+    m = x.shape[0]
+    for i in numba.prange(parts):
+        channel_moments(x, shift, acc[i, 0], acc[i, 1], m * i // parts, m * (i + 1) // parts)
+
+
+@_par
+def channel_affine_par(x, k, c0, y, parts):
+    m = x.shape[0]
+    for i in numba.prange(parts):
+        channel_affine(x, k, c0, y, m * i // parts, m * (i + 1) // parts)
+
+
+@_par
+def channel_grad_sums_par(g, x, mean, acc, parts):
+    m = x.shape[0]
+    for i in numba.prange(parts):
+        channel_grad_sums(g, x, mean, acc[i, 0], acc[i, 1], m * i // parts,
+                          m * (i + 1) // parts)
+
+
+@_par
+def channel_affine2_par(g, x, a, bb, c0, y, parts):
+    m = x.shape[0]
+    for i in numba.prange(parts):
+        channel_affine2(g, x, a, bb, c0, y, m * i // parts, m * (i + 1) // parts)
+
+
+# ---------------------------------------------------------------------------- ReLU (flat)
+@_par
+def relu_forward_par(x, y, mask, parts):
+    """y = max(x, 0) as np.maximum gives it (NaN kept, -0.0 to 0.0), mask = x > 0, over
+    flat arrays in `parts` ranges on numba's OpenMP threads."""
+    n = x.size
+    for i in numba.prange(parts):
+        for j in range(n * i // parts, n * (i + 1) // parts):
+            v = x[j]
+            mask[j] = v > 0
+            y[j] = v if (v > 0 or v != v) else 0
+
+
+@_par
+def mask_multiply_par(g, mask, out, parts):
+    """out = g * mask (a bool mask as 1.0 / 0.0, as NumPy multiplies it), flat arrays."""
+    n = g.size
+    for i in numba.prange(parts):
+        for j in range(n * i // parts, n * (i + 1) // parts):
+            out[j] = g[j] * (1.0 if mask[j] else 0.0)
+
+
+@_par
+def leaky_relu_forward_par(x, y, slope, parts):
+    """y = max(x, x * slope) as np.maximum gives it (slope in [0, 1]), flat arrays."""
+    n = x.size
+    for i in numba.prange(parts):
+        for j in range(n * i // parts, n * (i + 1) // parts):
+            v = x[j]
+            u = v * slope
+            y[j] = v if (v >= u or v != v) else u
+
+
+@_par
+def leaky_relu_backward_par(x, g, out, slope, parts):
+    """out = g * max([x > 0], slope): g where x > 0, else g * slope, flat arrays."""
+    n = x.size
+    for i in numba.prange(parts):
+        for j in range(n * i // parts, n * (i + 1) // parts):
+            out[j] = g[j] * (1.0 if x[j] > 0 else slope)
 
 
 # ---------------------------------------------------------------------------- group norm (blocks)
@@ -471,3 +545,33 @@ def gelu_erf_backward(x, g, dx, i0, i1):
         cdf = np.float32(0.5) * (np.float32(1.0) + _erf_f32(v * np.float32(0.7071067811865476)))
         pdf = np.exp(v * v * np.float32(-0.5)) * np.float32(0.3989422804014327)
         ds[i] = gs[i] * (cdf + v * pdf)
+
+
+# The block kernels over `parts` ranges of blocks on numba's OpenMP threads (each block owns
+# its rows of the per-cell arrays: nothing to add up).
+@_par
+def block_moments_par(x, shift, s1, s2, parts):
+    nb = x.shape[0]
+    for i in numba.prange(parts):
+        block_moments(x, shift, s1, s2, nb * i // parts, nb * (i + 1) // parts)
+
+
+@_par
+def block_affine_par(x, k, c0, y, parts):
+    nb = x.shape[0]
+    for i in numba.prange(parts):
+        block_affine(x, k, c0, y, nb * i // parts, nb * (i + 1) // parts)
+
+
+@_par
+def block_grad_sums_par(g, x, mean, gsum, gdot, parts):
+    nb = x.shape[0]
+    for i in numba.prange(parts):
+        block_grad_sums(g, x, mean, gsum, gdot, nb * i // parts, nb * (i + 1) // parts)
+
+
+@_par
+def block_affine2_par(g, x, a, bb, c0, y, parts):
+    nb = x.shape[0]
+    for i in numba.prange(parts):
+        block_affine2(g, x, a, bb, c0, y, nb * i // parts, nb * (i + 1) // parts)

@@ -77,8 +77,23 @@ def _large_cpu(*arrays) -> bool:
         arrays[0].ndim > 0 and arrays[0].size >= MIN_PARALLEL_ELEMENTS
 
 
+def _omp_parts(*arrays) -> int:
+    """Parts for the prange kernels (see _jit.omp_parts) over arrays of one dense layout."""
+    from .elementwise import _relu_omp_parts
+    first = arrays[0]
+    if any(a.dtype != first.dtype or a.strides != first.strides for a in arrays[1:]):
+        return 0
+    return _relu_omp_parts(first)
+
+
 class LeakyRelu(_Act):
     def _f(self, xp, x):
+        omp = _omp_parts(x) if _large_cpu(x) and 0.0 <= self.slope <= 1.0 else 0
+        if omp:  # one pass on numba's OpenMP threads (the convolutions' threads)
+            out = np.empty_like(x)
+            _jit.kernels().leaky_relu_forward_par(x.ravel("K"), out.ravel("K"),
+                                                  x.dtype.type(self.slope), omp)
+            return out
         if _large_cpu(x) and 0.0 <= self.slope <= 1.0:
             # max(x, slope * x) is x for x > 0 and slope * x otherwise (NaN stays NaN), in two
             # passes per block, blocks on several threads, in x's layout
@@ -95,6 +110,12 @@ class LeakyRelu(_Act):
         return where(x > 0, g, g * self.slope)
 
     def _df_arr(self, xp, x, g):
+        omp = _omp_parts(x, g) if _large_cpu(x, g) and 0.0 <= self.slope <= 1.0 else 0
+        if omp:
+            out = np.empty_like(x)
+            _jit.kernels().leaky_relu_backward_par(x.ravel("K"), g.ravel("K"), out.ravel("K"),
+                                                   x.dtype.type(self.slope), omp)
+            return out
         if _large_cpu(x, g) and g.dtype == x.dtype and 0.0 <= self.slope <= 1.0:
             out = np.empty_like(x)
 

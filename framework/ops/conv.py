@@ -775,9 +775,16 @@ def _blocked_conv(x, wt, b, g: ConvGeom, lanes: int):
     bias = np.zeros(o, x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     xf, wf, of = _channels_last_rows(x), np.ascontiguousarray(wt, dtype=x.dtype).reshape(-1), \
         out.reshape(-1)
+    rows = rbase.size // n_trows
+    omp = _jit.omp_parts() if out.size * trow.size * c >= _DIRECT_PARALLEL_WORK else 0
+    if omp:
+        plan = _conv_blocked.forward_plan(o, lanes, wr - wl)
+        _conv_blocked.forward_kernel_par(*plan, lanes)(
+            xf, wf, bias, rbase, trow, tcol, wlo, whi, of, c, o, wo, wl, wr, n_trows, rows, omp)
+        return out
     parallel_ranges(lambda r0, r1: kernel(xf, wf, bias, rbase, trow, tcol, wlo, whi, of, c, o,
                                           wo, wl, wr, n_trows, r0, r1),
-                    rbase.size // n_trows, out.size * trow.size * c, _DIRECT_PARALLEL_WORK)
+                    rows, out.size * trow.size * c, _DIRECT_PARALLEL_WORK)
     return out
 
 
@@ -792,6 +799,14 @@ def _blocked_weight_grad(x, dy, g: ConvGeom, w_shape, lanes: int):
     kernel = _conv_blocked.weight_grad_kernel(*_conv_blocked.weight_grad_plan(o, lanes), lanes)
     xf, dyf = _channels_last_rows(x), _channels_last_rows(dy)
     chunk = max(1, _BLOCKED_CHUNK_BYTES // (wo * (c + o) * x.itemsize))
+    n_rows = rbase.size // n_trows
+    omp = _jit.omp_parts() if dyf.size * trow.size * c >= _DIRECT_PARALLEL_WORK else 0
+    if omp:
+        per_part = np.zeros((omp, trow.size * c * o))
+        _conv_blocked.weight_grad_kernel_par(*_conv_blocked.weight_grad_plan(o, lanes), lanes)(
+            xf, dyf, rbase, trow, tcol, wlo, whi, per_part, c, o, wo, n_trows, n_rows, chunk, omp)
+        acc = _sum_in_order(list(per_part))
+        return acc.reshape(trow.size, c, o).transpose(2, 1, 0).reshape(w_shape).astype(x.dtype)
     parts = []
 
     def rows(r0, r1):

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype as D
+from .. import _dtype as D, _jit
 from .._backend import special_fn, to_device_array, xp_of
 from .._tensor import Tensor
 from ..autograd.function import Op
@@ -269,6 +269,24 @@ def _element_strides(a):
     return tuple(st // a.itemsize for st in a.strides)
 
 
+def _relu_omp_parts(x) -> int:
+    """Parts for ReLU's prange kernels: a large float array laid out densely in some order
+    (channels-last, images-last or plain), with the compiled kernels already loaded."""
+    if type(x) is not _ndarray or x.size < MIN_PARALLEL_ELEMENTS // 4 or \
+            not _is_dense(x):
+        return 0
+    return _jit.omp_parts(load=False)
+
+
+def _is_dense(a) -> bool:
+    """Whether a's elements fill one block of memory (its strides a permutation of a
+    C-contiguous array's), so that ravel("K") is a view."""
+    if a.flags.c_contiguous:
+        return True
+    order = sorted(range(a.ndim), key=lambda i: -a.strides[i])  # (negative: not dense)
+    return a.transpose(order).flags.c_contiguous
+
+
 class Relu(Op):
     """max(x, 0); keeps only the boolean mask for backward. (NumPy, not a compiled kernel: a
     ReLU-only model then never loads numba, whose compiler costs ~110 MiB of memory once, for
@@ -278,6 +296,12 @@ class Relu(Op):
         if x.dtype.kind == "b":
             self.mask = x
             return x
+        omp = _relu_omp_parts(x)
+        if omp:  # one pass on numba's OpenMP threads (the convolutions' threads use them)
+            mask, out = np.empty_like(x, dtype=bool), np.empty_like(x)
+            _jit.kernels().relu_forward_par(x.ravel("K"), out.ravel("K"), mask.ravel("K"), omp)
+            self.mask = mask
+            return out
         if type(x) is _ndarray and x.ndim and x.size >= MIN_PARALLEL_ELEMENTS:
             mask, out = np.empty_like(x, dtype=bool), np.empty_like(x)  # keep x's layout
 
@@ -307,7 +331,13 @@ class Relu(Op):
                 gx = np.empty_like(mask, dtype=ga.dtype)
                 np.copyto(gx, ga)
                 src = gx
-            parallel_slices(lambda s_, m_, o_: np.multiply(s_, m_, out=o_), [src, mask, gx])
+            omp = _relu_omp_parts(mask)
+            if omp:
+                _jit.kernels().mask_multiply_par(src.ravel("K"), mask.ravel("K"),
+                                                 gx.ravel("K"), omp)
+            else:
+                parallel_slices(lambda s_, m_, o_: np.multiply(s_, m_, out=o_),
+                                [src, mask, gx])
             return (_make(gx, None, 0),)
         return (_make(ga * mask, None, 0),)
 

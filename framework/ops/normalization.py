@@ -210,6 +210,16 @@ def _ordered_sum(parts):
     return total
 
 
+# Elements from which a memory-bound pass splits between numba's OpenMP threads (a few
+# microseconds to start; see _jit.omp_parts).
+OMP_MIN_ELEMENTS = 1 << 15
+
+
+def _omp_parts(v) -> int:
+    """Parts for the prange kernels over the rows of v, or 0."""
+    return _jit.omp_parts() if v.size >= OMP_MIN_ELEMENTS and v.shape[0] > 1 else 0
+
+
 def _wide_factor(m):
     for r in (64, 32, 16, 8, 4, 2):
         if m % r == 0 and m // r >= 16:
@@ -373,14 +383,20 @@ class Normalize(Op):
         m, c = v.shape
         dt = v.dtype
         shift = v[0].copy()
-        parts = {}
+        omp = _omp_parts(v)
+        if omp:
+            per_part = np.zeros((omp, 2, c))
+            jk.channel_moments_par(v, shift, per_part, omp)
+            acc = _ordered_sum(dict(enumerate(per_part)))
+        else:
+            parts = {}
 
-        def moments(a, e):
-            acc = np.zeros((2, c))
-            jk.channel_moments(v, shift, acc[0], acc[1], a, e)
-            parts[a] = acc
-        parallel_ranges(moments, m, v.size, JIT_PARALLEL_ELEMENTS)
-        acc = _ordered_sum(parts)
+            def moments(a, e):
+                acc = np.zeros((2, c))
+                jk.channel_moments(v, shift, acc[0], acc[1], a, e)
+                parts[a] = acc
+            parallel_ranges(moments, m, v.size, JIT_PARALLEL_ELEMENTS)
+            acc = _ordered_sum(parts)
         d1 = acc[0] / m
         mean = shift + d1
         var = np.maximum(acc[1] / m - d1 * d1, 0.0)
@@ -393,8 +409,11 @@ class Normalize(Op):
             c0 += b.reshape(c)
         y = np.empty_like(v)
         k, c0 = k.astype(dt), c0.astype(dt)
-        parallel_ranges(lambda a, e: jk.channel_affine(v, k, c0, y, a, e), m, v.size,
-                        JIT_PARALLEL_ELEMENTS)
+        if omp:
+            jk.channel_affine_par(v, k, c0, y, omp)
+        else:
+            parallel_ranges(lambda a, e: jk.channel_affine(v, k, c0, y, a, e), m, v.size,
+                            JIT_PARALLEL_ELEMENTS)
         self.jit, self.stats, self.invstd = "channels", (mean, invstd), invstd.astype(dt)
         return self.view.back(y)
 
@@ -407,14 +426,20 @@ class Normalize(Op):
         dt = v.dtype
         mean, inv = self.stats
         mean_dt = mean.astype(dt)
-        parts = {}
+        omp = _omp_parts(v)
+        if omp:
+            per_part = np.zeros((omp, 2, c))
+            jk.channel_grad_sums_par(gv, v, mean_dt, per_part, omp)
+            gsum, gdot = _ordered_sum(dict(enumerate(per_part)))
+        else:
+            parts = {}
 
-        def sums(a, e):
-            acc = np.zeros((2, c))
-            jk.channel_grad_sums(gv, v, mean_dt, acc[0], acc[1], a, e)
-            parts[a] = acc
-        parallel_ranges(sums, m, v.size, JIT_PARALLEL_ELEMENTS)
-        gsum, gdot = _ordered_sum(parts)
+            def sums(a, e):
+                acc = np.zeros((2, c))
+                jk.channel_grad_sums(gv, v, mean_dt, acc[0], acc[1], a, e)
+                parts[a] = acc
+            parallel_ranges(sums, m, v.size, JIT_PARALLEL_ELEMENTS)
+            gsum, gdot = _ordered_sum(parts)
         gw = _make((gdot * inv).astype(dt).reshape(w._data.shape), None, 0) if want_w else None
         gb = _make(gsum.astype(dt).reshape(self.b_shape), None, 0) if want_b else None
         gx = None
@@ -426,8 +451,11 @@ class Normalize(Op):
             a_, bb, c0 = (np.broadcast_to(k1, (c,)).astype(dt), (-k2).astype(dt),
                           (mean * k2 - k3).astype(dt))
             dx = np.empty_like(v)
-            parallel_ranges(lambda a, e: jk.channel_affine2(gv, v, a_, bb, c0, dx, a, e),
-                            m, v.size, JIT_PARALLEL_ELEMENTS)
+            if omp:
+                jk.channel_affine2_par(gv, v, a_, bb, c0, dx, omp)
+            else:
+                parallel_ranges(lambda a, e: jk.channel_affine2(gv, v, a_, bb, c0, dx, a, e),
+                                m, v.size, JIT_PARALLEL_ELEMENTS)
             gx = _make(view.back(dx), None, 0)
         return gx, gw, gb
 
@@ -441,8 +469,12 @@ class Normalize(Op):
         dt = blocks.dtype
         shift = blocks[:, 0, :].copy()
         s1, s2 = np.zeros((nb, nl)), np.zeros((nb, nl))
-        parallel_ranges(lambda a, e: jk.block_moments(blocks, shift, s1, s2, a, e), nb,
-                        blocks.size, JIT_PARALLEL_ELEMENTS)
+        omp = _omp_parts(blocks)
+        if omp:
+            jk.block_moments_par(blocks, shift, s1, s2, omp)
+        else:
+            parallel_ranges(lambda a, e: jk.block_moments(blocks, shift, s1, s2, a, e), nb,
+                            blocks.size, JIT_PARALLEL_ELEMENTS)
         d1 = s1 / k_
         cm = cells.members(shift + d1)
         cv = cells.members(np.maximum(s2 / k_ - d1 * d1, 0.0))
@@ -458,8 +490,11 @@ class Normalize(Op):
             c0 += cells.channel(b.reshape(-1))
         y = np.empty_like(blocks)
         kb, c0b = k.astype(dt), c0.astype(dt)
-        parallel_ranges(lambda a, e: jk.block_affine(blocks, kb, c0b, y, a, e), nb,
-                        blocks.size, JIT_PARALLEL_ELEMENTS)
+        if omp:
+            jk.block_affine_par(blocks, kb, c0b, y, omp)
+        else:
+            parallel_ranges(lambda a, e: jk.block_affine(blocks, kb, c0b, y, a, e), nb,
+                            blocks.size, JIT_PARALLEL_ELEMENTS)
         self.jit, self.stats, self.invstd = "cells", (cells, mean_c, inv_c), invstd.astype(dt)
         return cells.back(y)
 
@@ -480,9 +515,13 @@ class Normalize(Op):
         dt = blocks.dtype
         meanb = mean_c.astype(dt)
         gsum, gdot = np.zeros((nb, nl)), np.zeros((nb, nl))
-        parallel_ranges(lambda a, e: jk.block_grad_sums(gblocks, blocks, meanb, gsum, gdot,
-                                                        a, e), nb, blocks.size,
-                        JIT_PARALLEL_ELEMENTS)
+        omp = _omp_parts(blocks)
+        if omp:
+            jk.block_grad_sums_par(gblocks, blocks, meanb, gsum, gdot, omp)
+        else:
+            parallel_ranges(lambda a, e: jk.block_grad_sums(gblocks, blocks, meanb, gsum,
+                                                            gdot, a, e), nb, blocks.size,
+                            JIT_PARALLEL_ELEMENTS)
         gw = _make(cells.channel_sum(gdot * inv_c).astype(dt).reshape(w._data.shape), None,
                    0) if want_w else None
         gb = _make(cells.channel_sum(gsum).astype(dt).reshape(self.b_shape), None, 0) \
@@ -500,8 +539,12 @@ class Normalize(Op):
             k3 = inv_c * s1 / m
             a_, bb, c0 = k1.astype(dt), (-k2).astype(dt), (mean_c * k2 - k3).astype(dt)
             dx = np.empty_like(blocks)
-            parallel_ranges(lambda a, e: jk.block_affine2(gblocks, blocks, a_, bb, c0, dx, a, e),
-                            nb, blocks.size, JIT_PARALLEL_ELEMENTS)
+            if omp:
+                jk.block_affine2_par(gblocks, blocks, a_, bb, c0, dx, omp)
+            else:
+                parallel_ranges(lambda a, e: jk.block_affine2(gblocks, blocks, a_, bb, c0, dx,
+                                                              a, e), nb, blocks.size,
+                                JIT_PARALLEL_ELEMENTS)
             gx = _make(cells.back(dx), None, 0)
         return gx, gw, gb
 
