@@ -53,19 +53,20 @@ def _count(monkeypatch):
 
 def _check_paths(case, layout, calls):
     """The kernels each case runs on: a convolution whose dx is blocked too (C fills vectors,
-    padding within the kernel) runs forward, dx and dw blocked; one whose dx is not (C=5, C=1,
-    the (3, 1) kernel padding W by 1) keeps the older paths for its forward, since dx would
-    read dy in the forward's layout. The transposed convolution is dx of a convolution: from
-    an images-last input (the direct kernels' layout) it keeps the direct path, and so does
-    its dw; its own dx, a convolution of the fresh gradient, runs blocked."""
+    padding within the kernel) runs forward, dx and dw blocked; one whose dx is not (C=5, the
+    (3, 1) kernel padding W by 1) keeps the older paths, except a first layer (C=1: forward
+    and dw blocked, dx by the GEMM path). The choice does not depend on the layouts (a rerun of
+    the layer must give the same bits): the transposed convolution (dx of a convolution
+    whose channels all fill vectors) runs blocked from every input layout, its dx (a
+    convolution of the fresh gradient) and its dw too."""
     kind, _, w_shape, kw = case
     if kind == "conv":
         if w_shape[1] % 8 == 0 and kw.get("padding") != (0, 1):
             assert calls == {"conv": 2, "dw": 1}, calls
+        elif w_shape[1] < conv_ops._BLOCKED_FIRST_LAYER_C:  # a first layer: dx by GEMMs
+            assert calls == {"conv": 1, "dw": 1}, calls
         else:
             assert calls["conv"] == 0, calls
-    elif layout == "images_last":
-        assert calls == {"conv": 1, "dw": 0}, calls
     else:
         assert calls == {"conv": 2, "dw": 1}, calls
 

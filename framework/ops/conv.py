@@ -714,6 +714,12 @@ def _conv_direct_input_grad(xp, dy, w, g: ConvGeom):
 # and OpenBLAS's packing of small matrices, and run at about the CPU's multiply-add peak.
 # Blocks of rows of the output split between threads.
 _BLOCKED_CHUNK_BYTES = 1 << 18  # input + gradient rows per chunk of the weight gradient
+# A layer runs blocked when all of forward, dx and dw can, or when its input has fewer
+# channels than this (an image network's first layer, whose dx is seldom wanted: its forward
+# and dw run blocked, dx by the GEMM path). The choice never depends on whether dx is
+# wanted or on the layouts: a checkpointed rerun (grad mode on) of a forward first run
+# without grad must give the same bits.
+_BLOCKED_FIRST_LAYER_C = 4
 
 
 def _blocked_lanes(x, channels: int, g: ConvGeom) -> int:
@@ -724,6 +730,15 @@ def _blocked_lanes(x, channels: int, g: ConvGeom) -> int:
         return 0
     from .. import _conv_blocked
     return _conv_blocked.lanes_for(x.itemsize, channels)
+
+
+def _layer_blocked(x, o: int, c: int, g: ConvGeom) -> bool:
+    """Whether a layer of x's kind (c -> o channels, geometry g) runs blocked whatever its
+    layouts: its forward and dw (o vectorised) and its dx (c vectorised) all can. The
+    choice must not depend on the layout of dy, which can differ between two runs of the
+    same layer (a checkpointed rerun must give the same bits)."""
+    g_t = _input_grad_geom(g)
+    return g_t is not None and bool(_blocked_lanes(x, o, g)) and bool(_blocked_lanes(x, c, g_t))
 
 
 @functools.lru_cache(maxsize=256)
@@ -840,10 +855,9 @@ def conv_forward(x, w, b, g: ConvGeom, keep_cols=False, need_dx=True):
             return y, None
     n, o = x.shape[0], w.shape[0]
     lanes = _blocked_lanes(x, o, g) if xp is np else 0
-    if lanes and need_dx:  # dx blocked too, or the layer keeps the older paths (LeNet's
-        g_t = _input_grad_geom(g)  # 6 -> 16: direct forward, dx and dw, images-last)
-        lanes = lanes if g_t is not None and _blocked_lanes(x, x.shape[1], g_t) else 0
-    if lanes:
+    if lanes and x.shape[1] >= _BLOCKED_FIRST_LAYER_C and not _layer_blocked(x, o, x.shape[1], g):
+        lanes = 0  # dx cannot be blocked: the layer keeps the older paths (LeNet's 6 -> 16:
+    if lanes:      # direct forward, dx and dw, images-last)
         return from_channels_last(_blocked_conv(x, _taps_weight(w), b, g, lanes)), None
     if xp is np and _use_direct(x, o, g, need_dx):
         return _conv_direct(xp, x, w, b, g), None
@@ -878,8 +892,8 @@ def conv_input_grad(dy, w, g: ConvGeom):
         if dx is not None:
             return dx
     g_t = _input_grad_geom(g)
-    lanes = _blocked_lanes(dy, w.shape[1], g_t) if g_t is not None and xp is np and \
-        not is_images_last(dy) else 0  # (images-last: the forward ran the direct kernels)
+    lanes = _blocked_lanes(dy, w.shape[1], g_t) if xp is np and \
+        _layer_blocked(dy, w.shape[0], w.shape[1], g) else 0
     if lanes:
         return from_channels_last(_blocked_conv(dy, _flipped_taps_weight(w), None, g_t, lanes))
     if g_t is not None and xp is np and _use_direct_grad(dy, w.shape[1], w.shape[0], g_t):
@@ -1083,8 +1097,10 @@ def conv_weight_grad(x, dy, g: ConvGeom, w_shape, cols=None):
         dw = _cudnn.conv_backward_filter(x, dy, w_shape, *p) if p is not None else None
         if dw is not None:
             return dw
-    lanes = _blocked_lanes(x, dy.shape[1], g) if xp is np and type(dy) is np.ndarray and \
-        not is_images_last(dy) else 0
+    lanes = _blocked_lanes(x, dy.shape[1], g) if xp is np and type(dy) is np.ndarray else 0
+    if lanes and x.shape[1] >= _BLOCKED_FIRST_LAYER_C and \
+            not _layer_blocked(x, dy.shape[1], x.shape[1], g):
+        lanes = 0  # the forward ran another path: its dw too
     if lanes:
         return _blocked_weight_grad(x, dy, g, tuple(w_shape), lanes)
     if xp is np and type(x) is np.ndarray and \

@@ -270,10 +270,10 @@ def _element_strides(a):
 
 
 def _relu_omp_parts(x) -> int:
-    """Parts for ReLU's prange kernels: a large float array laid out densely in some order
-    (channels-last, images-last or plain), with the compiled kernels already loaded."""
-    if type(x) is not _ndarray or x.size < MIN_PARALLEL_ELEMENTS // 4 or \
-            not _is_dense(x):
+    """Parts for ReLU's prange kernels: a large float32/float64 array laid out densely in some
+    order (channels-last, images-last or plain), with the compiled kernels already loaded."""
+    if type(x) is not _ndarray or x.dtype not in _jit._FLOATS or \
+            x.size < MIN_PARALLEL_ELEMENTS // 4 or not _is_dense(x):
         return 0
     return _jit.omp_parts(load=False)
 
@@ -331,7 +331,7 @@ class Relu(Op):
                 gx = np.empty_like(mask, dtype=ga.dtype)
                 np.copyto(gx, ga)
                 src = gx
-            omp = _relu_omp_parts(mask)
+            omp = _relu_omp_parts(src)  # (src is in the mask's layout)
             if omp:
                 _jit.kernels().mask_multiply_par(src.ravel("K"), mask.ravel("K"),
                                                  gx.ravel("K"), omp)
