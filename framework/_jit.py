@@ -16,6 +16,7 @@ whether a call qualifies.
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -66,8 +67,10 @@ def eligible(*arrays) -> bool:
 # prange over two parts then costs a few microseconds (a 2 MB batch-norm affine pass: 0.125 ms
 # on one thread, 0.047 ms on two), and thread i always takes part i, so consecutive kernels
 # find their part of the data in their own core's cache. The `*_par` kernels use it where
-# numba has the OpenMP layer (libgomp); in a forked child (libgomp is not fork-safe) and with
-# other layers they are not used.
+# numba has the OpenMP layer (libgomp) and the process suits spinning threads (see
+# _openmp_fits); in a forked child (libgomp is not fork-safe), with other layers or beside
+# spinning OpenBLAS threads or PyTorch's OpenMP they are not used, and the kernels run on
+# `parallel_ranges` as before.
 _omp = None  # (pid, available) once checked
 _omp_threads = 0
 
@@ -95,16 +98,45 @@ def omp_parts(load: bool = True) -> int:
     return n if n > 1 else 0
 
 
+def _openmp_fits() -> bool:
+    """Whether spinning OpenMP threads can share this process: not beside OpenBLAS threads
+    that busy-wait ~0.1 s after every GEMM (OPENBLAS_THREAD_TIMEOUT unset, i.e. NumPy was
+    imported before framework; measured: the U-Net step 118 -> 149 ms), and not with
+    PyTorch loaded (numba would then run on PyTorch's copy of libgomp, whose threads spin for
+    milliseconds: the CNN benchmark's step ran 20% slower)."""
+    timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
+    return timeout.isdigit() and int(timeout) <= 20 and "torch" not in sys.modules
+
+
+# Spins of an idle OpenMP thread before it sleeps. libgomp's default (300,000, many
+# milliseconds) keeps the second core busy long after a kernel, away from OpenBLAS's threads
+# and from the pool threads of the other kernels (the CNN and Transformer benchmarks' steps
+# ran 15-25% slower at 2 threads); 10,000 (a fraction of a millisecond) still bridges the gap
+# between consecutive kernels of a step.
+OMP_SPINCOUNT = "10000"
+
+
 def _omp_layer() -> bool:
     """Whether numba's parallel kernels will run on OpenMP: chosen here unless the user set
-    NUMBA_THREADING_LAYER (then only if it is 'omp')."""
+    NUMBA_THREADING_LAYER (then only if it is 'omp'). numba's libgomp is loaded here with
+    GOMP_SPINCOUNT=OMP_SPINCOUNT unless the user set it or OMP_WAIT_POLICY; the variable is
+    removed again, so that another OpenMP runtime loaded later (PyTorch's) keeps its own
+    default."""
     import numba
     wanted = os.environ.get("NUMBA_THREADING_LAYER", "")
     if wanted:
         return wanted == "omp"
+    if not _openmp_fits():
+        return False
+    ours = not (os.environ.get("GOMP_SPINCOUNT") or os.environ.get("OMP_WAIT_POLICY"))
+    if ours:
+        os.environ["GOMP_SPINCOUNT"] = OMP_SPINCOUNT
     try:
-        from numba.np.ufunc import omppool  # noqa: F401  (needs libgomp)
+        from numba.np.ufunc import omppool  # noqa: F401  (loads libgomp, which reads the env)
     except Exception:
         return False
+    finally:
+        if ours:
+            del os.environ["GOMP_SPINCOUNT"]
     numba.config.THREADING_LAYER = "omp"
     return True

@@ -1,7 +1,8 @@
 """The prange kernels on numba's OpenMP threads (framework/_jit.py `omp_parts`): ReLU, leaky
-ReLU, batch norm on channels-last rows and instance norm on cells give what the NumPy and
-pool-thread paths give and what PyTorch gives (edge values included), the OpenMP path is the
-one taken, and a forked child (libgomp is not fork-safe) does not take it."""
+ReLU, batch norm on channels-last rows, instance norm on cells and the blocked convolutions
+give what the NumPy and pool-thread paths give and what PyTorch gives (edge values
+included), the OpenMP path is the one taken, a forked child (libgomp is not fork-safe) does
+not take it, and neither does a process with PyTorch loaded or OpenBLAS threads that spin."""
 from __future__ import annotations
 
 import multiprocessing
@@ -15,9 +16,20 @@ from conftest import torch_or_skip
 from framework import _jit
 from framework.ops.conv import from_channels_last, from_images_last
 
-pytestmark = pytest.mark.skipif(_jit.kernels() is None or _jit.omp_parts() == 0,
-                                reason="no numba OpenMP threading layer or one CPU")
 RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _openmp_on(monkeypatch):
+    """The OpenMP kernels switched on for these tests: the process has PyTorch loaded (the
+    oracle), where Lantern keeps them off (see _jit._openmp_fits); numba then runs on
+    PyTorch's libgomp, which serves for checking the results."""
+    if _jit.kernels() is None:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(_jit, "_openmp_fits", lambda: True)
+    monkeypatch.setattr(_jit, "_omp", None)
+    if _jit.omp_parts() == 0:
+        pytest.skip("no numba OpenMP threading layer, or one CPU")
 
 
 def _layouts(shape, dtype):
@@ -126,3 +138,37 @@ def test_forked_child_does_not_use_openmp():
     proc.start()
     proc.join(60)
     assert queue.get(timeout=5) == 0
+
+
+def test_blocked_convolutions_on_openmp(monkeypatch):
+    """Forward, dx and dw of blocked layers through the prange wrappers, against torch."""
+    torch = torch_or_skip()
+    from framework import _conv_blocked
+    from framework.ops import conv as conv_ops
+    from test_conv_fast_paths import _run_case
+    monkeypatch.setattr(conv_ops, "_DIRECT_PARALLEL_WORK", 1000)
+    calls = {"forward": 0, "weight_grad": 0}
+    for name, key in (("forward_kernel_par", "forward"), ("weight_grad_kernel_par",
+                                                          "weight_grad")):
+        orig = getattr(_conv_blocked, name)
+
+        def counted(*a, _orig=orig, _key=key):
+            calls[_key] += 1
+            return _orig(*a)
+        monkeypatch.setattr(_conv_blocked, name, counted)
+    for case in [("conv", (2, 16, 12, 10), (32, 16, 3, 3), dict(padding=1)),
+                 ("conv", (2, 8, 4, 5, 6), (16, 8, 3, 3, 3), dict(padding=1))]:
+        for dtype in (np.float64, np.float32):
+            _run_case(torch, *case, dtype, True, True)
+    assert calls == {"forward": 8, "weight_grad": 4}, calls
+
+
+def test_kept_off_beside_torch_or_spinning_openblas(monkeypatch):
+    monkeypatch.undo()  # the real check, not the fixture's
+    monkeypatch.setattr(_jit, "_omp", None)
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "16")
+    assert not _jit._openmp_fits()  # torch is loaded in this process
+    monkeypatch.delitem(__import__("sys").modules, "torch")
+    assert _jit._openmp_fits()
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT")
+    assert not _jit._openmp_fits()

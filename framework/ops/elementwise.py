@@ -270,9 +270,12 @@ def _element_strides(a):
 
 
 def _relu_omp_parts(x) -> int:
-    """Parts for ReLU's prange kernels: a large float32/float64 array laid out densely in some
-    order (channels-last, images-last or plain), with the compiled kernels already loaded."""
-    if type(x) is not _ndarray or x.dtype not in _jit._FLOATS or \
+    """Parts for ReLU's prange kernels: a large float32/float64 image or volume activation
+    (4-D or 5-D, between convolutions and norms that run on the same OpenMP threads) laid
+    out densely in some order (channels-last, images-last or plain), with the compiled
+    kernels already loaded. (Between two GEMMs, as in a Transformer's feed-forward block,
+    an OpenMP thread still spinning after the ReLU would take a core from OpenBLAS.)"""
+    if type(x) is not _ndarray or x.dtype not in _jit._FLOATS or x.ndim < 4 or \
             x.size < MIN_PARALLEL_ELEMENTS // 4 or not _is_dense(x):
         return 0
     return _jit.omp_parts(load=False)
