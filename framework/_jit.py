@@ -140,3 +140,23 @@ def _omp_layer() -> bool:
             del os.environ["GOMP_SPINCOUNT"]
     numba.config.THREADING_LAYER = "omp"
     return True
+
+
+def omp_status() -> str:
+    """Whether the prange kernels run on OpenMP in this process, and if not why (for
+    `lantern doctor`)."""
+    from ._parallel import get_num_threads
+    if kernels() is None:
+        return "off (numba unavailable or LANTERN_NO_JIT set)"
+    if get_num_threads() < 2:
+        return "off (one thread)"
+    parts = omp_parts()
+    if parts:
+        return f"on ({parts} threads)"
+    if "torch" in sys.modules:
+        return "off (PyTorch is loaded: numba would share its OpenMP runtime)"
+    timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
+    if not (timeout.isdigit() and int(timeout) <= 20):
+        return ("off (OpenBLAS's idle threads spin ~0.1 s: import framework before NumPy, or "
+                "set OPENBLAS_THREAD_TIMEOUT=16)")
+    return "off (numba has no OpenMP threading layer here)"

@@ -172,3 +172,13 @@ def test_kept_off_beside_torch_or_spinning_openblas(monkeypatch):
     assert _jit._openmp_fits()
     monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT")
     assert not _jit._openmp_fits()
+
+
+def test_status_says_why(monkeypatch):
+    """`lantern doctor` shows whether the OpenMP kernels run, and why not."""
+    assert _jit.omp_status().startswith("on (")  # the fixture switched them on
+    monkeypatch.setattr(_jit, "_openmp_fits", lambda: False)
+    monkeypatch.setattr(_jit, "_omp", None)
+    assert "PyTorch is loaded" in _jit.omp_status()  # torch, the oracle, is loaded here
+    from apps.suite.doctor import check_threads
+    assert "OpenMP kernels off (PyTorch is loaded" in check_threads().detail

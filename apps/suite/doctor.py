@@ -395,6 +395,14 @@ def check_cache() -> Check:
     return Check(OK, "cache", detail)
 
 
+def _openmp_kernels() -> str:
+    try:
+        from framework import _jit
+        return _jit.omp_status()
+    except Exception as exc:  # noqa: BLE001 - a status line, never a crash
+        return f"unknown ({_first_line(exc)})"
+
+
 def check_threads() -> Check:
     omp = os.environ.get("OMP_NUM_THREADS")
     try:
@@ -418,7 +426,8 @@ def check_threads() -> Check:
               + (f", usable by this process {usable}" if usable is not None else "")
               + (f", BLAS {blas_threads}" if blas_threads else "")
               + (f", OPENBLAS_THREAD_TIMEOUT {os.environ['OPENBLAS_THREAD_TIMEOUT']}"
-                 if os.environ.get("OPENBLAS_THREAD_TIMEOUT") else ""))
+                 if os.environ.get("OPENBLAS_THREAD_TIMEOUT") else "")
+              + f", OpenMP kernels {_openmp_kernels()}")
     limit = usable or cpus
     if limit and threads > limit:
         return Check(WARN, "threads", detail + ": more threads than CPUs",
