@@ -1,4 +1,4 @@
-"""Time training-step workloads on Lantern and, where installed, on PyTorch, in one process.
+"""Time training-step workloads on Lantern and, where installed, on PyTorch, in one run.
 
     python bench/run.py                       # every workload, Lantern vs torch, 1 thread
     python bench/run.py -w micro mlp --threads 2 --repeats 9
@@ -10,11 +10,19 @@
                                               # (CIFAR stem); peak RSS of each library
     python bench/run.py -w text --threads 2   # TextCNN tokens/s, MiniLM sentences/s (torch
                                               # side: transformers)
+    python bench/run.py -w unet --threads 2 --separate
+                                              # each library in its own process
 
 Method: build each library's workload, warm up, then alternate the two libraries repeat by
 repeat (so a slow spell of the machine hits both), each repeat running enough steps for
 about --min-time seconds. Prints the median ms/step of each, the ratio Lantern / torch (below 1
 means Lantern is faster) and a machine line. Speed lives here, never in a timed test.
+
+Both libraries run in this process by default. With --separate each runs in a worker process
+of its own (Lantern imported before NumPy, PyTorch not loaded beside it: the process a user
+runs), the repeats still alternated between the two. It matters for Lantern's OpenMP kernels:
+beside PyTorch, numba would share PyTorch's OpenMP runtime, so Lantern keeps them off (see
+framework/_jit.py).
 """
 from __future__ import annotations
 
@@ -137,6 +145,84 @@ def bench_workload(name, libs, device, repeats, min_time, warmup_time):
         res[f"{k}_ms"] = statistics.median(v) * 1e3
         res[f"{k}_ms_all"] = [x * 1e3 for x in v]
     if "torch" in libs:
+        res["ratio"] = res["framework_ms"] / res["torch_ms"]
+    return res
+
+
+def _worker(lib_name, name, device, threads, warmup_time, ftz):
+    """--separate's worker: build the workload on one library, warm it up, report the warm-up
+    step time as a JSON line, then answer each "run N" on stdin with the seconds per step of N
+    steps, until "quit"."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    lib = __import__(lib_name)  # framework before NumPy (its OpenBLAS setting, _runtime.py)
+    import workloads
+    try:
+        from threadpoolctl import threadpool_limits
+        _limits = threadpool_limits(threads, user_api="blas")  # noqa: F841
+    except ImportError:
+        pass
+    lib.set_num_threads(threads)
+    if ftz:
+        lib.set_flush_denormal(True)
+    step, desc = workloads.WORKLOADS[name](lib, device)
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < warmup_time or n < 3:
+        step()
+        n += 1
+    _sync(lib, device)
+    print(json.dumps({"description": desc, "per_step": (time.perf_counter() - t0) / n,
+                      "rate": getattr(step, "rate", None)}), flush=True)
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd or cmd[0] != "run":
+            break
+        print(_time_steps(step, lib, device, int(cmd[1])), flush=True)
+
+
+def bench_workload_separate(name, lib_names, args):
+    """bench_workload with each library in a worker process of its own (see _worker)."""
+    procs, info = {}, {}
+    try:
+        for lib_name in lib_names:
+            procs[lib_name] = p = subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--worker", lib_name, name,
+                 args.device, str(args.threads), str(args.warmup_time), str(int(args.ftz))],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            first = p.stdout.readline()
+            if not first:
+                if lib_name == "framework":
+                    raise RuntimeError(f"the framework worker for {name} failed (see above)")
+                print(f"{name}: {lib_name} side not timed (its worker failed)", file=sys.stderr)
+                procs.pop(lib_name)
+                continue
+            info[lib_name] = json.loads(first)
+        counts = {k: max(1, int(args.min_time / max(v["per_step"], 1e-6)))
+                  for k, v in info.items()}
+        times = {k: [] for k in info}
+        for _ in range(args.repeats):
+            for lib_name, p in procs.items():
+                p.stdin.write(f"run {counts[lib_name]}\n")
+                p.stdin.flush()
+                times[lib_name].append(float(p.stdout.readline()))
+    finally:
+        for p in procs.values():
+            try:
+                p.stdin.write("quit\n")
+                p.stdin.close()
+            except OSError:
+                pass
+            p.wait(timeout=60)
+    res = {"workload": name, "description": info["framework"]["description"],
+           "device": args.device, "separate": True}
+    rate = info["framework"]["rate"]
+    if rate is not None:
+        res["unit"] = rate[1]
+        for k, v in times.items():
+            res[f"{k}_per_s"] = rate[0] / statistics.median(v)
+    for k, v in times.items():
+        res[f"{k}_ms"] = statistics.median(v) * 1e3
+        res[f"{k}_ms_all"] = [x * 1e3 for x in v]
+    if "torch" in times:
         res["ratio"] = res["framework_ms"] / res["torch_ms"]
     return res
 
@@ -270,6 +356,8 @@ def main(argv=None):
                     help="with --device cuda: time cuDNN's algorithms per shape in both")
     ap.add_argument("--rss", action="store_true",
                     help="also the peak RSS of a fresh process per library and workload")
+    ap.add_argument("--separate", action="store_true",
+                    help="run each library in a worker process of its own (see above)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -321,8 +409,11 @@ def main(argv=None):
     for w in args.workloads:
         name = workloads.ALIASES.get(w, w)
         try:
-            r = bench_workload(name, libs, args.device, args.repeats, args.min_time,
-                               args.warmup_time)
+            if args.separate:
+                r = bench_workload_separate(name, list(libs), args)
+            else:
+                r = bench_workload(name, libs, args.device, args.repeats, args.min_time,
+                                   args.warmup_time)
         except Exception as exc:  # one failing workload must not hide the others
             print(f"{name:12s} FAILED: {type(exc).__name__}: {exc}", flush=True)
             results.append({"workload": name, "error": f"{type(exc).__name__}: {exc}"})
@@ -358,4 +449,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        lib_name, name, device, threads, warmup, ftz = sys.argv[2:8]
+        sys.exit(_worker(lib_name, name, device, int(threads), float(warmup), ftz == "1"))
     sys.exit(main())
