@@ -122,29 +122,38 @@ def bench_workload(name, libs, device, repeats, min_time, warmup_time):
             print(f"{name}: {lib_name} side not timed ({exc})", file=sys.stderr)
             libs = {k: v for k, v in libs.items() if k != lib_name}
             continue
-        t0 = time.perf_counter()
-        n = 0
-        while time.perf_counter() - t0 < warmup_time or n < 3:
-            step()
-            n += 1
-        _sync(lib, device)
         steps[lib_name] = step
-        per[lib_name] = max((time.perf_counter() - t0) / n, 1e-6)
+        per[lib_name] = _warm_up(step, lib, device, warmup_time)
     counts = {k: max(1, int(min_time / v)) for k, v in per.items()}
     times = {k: [] for k in libs}
     for _ in range(repeats):
         for lib_name, lib in libs.items():
             times[lib_name].append(_time_steps(steps[lib_name], lib, device, counts[lib_name]))
+    return _result(name, desc, device, times, getattr(steps["framework"], "rate", None))
+
+
+def _warm_up(step, lib, device, warmup_time):
+    """Run the step for warmup_time seconds (3 steps at least); seconds per step."""
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < warmup_time or n < 3:
+        step()
+        n += 1
+    _sync(lib, device)
+    return max((time.perf_counter() - t0) / n, 1e-6)
+
+
+def _result(name, desc, device, times, rate):
+    """The result record of one workload from each library's seconds per step per repeat;
+    rate: (items per step, unit) of Lantern's step, for throughput besides the step time."""
     res = {"workload": name, "description": desc, "device": device}
-    rate = getattr(steps["framework"], "rate", None)
-    if rate is not None:  # (items per step, unit): throughput besides the step time
+    if rate is not None:
         res["unit"] = rate[1]
         for k, v in times.items():
             res[f"{k}_per_s"] = rate[0] / statistics.median(v)
     for k, v in times.items():
         res[f"{k}_ms"] = statistics.median(v) * 1e3
         res[f"{k}_ms_all"] = [x * 1e3 for x in v]
-    if "torch" in libs:
+    if "torch" in times:
         res["ratio"] = res["framework_ms"] / res["torch_ms"]
     return res
 
@@ -165,12 +174,7 @@ def _worker(lib_name, name, device, threads, warmup_time, ftz):
     if ftz:
         lib.set_flush_denormal(True)
     step, desc = workloads.WORKLOADS[name](lib, device)
-    t0, n = time.perf_counter(), 0
-    while time.perf_counter() - t0 < warmup_time or n < 3:
-        step()
-        n += 1
-    _sync(lib, device)
-    print(json.dumps({"description": desc, "per_step": (time.perf_counter() - t0) / n,
+    print(json.dumps({"description": desc, "per_step": _warm_up(step, lib, device, warmup_time),
                       "rate": getattr(step, "rate", None)}), flush=True)
     for line in sys.stdin:
         cmd = line.split()
@@ -196,8 +200,7 @@ def bench_workload_separate(name, lib_names, args):
                 procs.pop(lib_name)
                 continue
             info[lib_name] = json.loads(first)
-        counts = {k: max(1, int(args.min_time / max(v["per_step"], 1e-6)))
-                  for k, v in info.items()}
+        counts = {k: max(1, int(args.min_time / v["per_step"])) for k, v in info.items()}
         times = {k: [] for k in info}
         for _ in range(args.repeats):
             for lib_name, p in procs.items():
@@ -212,18 +215,9 @@ def bench_workload_separate(name, lib_names, args):
             except OSError:
                 pass
             p.wait(timeout=60)
-    res = {"workload": name, "description": info["framework"]["description"],
-           "device": args.device, "separate": True}
-    rate = info["framework"]["rate"]
-    if rate is not None:
-        res["unit"] = rate[1]
-        for k, v in times.items():
-            res[f"{k}_per_s"] = rate[0] / statistics.median(v)
-    for k, v in times.items():
-        res[f"{k}_ms"] = statistics.median(v) * 1e3
-        res[f"{k}_ms_all"] = [x * 1e3 for x in v]
-    if "torch" in times:
-        res["ratio"] = res["framework_ms"] / res["torch_ms"]
+    res = _result(name, info["framework"]["description"], args.device, times,
+                  info["framework"]["rate"])
+    res["separate"] = True
     return res
 
 

@@ -86,8 +86,10 @@ def omp_parts(load: bool = True) -> int:
     if n < 2 or (not load and not _module) or kernels() is None:
         return 0
     pid = os.getpid()
-    if _omp is None or _omp[0] != pid:
-        _omp = (pid, _omp is None and _omp_layer())
+    if _omp is None:
+        _omp = (pid, _omp_layer())
+    elif _omp[0] != pid:  # a forked child (libgomp is not fork-safe): never here
+        _omp = (pid, False)
     if not _omp[1]:
         return 0
     import numba

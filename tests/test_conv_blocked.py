@@ -18,7 +18,7 @@ from conftest import torch_or_skip
 from framework import _jit, _simd
 from framework.autograd.gradcheck import gradcheck, gradgradcheck
 from framework.ops import conv as conv_ops
-from test_conv_fast_paths import _run_case
+from test_conv_fast_paths import _run_case, count_calls
 
 pytestmark = pytest.mark.skipif(_jit.kernels() is None, reason="numba is not installed")
 
@@ -40,15 +40,8 @@ IDS = [f"{c[0]}{c[1]}{c[2]}{c[3]}" for c in CASES]
 
 
 def _count(monkeypatch):
-    calls = {"conv": 0, "dw": 0}
-    for name, key in (("_blocked_conv", "conv"), ("_blocked_weight_grad", "dw")):
-        orig = getattr(conv_ops, name)
-
-        def counted(*a, _orig=orig, _key=key, **k):
-            calls[_key] += 1
-            return _orig(*a, **k)
-        monkeypatch.setattr(conv_ops, name, counted)
-    return calls
+    return count_calls(monkeypatch, conv_ops, {"_blocked_conv": "conv",
+                                               "_blocked_weight_grad": "dw"})
 
 
 def _check_paths(case, layout, calls):

@@ -214,17 +214,24 @@ DIRECT_CASES = [
 needs_jit = pytest.mark.skipif(_jit.kernels() is None, reason="numba is not installed")
 
 
-def _count_direct(monkeypatch):
-    calls = {"fwd": 0, "dw": 0, "dx": 0}
-    for name, key in (("_conv_direct", "fwd"), ("_conv_direct_weight_grad", "dw"),
-                      ("_conv_direct_input_grad", "dx")):
-        orig = getattr(conv_ops, name)
+def count_calls(monkeypatch, owner, names: dict) -> dict:
+    """Wrap owner's functions {attribute: key} so that each call adds 1 to the returned
+    counts[key]."""
+    calls = {key: 0 for key in names.values()}
+    for name, key in names.items():
+        orig = getattr(owner, name)
 
         def counted(*a, _orig=orig, _key=key, **k):
             calls[_key] += 1
             return _orig(*a, **k)
-        monkeypatch.setattr(conv_ops, name, counted)
+        monkeypatch.setattr(owner, name, counted)
     return calls
+
+
+def _count_direct(monkeypatch):
+    return count_calls(monkeypatch, conv_ops, {"_conv_direct": "fwd",
+                                               "_conv_direct_weight_grad": "dw",
+                                               "_conv_direct_input_grad": "dx"})
 
 
 @needs_jit

@@ -145,17 +145,10 @@ def test_blocked_convolutions_on_openmp(monkeypatch):
     torch = torch_or_skip()
     from framework import _conv_blocked
     from framework.ops import conv as conv_ops
-    from test_conv_fast_paths import _run_case
+    from test_conv_fast_paths import _run_case, count_calls
     monkeypatch.setattr(conv_ops, "_DIRECT_PARALLEL_WORK", 1000)
-    calls = {"forward": 0, "weight_grad": 0}
-    for name, key in (("forward_kernel_par", "forward"), ("weight_grad_kernel_par",
-                                                          "weight_grad")):
-        orig = getattr(_conv_blocked, name)
-
-        def counted(*a, _orig=orig, _key=key):
-            calls[_key] += 1
-            return _orig(*a)
-        monkeypatch.setattr(_conv_blocked, name, counted)
+    calls = count_calls(monkeypatch, _conv_blocked, {"forward_kernel_par": "forward",
+                                                     "weight_grad_kernel_par": "weight_grad"})
     for case in [("conv", (2, 16, 12, 10), (32, 16, 3, 3), dict(padding=1)),
                  ("conv", (2, 8, 4, 5, 6), (16, 8, 3, 3, 3), dict(padding=1))]:
         for dtype in (np.float64, np.float32):

@@ -714,11 +714,8 @@ def _conv_direct_input_grad(xp, dy, w, g: ConvGeom):
 # and OpenBLAS's packing of small matrices, and run at about the CPU's multiply-add peak.
 # Blocks of rows of the output split between threads.
 _BLOCKED_CHUNK_BYTES = 1 << 18  # input + gradient rows per chunk of the weight gradient
-# A layer runs blocked when all of forward, dx and dw can, or when its input has fewer
-# channels than this (an image network's first layer, whose dx is seldom wanted: its forward
-# and dw run blocked, dx by the GEMM path). The choice never depends on whether dx is
-# wanted or on the layouts: a checkpointed rerun (grad mode on) of a forward first run
-# without grad must give the same bits.
+# Input channels below which a layer whose dx cannot be blocked still runs its forward and dw
+# blocked (an image network's first layer, whose dx is seldom wanted; see _blocked_plan).
 _BLOCKED_FIRST_LAYER_C = 4
 
 
@@ -732,13 +729,20 @@ def _blocked_lanes(x, channels: int, g: ConvGeom) -> int:
     return _conv_blocked.lanes_for(x.itemsize, channels)
 
 
-def _layer_blocked(x, o: int, c: int, g: ConvGeom) -> bool:
-    """Whether a layer of x's kind (c -> o channels, geometry g) runs blocked whatever its
-    layouts: its forward and dw (o vectorised) and its dx (c vectorised) all can. The
-    choice must not depend on the layout of dy, which can differ between two runs of the
-    same layer (a checkpointed rerun must give the same bits)."""
+def _blocked_plan(x, o: int, c: int, g: ConvGeom) -> tuple:
+    """(lanes of the forward and dw, lanes of dx) of the blocked kernels for a layer of x's
+    kind (array type and dtype), c -> o channels, geometry g; 0 where the layer keeps the
+    older paths. A layer runs blocked when forward, dx and dw all can, or, as a first layer
+    (c < _BLOCKED_FIRST_LAYER_C), its forward and dw. The plan depends on neither grad mode
+    nor layouts, so every pass of a layer agrees (a checkpointed rerun gives the same bits)."""
+    lanes_o = _blocked_lanes(x, o, g)
+    if not lanes_o:
+        return 0, 0
     g_t = _input_grad_geom(g)
-    return g_t is not None and bool(_blocked_lanes(x, o, g)) and bool(_blocked_lanes(x, c, g_t))
+    lanes_c = _blocked_lanes(x, c, g_t) if g_t is not None else 0
+    if lanes_c:
+        return lanes_o, lanes_c
+    return (lanes_o, 0) if c < _BLOCKED_FIRST_LAYER_C else (0, 0)
 
 
 @functools.lru_cache(maxsize=256)
@@ -779,58 +783,58 @@ def _channels_last_rows(x):
 
 
 def _blocked_conv(x, wt, b, g: ConvGeom, lanes: int):
-    """conv(x) + b as (N, *out, O) contiguous, wt the (T, C, O) weights."""
+    """conv(x) + b as (N, *out, O) contiguous, wt the (T, C, O) weights; output rows split
+    between numba's OpenMP threads where they serve (see _jit.omp_parts), else the pool's."""
     from .. import _conv_blocked
     n, c = x.shape[:2]
     o = wt.shape[2]
     rbase, n_trows, trow, tcol, wlo, whi, wl, wr = _blocked_geometry(n, g)
     wo = g.out_sp[-1]
-    kernel = _conv_blocked.forward_kernel(*_conv_blocked.forward_plan(o, lanes, wr - wl), lanes)
+    plan = _conv_blocked.forward_plan(o, lanes, wr - wl)
     out = np.empty((n,) + tuple(g.out_sp) + (o,), x.dtype)
     bias = np.zeros(o, x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
-    xf, wf, of = _channels_last_rows(x), np.ascontiguousarray(wt, dtype=x.dtype).reshape(-1), \
-        out.reshape(-1)
-    rows = rbase.size // n_trows
-    omp = _jit.omp_parts() if out.size * trow.size * c >= _DIRECT_PARALLEL_WORK else 0
+    args = (_channels_last_rows(x), np.ascontiguousarray(wt, dtype=x.dtype).reshape(-1), bias,
+            rbase, trow, tcol, wlo, whi, out.reshape(-1), c, o, wo, wl, wr, n_trows)
+    rows, work = rbase.size // n_trows, out.size * trow.size * c
+    omp = _jit.omp_parts() if work >= _DIRECT_PARALLEL_WORK else 0
     if omp:
-        plan = _conv_blocked.forward_plan(o, lanes, wr - wl)
-        _conv_blocked.forward_kernel_par(*plan, lanes)(
-            xf, wf, bias, rbase, trow, tcol, wlo, whi, of, c, o, wo, wl, wr, n_trows, rows, omp)
-        return out
-    parallel_ranges(lambda r0, r1: kernel(xf, wf, bias, rbase, trow, tcol, wlo, whi, of, c, o,
-                                          wo, wl, wr, n_trows, r0, r1),
-                    rows, out.size * trow.size * c, _DIRECT_PARALLEL_WORK)
+        _conv_blocked.forward_kernel_par(*plan, lanes)(*args, rows, omp)
+    else:
+        kernel = _conv_blocked.forward_kernel(*plan, lanes)
+        parallel_ranges(lambda r0, r1: kernel(*args, r0, r1), rows, work, _DIRECT_PARALLEL_WORK)
     return out
 
 
 def _blocked_weight_grad(x, dy, g: ConvGeom, w_shape, lanes: int):
-    """dw of y = conv(x, w) by the blocked kernel: per thread, chunks of output rows summed
-    in float64; the threads' sums added in row order."""
+    """dw of y = conv(x, w) by the blocked kernel: each thread's part of the output rows
+    summed in float64 (chunk by chunk), the parts added in row order."""
     from .. import _conv_blocked
     n, c = x.shape[:2]
     o = dy.shape[1]
     rbase, n_trows, trow, tcol, wlo, whi, _, _ = _blocked_geometry(n, g)
     wo = g.out_sp[-1]
-    kernel = _conv_blocked.weight_grad_kernel(*_conv_blocked.weight_grad_plan(o, lanes), lanes)
-    xf, dyf = _channels_last_rows(x), _channels_last_rows(dy)
+    plan = _conv_blocked.weight_grad_plan(o, lanes)
+    dyf = _channels_last_rows(dy)
+    args = (_channels_last_rows(x), dyf, rbase, trow, tcol, wlo, whi)
     chunk = max(1, _BLOCKED_CHUNK_BYTES // (wo * (c + o) * x.itemsize))
-    n_rows = rbase.size // n_trows
-    omp = _jit.omp_parts() if dyf.size * trow.size * c >= _DIRECT_PARALLEL_WORK else 0
+    rows, work = rbase.size // n_trows, dyf.size * trow.size * c
+    omp = _jit.omp_parts() if work >= _DIRECT_PARALLEL_WORK else 0
     if omp:
         per_part = np.zeros((omp, trow.size * c * o))
-        _conv_blocked.weight_grad_kernel_par(*_conv_blocked.weight_grad_plan(o, lanes), lanes)(
-            xf, dyf, rbase, trow, tcol, wlo, whi, per_part, c, o, wo, n_trows, n_rows, chunk, omp)
-        acc = _sum_in_order(list(per_part))
-        return acc.reshape(trow.size, c, o).transpose(2, 1, 0).reshape(w_shape).astype(x.dtype)
-    parts = []
+        _conv_blocked.weight_grad_kernel_par(*plan, lanes)(*args, per_part, c, o, wo, n_trows,
+                                                            rows, chunk, omp)
+        parts = list(per_part)
+    else:
+        kernel = _conv_blocked.weight_grad_kernel(*plan, lanes)
+        found = []
 
-    def rows(r0, r1):
-        acc = np.zeros(trow.size * c * o)
-        kernel(xf, dyf, rbase, trow, tcol, wlo, whi, acc, c, o, wo, n_trows, r0, r1, chunk)
-        parts.append((r0, acc))
-    parallel_ranges(rows, rbase.size // n_trows, dyf.size * trow.size * c,
-                    _DIRECT_PARALLEL_WORK)
-    acc = _sum_in_order([a for _, a in sorted(parts, key=lambda p: p[0])])
+        def part(r0, r1):
+            acc = np.zeros(trow.size * c * o)
+            kernel(*args, acc, c, o, wo, n_trows, r0, r1, chunk)
+            found.append((r0, acc))
+        parallel_ranges(part, rows, work, _DIRECT_PARALLEL_WORK)
+        parts = [a for _, a in sorted(found, key=lambda p: p[0])]
+    acc = _sum_in_order(parts)
     return acc.reshape(trow.size, c, o).transpose(2, 1, 0).reshape(w_shape).astype(x.dtype)
 
 
@@ -854,10 +858,8 @@ def conv_forward(x, w, b, g: ConvGeom, keep_cols=False, need_dx=True):
         if y is not None:
             return y, None
     n, o = x.shape[0], w.shape[0]
-    lanes = _blocked_lanes(x, o, g) if xp is np else 0
-    if lanes and x.shape[1] >= _BLOCKED_FIRST_LAYER_C and not _layer_blocked(x, o, x.shape[1], g):
-        lanes = 0  # dx cannot be blocked: the layer keeps the older paths (LeNet's 6 -> 16:
-    if lanes:      # direct forward, dx and dw, images-last)
+    lanes = _blocked_plan(x, o, x.shape[1], g)[0] if xp is np else 0
+    if lanes:  # (LeNet's 6 -> 16 keeps the direct images-last kernels: its dx cannot be blocked)
         return from_channels_last(_blocked_conv(x, _taps_weight(w), b, g, lanes)), None
     if xp is np and _use_direct(x, o, g, need_dx):
         return _conv_direct(xp, x, w, b, g), None
@@ -892,8 +894,7 @@ def conv_input_grad(dy, w, g: ConvGeom):
         if dx is not None:
             return dx
     g_t = _input_grad_geom(g)
-    lanes = _blocked_lanes(dy, w.shape[1], g_t) if xp is np and \
-        _layer_blocked(dy, w.shape[0], w.shape[1], g) else 0
+    lanes = _blocked_plan(dy, w.shape[0], w.shape[1], g)[1] if xp is np else 0
     if lanes:
         return from_channels_last(_blocked_conv(dy, _flipped_taps_weight(w), None, g_t, lanes))
     if g_t is not None and xp is np and _use_direct_grad(dy, w.shape[1], w.shape[0], g_t):
@@ -979,7 +980,7 @@ def conv_input_and_weight_grad(x, dy, w, g: ConvGeom):
     g_t = _input_grad_geom(g)
     if g_t is None or len(g.ksize) != 2 or (xp is np and _use_direct(x, w.shape[0], g, True)):
         return None
-    if xp is np and (_blocked_lanes(dy, w.shape[1], g_t) or _blocked_lanes(x, w.shape[0], g)):
+    if xp is np and any(_blocked_plan(x, w.shape[0], w.shape[1], g)):
         return None  # the blocked kernels, separately
     o, c = w.shape[0], w.shape[1]
     k = prod(g.ksize) * o
@@ -1097,10 +1098,8 @@ def conv_weight_grad(x, dy, g: ConvGeom, w_shape, cols=None):
         dw = _cudnn.conv_backward_filter(x, dy, w_shape, *p) if p is not None else None
         if dw is not None:
             return dw
-    lanes = _blocked_lanes(x, dy.shape[1], g) if xp is np and type(dy) is np.ndarray else 0
-    if lanes and x.shape[1] >= _BLOCKED_FIRST_LAYER_C and \
-            not _layer_blocked(x, dy.shape[1], x.shape[1], g):
-        lanes = 0  # the forward ran another path: its dw too
+    lanes = _blocked_plan(x, dy.shape[1], x.shape[1], g)[0] \
+        if xp is np and type(dy) is np.ndarray else 0
     if lanes:
         return _blocked_weight_grad(x, dy, g, tuple(w_shape), lanes)
     if xp is np and type(x) is np.ndarray and \
