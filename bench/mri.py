@@ -152,8 +152,8 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, str(HERE))
     from run import machine_line   # noqa: E402 - bench/ is not a package
-    # OPENBLAS_THREAD_TIMEOUT: what `import framework` sets when it comes before NumPy
-    # (framework/_runtime.py); this script imports NumPy first
+    # OPENBLAS_THREAD_TIMEOUT: what `import framework` sets (framework/_runtime.py), given
+    # to the torch workers too so that both libraries run with the same OpenBLAS setting
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads),
            "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "16"),
            "PYTHONPATH": str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -19,8 +19,7 @@ about --min-time seconds. Prints the median ms/step of each, the ratio Lantern /
 means Lantern is faster) and a machine line. Speed lives here, never in a timed test.
 
 Both libraries run in this process by default. With --separate each runs in a worker process
-of its own (Lantern imported before NumPy, PyTorch not loaded beside it: the process a user
-runs), the repeats still alternated between the two. It matters for Lantern's OpenMP kernels:
+of its own (PyTorch not loaded beside Lantern: the process a user runs), the repeats still alternated between the two. It matters for Lantern's OpenMP kernels:
 beside PyTorch, numba would share PyTorch's OpenMP runtime, so Lantern keeps them off (see
 framework/_jit.py).
 """
@@ -163,7 +162,7 @@ def _worker(lib_name, name, device, threads, warmup_time, ftz):
     step time as a JSON line, then answer each "run N" on stdin with the seconds per step of N
     steps, until "quit"."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    lib = __import__(lib_name)  # framework before NumPy (its OpenBLAS setting, _runtime.py)
+    lib = __import__(lib_name)
     import workloads
     try:
         from threadpoolctl import threadpool_limits
@@ -360,7 +359,7 @@ def main(argv=None):
         os.environ["CUPY_TF32"] = "1" if args.tf32 else "0"
         os.environ["LANTERN_ALLOW_TF32"] = "1" if args.tf32 else "0"
         os.environ["LANTERN_CUDNN_BENCHMARK"] = "1" if args.cudnn_benchmark else "0"
-    import framework  # before NumPy: its OpenBLAS spin setting applies at load (_runtime.py)
+    import framework
     import workloads
     groups = {"vision": workloads.VISION_WORKLOADS, "text": workloads.TEXT_WORKLOADS}
     args.workloads = [x for w in args.workloads for x in groups.get(w, [w])]

@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 
 from . import _runtime
 
-_runtime.tune_blas_spin()  # before NumPy loads OpenBLAS: see framework/_runtime.py
+_runtime.tune_blas_spin()  # OpenBLAS threads: see framework/_runtime.py
 from ._parallel import get_num_threads, set_num_threads  # noqa: E402
 
 _runtime.tune_allocator()  # see framework/_runtime.py: both switchable by environment

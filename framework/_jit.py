@@ -102,8 +102,9 @@ def omp_parts(load: bool = True) -> int:
 
 def _openmp_fits() -> bool:
     """Whether spinning OpenMP threads can share this process: not beside OpenBLAS threads
-    that busy-wait ~0.1 s after every GEMM (OPENBLAS_THREAD_TIMEOUT unset, i.e. NumPy was
-    imported before framework; measured: the U-Net step 118 -> 149 ms), and not with
+    that busy-wait ~0.1 s after every GEMM (OPENBLAS_THREAD_TIMEOUT unset or above 20,
+    which `import framework` leaves only when the user asks; measured: the U-Net step
+    118 -> 149 ms), and not with
     PyTorch loaded (numba would then run on PyTorch's copy of libgomp, whose threads spin for
     milliseconds: the CNN benchmark's step ran 20% slower)."""
     timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
@@ -159,6 +160,6 @@ def omp_status() -> str:
         return "off (PyTorch is loaded: numba would share its OpenMP runtime)"
     timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
     if not (timeout.isdigit() and int(timeout) <= 20):
-        return ("off (OpenBLAS's idle threads spin ~0.1 s: import framework before NumPy, or "
-                "set OPENBLAS_THREAD_TIMEOUT=16)")
+        return ("off (OpenBLAS's idle threads spin ~0.1 s: OPENBLAS_THREAD_TIMEOUT is "
+                f"{timeout or 'unset'}, 16 or less lets them sleep)")
     return "off (numba has no OpenMP threading layer here)"

@@ -19,8 +19,13 @@ defaults; a no-op on other C libraries.
    on 2 cores a 3D U-Net step ran at the speed of one thread (measured: 1 thread 350 ms, 2
    threads 355 ms; with a spin of 2^16 cycles, ~20 us, 245 ms), and the 2D CNN, Transformer
    and MiniLM steps were as fast or faster too. OPENBLAS_THREAD_TIMEOUT=16 is set when it is
-   unset and NumPy is not imported yet (OpenBLAS reads it when it loads, so it has no effect
-   after that: a script that imports numpy before framework can set it itself).
+   unset. OpenBLAS reads it when it loads; when NumPy (and with it OpenBLAS) was imported
+   before framework, the loaded library is told too: it re-reads its environment
+   (`openblas_read_env`) and its worker threads are stopped (`blas_thread_shutdown_`, the
+   call OpenBLAS makes itself around fork), so that the next multi-threaded GEMM starts them
+   again with the short timeout (measured on the 2D U-Net step: a second core lost to the
+   spin cost 25% at 2 threads). OpenBLAS builds that do not export those two calls keep
+   their spin.
 
 3. Garbage collector (LANTERN_NO_GC_TUNING=1 to skip). Every recorded op creates a few Python
    objects (the node, its edge tuple, the output tensor) that live until backward. With
@@ -62,11 +67,47 @@ def tune_allocator(mmap_threshold: int = 1 << 30, trim_threshold: int = 1 << 30)
 
 def tune_blas_spin(exponent: int = 16) -> bool:
     """Default OpenBLAS's busy-wait to 2^exponent cycles (see 2. above); True if set here."""
-    if os.environ.get("LANTERN_NO_BLAS_SPIN_TUNING") or "numpy" in sys.modules or \
+    if os.environ.get("LANTERN_NO_BLAS_SPIN_TUNING") or \
             "OPENBLAS_THREAD_TIMEOUT" in os.environ:
         return False
     os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(int(exponent))
+    if "numpy" in sys.modules:
+        return _restart_loaded_openblas() > 0
     return True
+
+
+def _loaded_openblas_paths() -> list[str]:
+    """Files of the OpenBLAS libraries mapped into this process (NumPy's, SciPy's)."""
+    paths = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.rstrip("\n").split(None, 5)[-1]
+                if "openblas" in os.path.basename(path).lower() and path not in paths and \
+                        path.startswith("/"):
+                    paths.append(path)
+    except OSError:  # not Linux
+        pass
+    return paths
+
+
+def _restart_loaded_openblas() -> int:
+    """Make loaded OpenBLAS libraries re-read OPENBLAS_THREAD_TIMEOUT: re-read the
+    environment and stop the worker threads, which the next threaded call starts again with
+    the new timeout. Called at import, when no BLAS call is running. Returns how many
+    libraries took it."""
+    import ctypes
+    done = 0
+    for path in _loaded_openblas_paths():
+        try:
+            lib = ctypes.CDLL(path)
+            read_env, shutdown = lib.openblas_read_env, lib.blas_thread_shutdown_
+        except (OSError, AttributeError):  # another build, or the symbols are not exported
+            continue
+        read_env()
+        shutdown()
+        done += 1
+    return done
 
 
 _GC_GEN0_THRESHOLD = 10_000
