@@ -19,9 +19,9 @@ about --min-time seconds. Prints the median ms/step of each, the ratio Lantern /
 means Lantern is faster) and a machine line. Speed lives here, never in a timed test.
 
 Both libraries run in this process by default. With --separate each runs in a worker process
-of its own (PyTorch not loaded beside Lantern: the process a user runs), the repeats still alternated between the two. It matters for Lantern's OpenMP kernels:
-beside PyTorch, numba would share PyTorch's OpenMP runtime, so Lantern keeps them off (see
-framework/_jit.py).
+of its own (PyTorch not loaded beside Lantern: the process a user runs), the repeats still
+alternated between the two. It matters for Lantern's OpenMP kernels: beside PyTorch, numba
+would share PyTorch's OpenMP runtime, so Lantern keeps them off (see framework/_jit.py).
 """
 from __future__ import annotations
 

@@ -258,3 +258,60 @@ def test_schedules_warm_up_then_decay():
     assert np.argmax(lrs) == 10 and lrs[-1] < 0.01
     with pytest.raises(ValueError, match="unknown scheduler"):
         build_scheduler("warp", opt, epochs=1, steps_per_epoch=1)
+
+
+class _FixedLogits(nn.Module):
+    """Returns given logits for a batch stacked twice (R-Drop's two passes)."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = nn.Parameter(fw.tensor(logits))
+
+    def forward(self, x):
+        assert x.shape[0] == self.logits.shape[0]
+        return self.logits * 1.0
+
+
+def test_rdrop_loss_matches_torch():
+    """R-Drop: mean cross-entropy of the two passes + alpha/4 (KL(p1||p2) + KL(p2||p1)), the
+    paper's loss halved; value and gradient against PyTorch, label smoothing included."""
+    from apps.common.classification import ClassificationTask
+    from conftest import torch_or_skip
+    torch = torch_or_skip()
+    rng = np.random.default_rng(0)
+    both = rng.standard_normal((8, 3))
+    targets = np.array([0, 2, 1, 1])
+    model = _FixedLogits(both)
+    task = ClassificationTask(model, rdrop=0.7, label_smoothing=0.1, topk=None)
+    out = task.training_step((fw.zeros(4, 5, dtype=fw.float64), fw.tensor(targets)))
+    out["loss"].backward()
+
+    tl = torch.tensor(both, requires_grad=True)
+    tt = torch.tensor(targets)
+    tf = torch.nn.functional
+    ce = (tf.cross_entropy(tl[:4], tt, label_smoothing=0.1) +
+          tf.cross_entropy(tl[4:], tt, label_smoothing=0.1))
+    p1, p2 = tf.log_softmax(tl[:4], 1), tf.log_softmax(tl[4:], 1)
+    kl = (tf.kl_div(p1, p2, reduction="batchmean", log_target=True) +
+          tf.kl_div(p2, p1, reduction="batchmean", log_target=True))
+    paper = ce + 0.7 / 2 * kl
+    (paper / 2).backward()
+    np.testing.assert_allclose(out["loss"].item(), paper.item() / 2, rtol=1e-12)
+    np.testing.assert_allclose(model.logits.grad.numpy(), tl.grad.numpy(), rtol=1e-10,
+                               atol=1e-14)
+    assert out["size"] == 4
+    assert int(out["metrics"]["accuracy"]) == int((both[:4].argmax(1) == targets).sum())
+
+
+def test_rdrop_without_dropout_is_plain_cross_entropy():
+    """Without dropout both passes agree: the KL term is zero and the loss is the batch's
+    cross-entropy; a negative alpha is refused."""
+    from apps.common.classification import ClassificationTask
+    fw.manual_seed(0)
+    model = nn.Linear(5, 3)
+    x, y = fw.randn(6, 5), fw.tensor([0, 1, 2, 0, 1, 2])
+    plain = ClassificationTask(model).training_step((x, y))["loss"].item()
+    rdrop = ClassificationTask(model, rdrop=1.0).training_step((x, y))["loss"].item()
+    assert abs(plain - rdrop) < 1e-6
+    with pytest.raises(ValueError, match="rdrop"):
+        ClassificationTask(model, rdrop=-1)

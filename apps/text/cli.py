@@ -91,6 +91,10 @@ def add_parser(sub, name: str = "text", help_: str = "") -> argparse.ArgumentPar
                    choices=("cosine", "step", "constant", "onecycle"))
     t.add_argument("--warmup-epochs", type=float, default=0.0)
     t.add_argument("--label-smoothing", type=float, default=0.0)
+    t.add_argument("--rdrop", type=float, default=0.0, metavar="ALPHA",
+                   help="R-Drop: each batch twice through the model (two dropout masks), "
+                        "plus ALPHA times the KL divergence between the two predictions "
+                        "(costs a second pass; default: off)")
     t.add_argument("--layer-decay", type=float, metavar="FACTOR",
                    help="pretrained encoders: scale each layer's lr by FACTOR per layer "
                         "below the head (e.g. 0.8; biases and norms get no weight decay)")

@@ -236,7 +236,10 @@ def train(args) -> int:
                            bucket_batches=args.bucket_batches)
     val_loader = _loader(val_ds, encoder, 128, args.max_length, shuffle=False) \
         if val_ds is not None and len(val_ds) else None
-    task = ClassificationTask(model, label_smoothing=args.label_smoothing, topk=None)
+    if args.rdrop < 0:
+        raise CLIError(f"--rdrop must be at least 0, got {args.rdrop}")
+    task = ClassificationTask(model, label_smoothing=args.label_smoothing, topk=None,
+                              rdrop=args.rdrop)
     params = model.parameters()
     if args.layer_decay is not None:
         if not hasattr(model, "bert"):

@@ -264,3 +264,14 @@ def test_textcnn_starts_from_minilm_embeddings(tmp_path):
         "embeddings.word_embeddings.weight"]
     assert kwargs["embed_dim"] == 384 and "minilm" in start
     np.testing.assert_array_equal(model.embedding.weight.detach().numpy(), np.asarray(table))
+
+
+def test_rdrop_trains(tmp_path):
+    """`--rdrop` runs the two-pass R-Drop loss end to end, and a negative alpha is refused."""
+    assert _train(["--model", "textcnn", "--data", "synthetic-reviews", "--epochs", "2",
+                   "--embeddings", "random", "--tokenizer", "wordpiece", "--vocab-size", "500",
+                   "--rdrop", "1.0"], tmp_path) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["test"]["accuracy"] > 0.6, m
+    assert _train(["--model", "fasttext_bag", "--data", "synthetic-reviews", "--rdrop", "-1"],
+                  tmp_path / "bad") == 1
