@@ -210,14 +210,16 @@ def channel_affine2_par(g, x, a, bb, c0, y, parts):
 # ---------------------------------------------------------------------------- ReLU (flat)
 @_par
 def relu_forward_par(x, y, mask, parts):
-    """y = max(x, 0) as np.maximum gives it (NaN kept, -0.0 to 0.0), mask = x > 0, over
-    flat arrays in `parts` ranges on numba's OpenMP threads."""
+    """y = max(x, 0) as np.maximum gives it (NaN kept, -0.0 to 0.0), mask = not x <= 0 (true
+    at NaN, as PyTorch's backward passes it), over flat arrays in `parts` ranges on numba's
+    OpenMP threads."""
     n = x.size
     for i in numba.prange(parts):
         for j in range(n * i // parts, n * (i + 1) // parts):
             v = x[j]
-            mask[j] = v > 0
-            y[j] = v if (v > 0 or v != v) else 0
+            keep = not v <= 0
+            mask[j] = keep
+            y[j] = v if keep else 0
 
 
 @_par

@@ -261,3 +261,23 @@ def test_row_window_chunks_split_between_threads_match_torch(two_threads, monkey
     for a, b in ((ly.detach().numpy(), ty.detach().numpy()), (lx.grad.numpy(), tx.grad.numpy()),
                  (lw.grad.numpy(), tw.grad.numpy())):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("shape", [(7,), (2, 8, 128, 128)])  # one pass / parallel blocks
+def test_relu_at_nan_and_zeros_matches_torch(shape):
+    """ReLU keeps NaN and passes its gradient (PyTorch: dy where not x <= 0), and gives 0 at
+    x = 0 and -0.0; small (one pass) and large (split between threads) inputs."""
+    from conftest import torch_or_skip
+    torch = torch_or_skip()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.reshape(-1)[:5] = [np.nan, -0.0, 0.0, -np.inf, np.inf]
+    g = rng.standard_normal(shape).astype(np.float32)
+    lx = fw.from_numpy(x.copy()).requires_grad_()
+    y = fw.relu(lx)
+    y.backward(fw.from_numpy(g))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.relu(tx)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
+    np.testing.assert_array_equal(lx.grad.numpy(), tx.grad.numpy())

@@ -291,7 +291,8 @@ def _is_dense(a) -> bool:
 
 
 class Relu(Op):
-    """max(x, 0); keeps only the boolean mask for backward. (NumPy, not a compiled kernel: a
+    """max(x, 0); keeps only the boolean mask for backward, true where x <= 0 is false, so that
+    a NaN input passes its gradient as PyTorch's does. (NumPy, not a compiled kernel: a
     ReLU-only model then never loads numba, whose compiler costs ~110 MiB of memory once, for
     a kernel only ~25% faster than these two passes.)"""
 
@@ -309,12 +310,13 @@ class Relu(Op):
             mask, out = np.empty_like(x, dtype=bool), np.empty_like(x)  # keep x's layout
 
             def part(xs, ms, os_):  # a large activation: blocks on several threads
-                np.greater(xs, 0, out=ms)
+                np.less_equal(xs, 0, out=ms)
+                np.logical_not(ms, out=ms)
                 np.maximum(xs, 0, out=os_)
             parallel_slices(part, [x, mask, out])
             self.mask = mask
             return out
-        self.mask = x > 0
+        self.mask = ~(x <= 0)
         # maximum, not x * mask: a negative x times False would give -0.0
         return xp_of(x).maximum(x, 0)
 
