@@ -143,3 +143,42 @@ def test_nan_and_inf_propagate_as_in_torch():
     np.testing.assert_array_equal(np.isnan(ly.numpy()), np.isnan(ty.numpy()))
     finite = np.isfinite(ty.numpy())
     np.testing.assert_allclose(ly.numpy()[finite], ty.numpy()[finite], rtol=2e-4, atol=2e-4)
+
+
+_CACHE_PROBE = """
+import numpy as np
+import framework
+import framework.nn.functional as F
+from framework import _conv_blocked
+rng = np.random.default_rng(0)
+x = framework.tensor(rng.standard_normal((2, 16, 9, 10)).astype(np.float32))
+w = framework.tensor(rng.standard_normal((16, 16, 3, 3)).astype(np.float32))
+y = F.conv2d(x, w, padding=1).numpy()
+hits = sum(sum(fn.stats.cache_hits.values()) for fn in _conv_blocked._compiled.values())
+print(len(_conv_blocked._compiled), hits, float(np.abs(y).sum()))
+"""
+
+
+def _probe(cache):
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "LANTERN_KERNEL_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    return int(out[0]), int(out[1]), float(out[2])
+
+
+def test_generated_kernels_are_cached_on_disk(tmp_path):
+    """A generated kernel's module is written to the kernel cache and numba keeps its machine
+    code there: a second process loads it (a cache hit) and computes the same result; a
+    cache folder that cannot be created, or LANTERN_KERNEL_CACHE=0, compiles in memory."""
+    cache = tmp_path / "kernels"
+    kernels, hits, first = _probe(cache)
+    assert kernels >= 1 and hits == 0
+    assert list(cache.glob("lantern_kernel_*.py")) and list(cache.glob("__pycache__/*.nbi"))
+    assert _probe(cache) == (kernels, kernels, first)
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    assert _probe(blocked / "kernels") == (kernels, 0, first)
+    assert _probe("0") == (kernels, 0, first)
