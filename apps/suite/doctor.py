@@ -257,8 +257,12 @@ def check_numba() -> Check:
         return Check(WARN, "numba", f"{version} installed but the kernels do not load ({why}); "
                      "NumPy code runs instead", "pip install -U numba (a version matching "
                      "your NumPy)")
+    from framework._conv_blocked import _cache_dir
+    folder = _cache_dir()
+    cache = f"generated kernels cached in {folder}" if folder else \
+        "generated kernels compiled in each process (LANTERN_KERNEL_CACHE=0)"
     return Check(OK, "numba", f"{version}: compiled CPU kernels on (LANTERN_NO_JIT=1 switches "
-                 "them off)")
+                 f"them off); {cache}")
 
 
 def check_gpu() -> Check:
