@@ -100,6 +100,9 @@ def add_parser(sub, name: str = "text", help_: str = "") -> argparse.ArgumentPar
                         "below the head (e.g. 0.8; biases and norms get no weight decay)")
     t.add_argument("--freeze-encoder", action="store_true",
                    help="train only the head of a pretrained encoder")
+    t.add_argument("--freeze-embeddings", action="store_true",
+                   help="keep a pretrained encoder's token embeddings fixed (MiniLM: 11.7M of "
+                        "its 22.6M parameters), also after --unfreeze-after")
     t.add_argument("--unfreeze-after", type=int, metavar="EPOCHS",
                    help="with --freeze-encoder: unfreeze the encoder after this many epochs")
     t.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 on CPU)")

@@ -164,14 +164,18 @@ def _check_vocab(encoder, model_vocab: int) -> None:
 
 
 class UnfreezeEncoder(Callback):
-    """Make a frozen pretrained encoder trainable after `after` epochs."""
+    """Make a frozen pretrained encoder trainable after `after` epochs (but for its token
+    embeddings, with `keep_embeddings_frozen`)."""
 
-    def __init__(self, after: int):
+    def __init__(self, after: int, keep_embeddings_frozen: bool = False):
         self.after = int(after)
+        self.keep_embeddings_frozen = keep_embeddings_frozen
 
     def on_train_epoch_start(self, trainer) -> None:
         if trainer.epoch == self.after:
             _set_trainable(trainer.model.bert, True)
+            if self.keep_embeddings_frozen:
+                _set_trainable(trainer.model.bert.embeddings.word_embeddings, False)
             print(f"epoch {trainer.epoch + 1}: the encoder is now trained too")
 
 
@@ -228,6 +232,10 @@ def train(args) -> int:
         if not hasattr(model, "bert"):
             raise CLIError(f"--freeze-encoder applies to pretrained encoders, not {args.model}")
         _set_trainable(model.bert, False)
+    if args.freeze_embeddings:
+        if not hasattr(model, "bert"):
+            raise CLIError(f"--freeze-embeddings applies to pretrained encoders, not {args.model}")
+        _set_trainable(model.bert.embeddings.word_embeddings, False)
 
     if args.bucket_batches < 1:
         raise CLIError(f"--bucket-batches must be at least 1, got {args.bucket_batches}")
@@ -255,7 +263,7 @@ def train(args) -> int:
     callbacks = [ProgressBar(), MetricsWriter(out, title=f"{args.model} on {args.data}",
                                               plot=not args.no_plots)]
     if args.freeze_encoder and args.unfreeze_after is not None:
-        callbacks.append(UnfreezeEncoder(args.unfreeze_after))
+        callbacks.append(UnfreezeEncoder(args.unfreeze_after, args.freeze_embeddings))
     if args.patience:
         callbacks.append(EarlyStopping(monitor=monitor[0], mode=monitor[1],
                                        patience=args.patience))

@@ -275,3 +275,24 @@ def test_rdrop_trains(tmp_path):
     assert m["test"]["accuracy"] > 0.6, m
     assert _train(["--model", "fasttext_bag", "--data", "synthetic-reviews", "--rdrop", "-1"],
                   tmp_path / "bad") == 1
+
+
+def test_freeze_embeddings_keeps_token_embeddings(tmp_path):
+    """--freeze-embeddings keeps the pretrained token embeddings as loaded, also after
+    --unfreeze-after makes the rest of the encoder trainable; the rest is trained. A model
+    without a pretrained encoder refuses it."""
+    from safetensors.numpy import load_file
+    folder = _tiny_bert_folder(tmp_path)
+    out = tmp_path / "run"
+    assert _train(["--model", "bert_classifier", "--weights", str(folder), "--tokenizer",
+                   str(folder), "--data", "synthetic-reviews", "--epochs", "1", "--max-length",
+                   "32", "--lr", "1e-3", "--freeze-encoder", "--unfreeze-after", "0",
+                   "--freeze-embeddings"], out) == 0
+    before = load_file(str(folder / "model.safetensors"))
+    after = fw.load(out / "last.safetensors")["model"]
+    np.testing.assert_array_equal(after["bert.embeddings.word_embeddings.weight"].numpy(),
+                                  before["embeddings.word_embeddings.weight"])
+    assert not np.array_equal(after["bert.embeddings.position_embeddings.weight"].numpy(),
+                              before["embeddings.position_embeddings.weight"])
+    assert _train(["--model", "textcnn", "--data", "synthetic-reviews", "--freeze-embeddings"],
+                  tmp_path / "bad") == 1
