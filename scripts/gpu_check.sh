@@ -14,7 +14,10 @@
 #   2. tests/test_cuda_agreement.py         CPU-vs-GPU agreement over the op tables + training
 #   3. pytest --device cuda on the core suites (only the tests that take the `device`
 #      fixture or carry the `cuda` mark: the rest would just rerun on the CPU)
-#   4. bench/run.py --device cuda: resnet18 resnet18_amp transformer_gpu unet3d, Lantern vs
+#   4. scripts/dist_check.py with backend nccl, one rank per GPU under the distributed
+#      extra's mpiexec (collectives against NumPy, DDP against whole-batch steps); skipped
+#      with a line saying why when mpi4py/mpiexec are not installed
+#   5. bench/run.py --device cuda: resnet18 resnet18_amp transformer_gpu unet3d, Lantern vs
 #      torch, with the peak GPU memory of a step of each (--gpu-memory)
 # The last lines printed are a summary of every part (also in $OUT/summary.txt).
 set -u
@@ -143,7 +146,21 @@ run cuda_suite "$(cap 400 "$S_BENCH")" \
     "${PYTEST[@]}" -p lantern_device_only --device cuda "${CORE[@]}"
 export PYTHONPATH="$OLD_PYTHONPATH"
 
-# ---------------------------------------------------------------------------- 4. benchmark
+# ---------------------------------------------------------------------------- 4. NCCL
+MPIEXEC="$(dirname "$(command -v "$PY")")/mpiexec"
+[[ -x "$MPIEXEC" ]] || MPIEXEC="$(command -v mpiexec || true)"
+NGPU=$("$PY" -c "import framework; print(framework.cuda.device_count())" 2>/dev/null || echo 0)
+if [[ -n "$MPIEXEC" ]] && "$PY" -c "import mpi4py" 2>/dev/null && (( NGPU > 0 )); then
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 \
+        run nccl "$(cap 90 "$S_BENCH")" "$MPIEXEC" -n "$NGPU" --oversubscribe \
+        "$PY" scripts/dist_check.py --backend nccl --device cuda
+    grep -E "^rank|dist check ok|Error" "$OUT/nccl.log" | head -8 | sed 's/^/    /' \
+        | tee -a "$SUMMARY"
+else
+    note "--- nccl: skipped (needs mpi4py and mpiexec: pip install -e '.[distributed]'; GPUs: $NGPU)"
+fi
+
+# ---------------------------------------------------------------------------- 5. benchmark
 run bench "$(cap 600 5)" \
     "$PY" bench/run.py --device cuda -w resnet18 resnet18_amp transformer_gpu unet3d \
     --repeats 5 --min-time 0.3 --warmup-time 1.0 --gpu-memory

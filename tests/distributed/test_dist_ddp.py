@@ -217,3 +217,14 @@ def test_post_accumulate_grad_hook_runs_once_the_gradient_is_complete():
         assert "non-leaf" in str(exc)
     else:
         raise AssertionError("a hook on a non-leaf was accepted")
+
+
+def test_dist_check_script_on_cpu(mpirun):
+    """scripts/dist_check.py, which scripts/gpu_check.sh runs with NCCL on GPUs, passes its
+    CPU twin (backend mpi) on 2 processes, so the GPU run tests the backend, not the script."""
+    from pathlib import Path
+    script = (Path(__file__).resolve().parents[2] / "scripts" / "dist_check.py").read_text()
+    out = mpirun(script, n=2, timeout=120, args=("--backend", "mpi", "--device", "cpu"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "dist check ok: backend mpi, 2 rank(s), cpu" in out.stdout
+    assert out.stdout.count("DDP equals the whole-batch steps") == 2
