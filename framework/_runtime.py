@@ -23,9 +23,9 @@ defaults; a no-op on other C libraries.
    before framework, the loaded library is told too: it re-reads its environment
    (`openblas_read_env`) and its worker threads are stopped (`blas_thread_shutdown_`, the
    call OpenBLAS makes itself around fork), so that the next multi-threaded GEMM starts them
-   again with the short timeout (measured on the 2D U-Net step: a second core lost to the
-   spin cost 25% at 2 threads). OpenBLAS builds that do not export those two calls keep
-   their spin.
+   again with the short timeout (measured in such a process, the 2D U-Net step at 2 threads:
+   125-140 ms before, 78 ms after, the OpenMP kernels of framework/_jit.py then running too).
+   OpenBLAS builds that do not export those two calls keep their spin.
 
 3. Garbage collector (LANTERN_NO_GC_TUNING=1 to skip). Every recorded op creates a few Python
    objects (the node, its edge tuple, the output tensor) that live until backward. With
