@@ -53,6 +53,26 @@ def add_run_args(p: argparse.ArgumentParser, *, out: str | None = None) -> None:
         p.add_argument("--out", default=out, help=f"output folder (default: {out})")
 
 
+def add_split_seed(p: argparse.ArgumentParser) -> None:
+    """--split-seed: the seed of a data set's train/val/test split, apart from --seed (the
+    training's random numbers), so that runs with other seeds share one test set."""
+    p.add_argument("--split-seed", type=int, default=None, metavar="N",
+                   help="seed of the train/val/test split of sources without fixed splits "
+                        "(default: 0; eval: the one the checkpoint was trained on)")
+
+
+def resolve_split_seed(args, meta: dict | None = None) -> int:
+    """--split-seed if given; else the checkpoint's (`meta["args"]`: its split_seed, or its
+    seed for checkpoints made before the flag, when --seed also drew the split); else 0.
+    Stored back on args, so that a training checkpoint records it."""
+    seed = getattr(args, "split_seed", None)
+    if seed is None:
+        recorded = (meta or {}).get("args") or {}
+        seed = recorded.get("split_seed", recorded.get("seed", 0))
+    args.split_seed = int(seed)
+    return args.split_seed
+
+
 def add_train_args(p: argparse.ArgumentParser, *, epochs: int | None, batch_size: int | None,
                    lr: float | None, distributed: bool = False) -> None:
     """The training flags every application shares (a None default: the model's preset);

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from apps.common.cli import (HelpFormatter, add_run_args, add_train_args, add_zoo_commands,
-                             lazy_command)
+from apps.common.cli import (HelpFormatter, add_run_args, add_split_seed, add_train_args,
+                             add_zoo_commands, lazy_command)
 
 __all__ = ["add_parser", "main"]
 
@@ -40,6 +40,7 @@ def _add_data_args(p, *, split: bool = False) -> None:
     p.add_argument("--val-fraction", type=float, default=1 / 9,
                    help="share of the non-test data held out for validation (1/9 with the "
                         "default 10%% test part: an 80/10/10 split)")
+    add_split_seed(p)
     if split:
         p.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
 

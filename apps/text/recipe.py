@@ -25,7 +25,7 @@ from apps.common import (LAST, Callback, CLIError, EarlyStopping, MetricsWriter,
                          ModelCheckpoint, ProgressBar, Trainer, check_device, load_checkpoint,
                          seed_everything, WeightAveraging, write_json)
 from apps.common import zoo
-from apps.common.cli import parse_model_args
+from apps.common.cli import parse_model_args, resolve_split_seed
 from apps.common.classification import (ClassificationTask, classification_report,
                                         collect_scores, format_confusion, format_per_class,
                                         write_eval_files)
@@ -64,7 +64,7 @@ _FROM_SCRATCH_KWARGS = ("fasttext_bag", "textcnn", "bilstm_attn", "bigru_attn",
 # ============================================================================== data
 def _open(args, split: str, classes=None):
     return open_text_dataset(args.data, split=split, val_fraction=args.val_fraction,
-                             seed=args.seed, text_column=args.text_column,
+                             seed=resolve_split_seed(args), text_column=args.text_column,
                              label_column=args.label_column, encoding=args.encoding,
                              classes=classes, skip_empty=args.skip_empty)
 
@@ -214,12 +214,14 @@ def train(args) -> int:
     out = Path(args.out)
     t_start = time.perf_counter()
 
+    state = load_checkpoint(args.resume) if args.resume else None
+    if state is not None:  # the split it was trained on, unless --split-seed says otherwise
+        resolve_split_seed(args, state["meta"])
     train_ds = _open(args, "train")
     classes = list(train_ds.classes)
     val_ds = _open(args, "val", classes) if args.val_fraction > 0 else None
     test_ds = _open(args, "test", classes)
-    if args.resume:
-        state = load_checkpoint(args.resume)
+    if state is not None:
         encoder = encoder_from_json(state["meta"]["encoder"])
         if list(state["meta"]["classes"]) != classes:
             raise CLIError(f"--resume {args.resume}: trained on classes "
@@ -345,6 +347,7 @@ def evaluate(args) -> int:
     device = check_device(args.device)
     seed_everything(args.seed)
     model, meta = load_for_inference(args, device)
+    resolve_split_seed(args, meta)
     ds = _open(args, args.split, classes=meta["classes"])
     t0 = time.perf_counter()
     loader = _loader(ds, meta["encoder_obj"], args.batch_size, meta["max_length"],

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from apps.common.cli import (HelpFormatter, add_run_args, add_train_args, add_zoo_commands,
-                             lazy_command)
+from apps.common.cli import (HelpFormatter, add_run_args, add_split_seed, add_train_args,
+                             add_zoo_commands, lazy_command)
 
 __all__ = ["add_parser", "main"]
 
@@ -40,6 +40,7 @@ def _add_data_args(p, *, split: bool = False) -> None:
                    help="skip (and count) images that cannot be decoded instead of failing")
     p.add_argument("--loader", choices=("pil", "cv2"), default="pil",
                    help="image decoder: Pillow or OpenCV (default: pil)")
+    add_split_seed(p)
     if split:
         p.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
 

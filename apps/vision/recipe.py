@@ -26,7 +26,7 @@ from apps.common import (LAST, CLIError, EarlyStopping, MetricsWriter, ModelChec
                          ProgressBar, Trainer, check_device, load_checkpoint, seed_everything,
                          WeightAveraging, write_json)
 from apps.common import zoo
-from apps.common.cli import setup_distributed
+from apps.common.cli import resolve_split_seed, setup_distributed
 from apps.common.classification import (ClassificationTask, classification_report,
                                         collect_scores, format_confusion, format_per_class,
                                         write_eval_files)
@@ -47,7 +47,7 @@ FIXED_INPUT = {"lenet5": 28, "vit_tiny": 32, "vit_b_16": 224, "mtcnn_onet": 48,
 # ============================================================================== data
 def _open(args, split: str, transform=None):
     return open_image_dataset(args.data, split=split, val_fraction=args.val_fraction,
-                              seed=args.seed, transform=transform, skip_bad=args.skip_bad,
+                              seed=resolve_split_seed(args), transform=transform, skip_bad=args.skip_bad,
                               loader=args.loader)
 
 
@@ -162,6 +162,9 @@ def train(args) -> int:
     out = Path(args.out)
     t_start = time.perf_counter()
 
+    resumed = load_checkpoint(args.resume) if args.resume else None
+    if resumed is not None:  # the split it was trained on, unless --split-seed says otherwise
+        resolve_split_seed(args, resumed["meta"])
     train_raw = _open(args, "train")
     val_raw = _open(args, "val") if args.val_fraction > 0 else None
     test_raw = _open(args, "test")
@@ -182,8 +185,8 @@ def train(args) -> int:
     _report_skipped(train_raw)
     model, model_kwargs = build_model(args.model, len(classes), (channels, size, size),
                                       cifar_stem=args.cifar_stem, weights=args.weights)
-    if args.resume:
-        eval_spec = _check_resume(args.resume, model, args.model, classes)
+    if resumed is not None:
+        eval_spec = _check_resume(args.resume, resumed, model, args.model, classes)
     model.to(device)
     if world > 1:   # the model is rank 0's (DDP broadcasts it); augmentations differ per rank
         seed_everything(args.seed + rank)
@@ -275,10 +278,10 @@ def _report_skipped(ds) -> None:
               f"{reason})")
 
 
-def _check_resume(path, model, name: str, classes) -> dict:
-    """The eval preprocessing of the run being resumed, after checking that it trained the
-    same architecture on the same classes (naming the keys that differ when not)."""
-    state = load_checkpoint(path)
+def _check_resume(path, state: dict, model, name: str, classes) -> dict:
+    """The eval preprocessing of the run being resumed (`state`, read from `path`), after
+    checking that it trained the same architecture on the same classes (naming the keys
+    that differ when not)."""
     meta = state["meta"]
     report, _ = models.match_state_dict(model, state["model"])
     if not report.complete:
@@ -354,6 +357,7 @@ def evaluate(args) -> int:
     device = check_device(args.device)
     seed_everything(args.seed)
     model, meta = load_for_inference(args, device)
+    resolve_split_seed(args, meta)
     ds = _open(args, args.split, transform=preset_from_spec(meta["transforms"]))
     if list(ds.classes) != list(meta["classes"]):
         raise CLIError(f"--data {args.data}: classes {ds.classes} differ from the model's "

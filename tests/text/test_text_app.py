@@ -296,3 +296,32 @@ def test_freeze_embeddings_keeps_token_embeddings(tmp_path):
                               before["embeddings.position_embeddings.weight"])
     assert _train(["--model", "textcnn", "--data", "synthetic-reviews", "--freeze-embeddings"],
                   tmp_path / "bad") == 1
+
+
+def test_split_seed_is_kept_apart_from_seed_and_followed_by_eval(tmp_path):
+    """--seed changes the training's randomness but not the split (default split seed 0);
+    --split-seed draws another split; eval without the flag uses the checkpoint's split."""
+    from apps.common.cli import resolve_split_seed
+    from datasets.text import open_text_dataset
+    out = tmp_path / "run"
+    assert _train(["--model", "fasttext_bag", "--data", "synthetic-reviews", "--epochs", "2",
+                   "--buckets", "1024", "--seed", "4", "--split-seed", "2"], out) == 0
+    trained = json.loads((out / "metrics.json").read_text())["test"]
+    ck = out / "last.safetensors"
+    assert fw.load(ck)["meta"]["args"]["split_seed"] == 2
+    assert main(["text", "eval", "--checkpoint", str(ck), "--data", "synthetic-reviews",
+                 "--out", str(tmp_path / "e")]) == 0
+    ev = json.loads((tmp_path / "e" / "metrics.json").read_text())["test"]
+    assert (ev["accuracy"], ev["count"]) == (trained["accuracy"], trained["count"])
+    tests = {s: open_text_dataset("synthetic-reviews", split="test", seed=s).texts
+             for s in (0, 2)}
+    assert tests[0] != tests[2]
+
+    class Args:
+        split_seed = None
+    assert resolve_split_seed(Args()) == 0
+    assert resolve_split_seed(Args(), {"args": {"seed": 7}}) == 7  # from before the flag
+    assert resolve_split_seed(Args(), {"args": {"seed": 7, "split_seed": 1}}) == 1
+    given = Args()
+    given.split_seed = 5
+    assert resolve_split_seed(given, {"args": {"split_seed": 1}}) == 5

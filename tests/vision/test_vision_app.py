@@ -205,3 +205,19 @@ def test_module_entry_point():
     r = subprocess.run([sys.executable, "-m", "apps.vision", "--help"], capture_output=True,
                        text=True, cwd=Path(__file__).resolve().parents[2])
     assert r.returncode == 0 and "zoo-build" in r.stdout
+
+
+def test_split_seed_is_kept_apart_from_seed_and_followed_by_eval(data, tmp_path):
+    """--split-seed draws the train/val/test split, --seed only the training's randomness;
+    eval without the flag evaluates on the split the checkpoint was trained on (the same
+    test accuracy and count as training reported), with it on another."""
+    out = tmp_path / "run"
+    assert _train(["--model", "small_cnn", "--data", str(data), "--epochs", "1", "--batch-size",
+                   "8", "--val-fraction", "0.2", "--seed", "5", "--split-seed", "3"], out) == 0
+    trained = json.loads((out / "metrics.json").read_text())["test"]
+    assert fw.load(out / "last.safetensors")["meta"]["args"]["split_seed"] == 3
+    ck = str(out / "last.safetensors")
+    assert main(["vision", "eval", "--checkpoint", ck, "--data", str(data), "--val-fraction",
+                 "0.2", "--out", str(tmp_path / "e")]) == 0
+    ev = json.loads((tmp_path / "e" / "metrics.json").read_text())["test"]
+    assert (ev["accuracy"], ev["count"]) == (trained["accuracy"], trained["count"])
