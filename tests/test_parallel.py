@@ -113,7 +113,8 @@ def test_batch_split_convolution_matches_one_thread(two_threads):
                                     "cropped_grad"])
 def test_relu_large_matches_numpy(two_threads, layout):
     """Large activations take the threaded relu (and a gradient strided unlike the mask is
-    first copied into its layout); values as np.maximum, gradients 0 where x <= 0."""
+    first copied into its layout); values as np.maximum, gradients 0 where x <= 0 (a NaN
+    passes its gradient, as in PyTorch)."""
     rng = np.random.default_rng(8)
     x = rng.standard_normal((8, 16, 48, 48)).astype(np.float32)  # 294,912 elements
     x.reshape(-1)[:4] = [-0.0, np.nan, -np.inf, np.inf]
@@ -127,7 +128,7 @@ def test_relu_large_matches_numpy(two_threads, layout):
     g = g[:, :, 1:49, 1:49] if layout == "cropped_grad" else \
         np.ascontiguousarray(g[:, :, :48, :48])
     y.backward(fw.Tensor._make(g, None, 0))
-    np.testing.assert_array_equal(xt.grad.numpy(), np.where(x > 0, g, 0))
+    np.testing.assert_array_equal(xt.grad.numpy(), np.where(x <= 0, 0, g))
 
 
 def test_parallel_slices_splits_along_the_outermost_memory_axis(two_threads):
