@@ -184,13 +184,14 @@ _PAR = numba.njit(nogil=True, error_model='numpy', parallel=True, cache=True)
 
 
 def _cache_dir() -> str | None:
-    """Where generated kernel modules go: $LANTERN_KERNEL_CACHE, else lantern/kernels under
-    $XDG_CACHE_HOME or ~/.cache; "" or "0" turns the cache off."""
+    """Where generated kernel modules go: $LANTERN_KERNEL_CACHE, else kernels/ in Lantern's
+    cache ($LANTERN_HOME, default ~/.cache/lantern, as for the hub's data); "" or "0" turns
+    the cache off."""
     folder = os.environ.get("LANTERN_KERNEL_CACHE")
     if folder is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
-                                                                  ".cache")
-        folder = os.path.join(base, "lantern", "kernels")
+        home = os.environ.get("LANTERN_HOME") or os.path.join(os.path.expanduser("~"),
+                                                              ".cache", "lantern")
+        folder = os.path.join(home, "kernels")
     return folder if folder not in ("", "0") else None
 
 
