@@ -34,7 +34,7 @@ from .creation import (arange, as_tensor, asarray, bernoulli, empty, empty_like,
                        randperm, scalar_tensor, tensor, tril_indices, triu_indices, zeros,
                        zeros_like)
 from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
-from . import accelerator, backends  # noqa: E402
+from . import accelerator, backends, profiler  # noqa: E402
 from .backends.cuda import get_float32_matmul_precision, set_float32_matmul_precision
 from ._compile import compile  # noqa: A004
 from ._legacy import LEGACY_TYPES as _LEGACY_TYPES

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from .grad_mode import _State
 
+# Set by framework.profiler while a profile runs: times each node's backward.
+_profile_backward = None
+
 _AUTOCAST = None  # framework.amp's enabled-flags dict, bound on first use (import cycle)
 
 
@@ -190,7 +193,8 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, inpu
             if empty:
                 in_grads = (None,) * len(edges)
             else:
-                in_grads = node.backward(*grads_out)
+                in_grads = node.backward(*grads_out) if _profile_backward is None else \
+                    _profile_backward(node, grads_out)
                 if len(in_grads) != len(edges):
                     raise RuntimeError(f"{node.name()} returned {len(in_grads)} gradients for "
                                        f"{len(edges)} inputs")
