@@ -139,7 +139,7 @@ class profile:
         self.activities = set(activities or (ProfilerActivity.CPU,))
         self.record_shapes = record_shapes
         self.enabled = enabled
-        self.events: list[FunctionEvent] = []
+        self._events: list[FunctionEvent] = []
         self._stacks = threading.local()
         self._t0 = 0.0
         self._saved = None
@@ -160,7 +160,7 @@ class profile:
         stack.pop()
         if stack:
             stack[-1].children_us += ev.cpu_time_total
-        self.events.append(ev)
+        self._events.append(ev)
 
     def _shapes(self, args):
         return [list(a.shape) if hasattr(a, "shape") else [] for a in args]
@@ -209,7 +209,7 @@ class profile:
                 raise RuntimeError("a framework.profiler.profile is already running in this "
                                    "process; profiles do not nest")
             _active = self
-        self.events = []
+        self._events = []
         self._t0 = time.perf_counter()
         self._install()
         return self
@@ -222,15 +222,20 @@ class profile:
         with _lock:
             _active = None
 
+    def step(self) -> None:
+        """Kept for PyTorch's training loops (`prof.step()`); there is no schedule here:
+        every step inside the profile is recorded."""
+
     # -- results
-    def events_list(self) -> EventList:
-        return EventList(sorted(self.events, key=lambda e: e.start_us))
+    def events(self) -> EventList:
+        """Every recorded event, in order of start."""
+        return EventList(sorted(self._events, key=lambda e: e.start_us))
 
     def key_averages(self, group_by_input_shape: bool = False) -> EventList:
         """One FunctionEventAvg per event name (and input shapes, if asked), in order of
         first occurrence."""
         groups: dict = {}
-        for ev in self.events_list():
+        for ev in self.events():
             shapes = str(ev.input_shapes) if group_by_input_shape and ev.input_shapes else ""
             k = (ev.name, shapes)
             avg = groups.get(k)
@@ -249,7 +254,7 @@ class profile:
             {"name": e.name, "ph": "X", "ts": round(e.start_us, 3),
              "dur": round(e.cpu_time_total, 3), "pid": pid, "tid": e.thread, "cat": "cpu_op",
              **({"args": {"Input Dims": e.input_shapes}} if e.input_shapes else {})}
-            for e in self.events_list()], "displayTimeUnit": "ms"}
+            for e in self.events()], "displayTimeUnit": "ms"}
         path = os.fspath(path)
         tmp = f"{path}.tmp{os.getpid()}"
         with open(tmp, "w") as f:

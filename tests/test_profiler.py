@@ -22,10 +22,11 @@ def test_forward_ops_and_backward_nodes_are_events():
     with profiler.profile() as prof:
         for _ in range(3):
             _step(x, w)
+            prof.step()  # PyTorch's loops call it; every step is recorded
     counts = {a.key: a.count for a in prof.key_averages()}
     for name in ("Mul", "Relu", "Sum", "MulBackward0", "ReluBackward0", "SumBackward0"):
         assert counts.get(name) == 3, (name, counts)
-    for ev in prof.events_list():
+    for ev in prof.events():
         assert ev.end_us >= ev.start_us and ev.self_cpu_time_total >= -1e-6
 
 
@@ -36,7 +37,7 @@ def test_self_time_excludes_children_and_ranges_nest():
             with profiler.record_function("inner"):
                 x @ x
             x + 1
-    events = {e.name: e for e in prof.events_list()}
+    events = {e.name: e for e in prof.events()}
     outer, inner = events["outer"], events["inner"]
     assert inner.start_us >= outer.start_us and inner.end_us <= outer.end_us
     assert events["MatMul"].end_us <= inner.end_us
@@ -75,7 +76,7 @@ def test_profiles_do_not_nest_and_disabled_records_nothing():
     with profiler.profile(enabled=False) as prof:
         assert function.Op.__dict__["apply"].__func__ is apply  # nothing patched
         fw.ones(2) + 1
-    assert prof.events == [] and profiler._active is None
+    assert prof.events() == [] and profiler._active is None
 
 
 def test_custom_functions_and_decorated_ranges():
@@ -95,7 +96,7 @@ def test_custom_functions_and_decorated_ranges():
     x = fw.randn(3, requires_grad=True)
     with profiler.profile() as prof:
         run(x).backward()
-    names = {e.name for e in prof.events_list()}
+    names = {e.name for e in prof.events()}
     assert {"decorated", "Twice", "TwiceBackward"} <= names, names
     np.testing.assert_array_equal(x.grad.numpy(), np.full(3, 2.0, np.float32))
 
