@@ -122,3 +122,11 @@ def test_table_shapes_and_chrome_trace(tmp_path):
     assert [e["name"] for e in trace].count("MatMul") == 3
     assert all(e["ph"] == "X" and e["dur"] >= 0 for e in trace)
     assert trace[0]["args"]["Input Dims"] == [[8, 16], [16, 4]]
+
+
+def test_legacy_autograd_profiler_names():
+    """Code written against torch.autograd.profiler runs on the same profiler."""
+    with fw.autograd.profiler.profile(use_cuda=False) as prof:
+        with fw.autograd.profiler.record_function("legacy"):
+            fw.ones(3).sum()
+    assert [e.name for e in prof.events()] == ["legacy", "Sum"]  # (ones() is no op)

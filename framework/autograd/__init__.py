@@ -8,6 +8,7 @@ from .grad_mode import (detect_anomaly, enable_grad, inference_mode, is_anomaly_
                         set_grad_enabled)
 from .engine import run_backward
 from .gradcheck import gradcheck, gradgradcheck
+from . import profiler  # noqa: E402  (PyTorch's legacy torch.autograd.profiler)
 
 __all__ = ["backward", "grad", "Function", "FunctionCtx", "Node", "once_differentiable",
            "no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
