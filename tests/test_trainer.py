@@ -315,3 +315,33 @@ def test_rdrop_without_dropout_is_plain_cross_entropy():
     assert abs(plain - rdrop) < 1e-6
     with pytest.raises(ValueError, match="rdrop"):
         ClassificationTask(model, rdrop=-1)
+
+
+def test_step_profiler_profiles_the_chosen_steps(tmp_path):
+    """StepProfiler (--profile-steps): steps skip+1 .. skip+steps of the first epoch are
+    profiled (6 batches a epoch: 3 steps after 2), written to profile.txt and trace.json;
+    a short epoch ends the profile early, and training is unchanged by it."""
+    from apps.common import StepProfiler
+    from framework import profiler
+    stream = io.StringIO()
+    cb = StepProfiler(tmp_path, steps=3, skip=2, stream=stream)
+    trainer, loader, val = _make(tmp_path, 2, callbacks=[cb])
+    trainer.fit(loader, val)
+    text = (tmp_path / "profile.txt").read_text()
+    assert text.startswith("3 training steps profiled:") and "Self CPU time total" in text
+    counts = {row.split()[0]: int(row.split()[-1]) for row in text.splitlines()[3:-2]}
+    assert counts["LinearBackward0"] == 3 * 2 and counts["CrossEntropy"] == 3, counts
+    trace = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    assert sum(e["name"] == "CrossEntropy" for e in trace) == 3
+    assert "3 training steps profiled" in stream.getvalue() and profiler._active is None
+    plain, loader2, val2 = _make(tmp_path / "plain", 2, callbacks=[])
+    plain.fit(loader2, val2)
+    for a, b in zip(trainer.model.parameters(), plain.model.parameters()):
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    short = StepProfiler(tmp_path / "short", steps=50, skip=0, stream=io.StringIO())
+    trainer, loader, val = _make(tmp_path / "s", 1, callbacks=[short])
+    trainer.fit(loader, val)
+    text = (tmp_path / "short" / "profile.txt").read_text()
+    assert text.startswith("6 training steps profiled:") and profiler._active is None
+    with pytest.raises(ValueError, match="steps >= 1"):
+        StepProfiler(tmp_path, steps=0)

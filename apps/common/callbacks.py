@@ -1,5 +1,5 @@
 """The Trainer's standard callbacks: a progress bar, the metrics writer (CSV and curves),
-checkpointing (last, best, every N) and early stopping. Their states go into checkpoints, so a
+checkpointing (last, best, every N), early stopping and a step profiler. Their states go into checkpoints, so a
 resumed run keeps counting where it stopped."""
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from .files import write_csv
 from .plots import plot_history
 from .trainer import Callback
 
-__all__ = ["ProgressBar", "MetricsWriter", "ModelCheckpoint", "EarlyStopping", "format_row"]
+__all__ = ["ProgressBar", "MetricsWriter", "ModelCheckpoint", "EarlyStopping", "StepProfiler",
+           "format_row"]
 
 
 def format_row(row: dict, max_epochs: int | None = None) -> str:
@@ -172,3 +173,72 @@ class EarlyStopping(Callback):
 
     def load_state_dict(self, state) -> None:
         self.best, self.wait = state.get("best"), int(state.get("wait", 0))
+
+
+class StepProfiler(Callback):
+    """Profile training steps with `framework.profiler`: the `steps` steps after the first
+    `skip` of the first epoch (the first steps compile kernels and fill caches). Writes
+    `profile.txt` (the ops by self time, and how much of the steps' wall time they cover) and
+    `trace.json` (chrome://tracing, ui.perfetto.dev) to `out`, and prints the top rows.
+    Backs the applications' `--profile-steps N`."""
+
+    def __init__(self, out, steps: int, skip: int = 2, rows: int = 15, stream=None):
+        if steps < 1 or skip < 0:
+            raise ValueError(f"StepProfiler needs steps >= 1 and skip >= 0, got {steps}, {skip}")
+        self.out = Path(out)
+        self.steps, self.skip, self.rows = int(steps), int(skip), int(rows)
+        self.stream = stream
+        self._prof = None
+        self._t0 = 0.0
+        self._count = 0
+        self._done = False
+
+    def _start(self) -> None:
+        from framework.profiler import profile
+        self._prof = profile()
+        self._prof.__enter__()
+        self._count = 0
+        self._t0 = time.perf_counter()
+
+    def _stop(self, steps: int) -> None:
+        prof, self._prof = self._prof, None
+        prof.__exit__(None, None, None)
+        self._done = True
+        wall = time.perf_counter() - self._t0
+        averages = prof.key_averages()
+        in_ops = averages.total_average().self_cpu_time_total / 1e6
+        head = (f"{steps} training steps profiled: {wall:.3f} s wall time, {in_ops:.3f} s in "
+                f"ops ({100 * in_ops / max(wall, 1e-12):.0f}%; the rest is data loading, the "
+                "optimizer's update and Python)")
+        self.out.mkdir(parents=True, exist_ok=True)
+        from .files import write_text
+        write_text(self.out / "profile.txt", head + "\n" + averages.table(
+            sort_by="self_cpu_time_total", row_limit=-1) + "\n")
+        prof.export_chrome_trace(self.out / "trace.json")
+        print(head + "\n" + averages.table(sort_by="self_cpu_time_total", row_limit=self.rows)
+              + f"\n-> {self.out / 'profile.txt'}, {self.out / 'trace.json'}",
+              file=self.stream or sys.stdout, flush=True)
+
+    def on_train_epoch_start(self, trainer) -> None:
+        if not self._done and self._prof is None and self.skip == 0:
+            self._start()
+
+    def on_train_batch_end(self, trainer, output, batch_idx) -> None:
+        if self._done:
+            return
+        if self._prof is None:
+            if batch_idx + 1 == self.skip:
+                self._start()
+        else:
+            self._count += 1
+            if self._count == self.steps:
+                self._stop(self._count)
+
+    def on_train_epoch_end(self, trainer, row) -> None:
+        if self._prof is not None:  # the epoch had fewer batches: report what was profiled
+            self._stop(self._count)
+
+    def on_exception(self, trainer, exc) -> None:
+        if self._prof is not None:
+            self._prof.__exit__(None, None, None)
+            self._prof = None

@@ -86,6 +86,10 @@ def add_train_args(p: argparse.ArgumentParser, *, epochs: int | None, batch_size
                    help=f"peak learning rate (default: {shown(lr)})")
     p.add_argument("--resume", metavar="CKPT",
                    help="continue from a checkpoint (a file, or a run folder's last one)")
+    p.add_argument("--profile-steps", type=int, default=0, metavar="N",
+                   help="profile N training steps (after 2 warm-up steps) with "
+                        "framework.profiler: the ops by time to <out>/profile.txt and a "
+                        "Chrome trace to <out>/trace.json (default: off)")
     p.add_argument("--ema", type=float, metavar="DECAY",
                    help="validate, save and keep an exponential moving average of the "
                         "weights, e.g. 0.999 (default: off)")

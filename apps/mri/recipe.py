@@ -31,7 +31,7 @@ from framework.utils.data import DataLoader, DistributedSampler
 
 import models
 from apps.common import (Callback, CLIError, MetricsWriter, ModelCheckpoint, ProgressBar,
-                         Trainer, check_device, seed_everything, write_csv,
+                         StepProfiler, Trainer, check_device, seed_everything, write_csv,
                          WeightAveraging, write_json)
 from apps.common import zoo
 from apps.common.cli import setup_distributed
@@ -531,6 +531,8 @@ def train(args) -> int:
                  MetricsWriter(out, title=f"unet{args.dims} {args.loss}",
                                plot=not args.no_plots),
                  ModelCheckpoint(out, monitor="val/dice", mode="max")]
+    if args.profile_steps:
+        callbacks.append(StepProfiler(out, args.profile_steps))
     trainer = Trainer(task, optimizer, scheduler, max_epochs=args.epochs, device=device,
                       callbacks=callbacks, out_dir=out, meta=meta, distributed=args.distributed)
     print(f"training unet{args.dims} (channels {channels}, patch {patch}) for {args.epochs} "

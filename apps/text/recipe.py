@@ -22,8 +22,8 @@ from framework.utils.data import DataLoader
 
 import models
 from apps.common import (LAST, Callback, CLIError, EarlyStopping, MetricsWriter,
-                         ModelCheckpoint, ProgressBar, Trainer, check_device, load_checkpoint,
-                         seed_everything, WeightAveraging, write_json)
+                         ModelCheckpoint, ProgressBar, StepProfiler, Trainer, check_device,
+                         load_checkpoint, seed_everything, WeightAveraging, write_json)
 from apps.common import zoo
 from apps.common.cli import parse_model_args, resolve_split_seed
 from apps.common.classification import (ClassificationTask, classification_report,
@@ -272,6 +272,8 @@ def train(args) -> int:
     if args.ema:
         callbacks.append(WeightAveraging(args.ema))
     callbacks.append(ModelCheckpoint(out, monitor=monitor[0], mode=monitor[1]))
+    if args.profile_steps:
+        callbacks.append(StepProfiler(out, args.profile_steps))
     meta = {"app": "text", "model": args.model, "model_kwargs": model_kwargs,
             "classes": classes, "encoder": encoder.to_json(), "max_length": args.max_length,
             "data": args.data, "args": {k: v for k, v in vars(args).items()

@@ -23,8 +23,8 @@ from framework.utils.data import DataLoader, DistributedSampler, Subset
 
 import models
 from apps.common import (LAST, CLIError, EarlyStopping, MetricsWriter, ModelCheckpoint,
-                         ProgressBar, Trainer, check_device, load_checkpoint, seed_everything,
-                         WeightAveraging, write_json)
+                         ProgressBar, StepProfiler, Trainer, check_device, load_checkpoint,
+                         seed_everything, WeightAveraging, write_json)
 from apps.common import zoo
 from apps.common.cli import resolve_split_seed, setup_distributed
 from apps.common.classification import (ClassificationTask, classification_report,
@@ -234,6 +234,8 @@ def train(args) -> int:
     if args.ema:
         callbacks.append(WeightAveraging(args.ema))
     callbacks.append(ModelCheckpoint(out, monitor=monitor[0], mode=monitor[1]))
+    if args.profile_steps:
+        callbacks.append(StepProfiler(out, args.profile_steps))
     meta = {"app": "vision", "model": args.model, "model_kwargs": model_kwargs,
             "classes": classes, "transforms": eval_spec, "data": args.data,
             "args": {k: v for k, v in vars(args).items() if k != "func" and
