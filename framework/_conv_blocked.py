@@ -47,8 +47,13 @@ from . import _simd
 _compiled: dict = {}
 
 
-def _forward_source(ob: int, pb: int, lanes: int) -> str:
-    """Source of the forward kernel for OB vectors of `lanes` output channels and PB pixels."""
+def _strided(expr: str, sw: int) -> str:
+    return expr if sw == 1 else f"{expr} * {sw}"
+
+
+def _forward_source(ob: int, pb: int, lanes: int, sw: int = 1) -> str:
+    """Source of the forward kernel for OB vectors of `lanes` output channels and PB pixels,
+    output column p reading input column p * sw + tcol[t]."""
     def block(n_pix, pix, checked, indent):
         pad = " " * indent
         acc = [[f"a{p}_{j}" for j in range(ob)] for p in range(n_pix)]
@@ -59,13 +64,13 @@ def _forward_source(ob: int, pb: int, lanes: int) -> str:
                   f"{pad}    base = rbase[rj + trow[t]]",
                   f"{pad}    if {skip}:",
                   f"{pad}        continue",
-                  f"{pad}    xo = (base + {pix} + tcol[t]) * c",
+                  f"{pad}    xo = (base + {_strided(pix, sw)} + tcol[t]) * c",
                   f"{pad}    wb = t * c * o + o0",
                   f"{pad}    for ci in range(c):",
                   f"{pad}        wq = wb + ci * o"]
         lines += [f"{pad}        w{j} = vload(w, wq + {j * lanes}, {lanes})" for j in range(ob)]
         for p in range(n_pix):
-            lines.append(f"{pad}        xv = vbload(x, xo + {p} * c + ci, {lanes})")
+            lines.append(f"{pad}        xv = vbload(x, xo + {p * sw} * c + ci, {lanes})")
             lines += [f"{pad}        {acc[p][j]} = vfma(xv, w{j}, {acc[p][j]})"
                       for j in range(ob)]
         lines += [f"{pad}vstore(out, (rb + {pix} + {p}) * o + o0 + {j * lanes}, {acc[p][j]})"
@@ -89,9 +94,9 @@ def kernel(x, w, bias, rbase, trow, tcol, wlo, whi, out, c, o, wo, wl, wr, n_tro
 """
 
 
-def _weight_grad_source(ob: int, cb: int, lanes: int) -> str:
+def _weight_grad_source(ob: int, cb: int, lanes: int, sw: int = 1) -> str:
     """Source of the weight-gradient kernel for CB input channels x OB vectors of `lanes`
-    output channels."""
+    output channels, output column p reading input column p * sw + tcol[t]."""
     def block(n_ch, indent):
         pad = " " * indent
         acc = [[f"s{i}_{j}" for j in range(ob)] for i in range(n_ch)]
@@ -104,7 +109,7 @@ def _weight_grad_source(ob: int, cb: int, lanes: int) -> str:
                   f"{pad}    db = r * wo * o + o0",
                   f"{pad}    for p in range(lo, hi):",
                   f"{pad}        dp = db + p * o",
-                  f"{pad}        xq = xb + p * c"]
+                  f"{pad}        xq = xb + {_strided('p', sw)} * c"]
         lines += [f"{pad}        d{j} = vload(dy, dp + {j * lanes}, {lanes})" for j in range(ob)]
         for i in range(n_ch):
             lines.append(f"{pad}        xv = vbload(x, xq + {i}, {lanes})")
@@ -265,18 +270,18 @@ def par(x, dy, rbase, trow, tcol, wlo, whi, acc, c, o, wo, n_trows, rows, chunk,
 """
 
 
-def forward_kernel_par(ob: int, pb: int, lanes: int):
-    return _compile_par(("forward_par", ob, pb, lanes), _FORWARD_PAR, _forward_source)
+def forward_kernel_par(ob: int, pb: int, lanes: int, sw: int = 1):
+    return _compile_par(("forward_par", ob, pb, lanes, sw), _FORWARD_PAR, _forward_source)
 
 
-def weight_grad_kernel_par(ob: int, cb: int, lanes: int):
-    return _compile_par(("weight_grad_par", ob, cb, lanes), _WEIGHT_GRAD_PAR,
+def weight_grad_kernel_par(ob: int, cb: int, lanes: int, sw: int = 1):
+    return _compile_par(("weight_grad_par", ob, cb, lanes, sw), _WEIGHT_GRAD_PAR,
                         _weight_grad_source)
 
 
-def forward_kernel(ob: int, pb: int, lanes: int):
-    return _compile(("forward", ob, pb, lanes), _forward_source)
+def forward_kernel(ob: int, pb: int, lanes: int, sw: int = 1):
+    return _compile(("forward", ob, pb, lanes, sw), _forward_source)
 
 
-def weight_grad_kernel(ob: int, cb: int, lanes: int):
-    return _compile(("weight_grad", ob, cb, lanes), _weight_grad_source)
+def weight_grad_kernel(ob: int, cb: int, lanes: int, sw: int = 1):
+    return _compile(("weight_grad", ob, cb, lanes, sw), _weight_grad_source)

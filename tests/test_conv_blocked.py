@@ -6,8 +6,8 @@ shape. Cases cover 1-D, 2-D and 3-D, dilation, asymmetric ('same') padding, rows
 leaves a tail after the pixel blocks, one input channel, channel counts that give one to four
 vectors per block and half-width vectors, layers whose input gradient cannot be blocked (C=5;
 padding beyond the kernel: they keep the older paths), every input layout, one and two
-threads, weight-gradient chunks of one row, and the block plans of a 16-register (AVX2)
-machine."""
+threads, weight-gradient chunks of one row, strided layers (forward and dw blocked), and
+the block plans of a 16-register (AVX2) machine."""
 from __future__ import annotations
 
 import numpy as np
@@ -35,6 +35,12 @@ CASES = [
     ("conv", (2, 8, 4, 5, 6), (24, 8, 3, 3, 3), dict(padding=(1, 2, 1), dilation=(1, 2, 1))),
     ("conv", (2, 16, 13), (64, 16, 5), dict(padding=2)),
     ("conv_transpose", (2, 16, 7, 7), (16, 32, 3, 3), dict(padding=1)),
+    ("conv", (2, 16, 12, 11), (32, 16, 3, 3), dict(stride=2, padding=1)),
+    ("conv", (2, 3, 17, 15), (32, 3, 3, 3), dict(stride=2, padding=1)),
+    ("conv", (2, 16, 11, 13), (16, 16, 3, 3), dict(stride=(2, 3), padding=(0, 2),
+                                                    dilation=(1, 2))),
+    ("conv", (2, 8, 5, 7, 9), (16, 8, 3, 3, 3), dict(stride=(1, 2, 2), padding=1)),
+    ("conv", (2, 16, 15), (16, 16, 4), dict(stride=4)),
 ]
 IDS = [f"{c[0]}{c[1]}{c[2]}{c[3]}" for c in CASES]
 
@@ -54,7 +60,9 @@ def _check_paths(case, layout, calls):
     convolution of the fresh gradient) and its dw too."""
     kind, _, w_shape, kw = case
     if kind == "conv":
-        if w_shape[1] % 8 == 0 and kw.get("padding") != (0, 1):
+        if kw.get("stride", 1) != 1:  # strided: forward and dw blocked, dx by the GEMM path
+            assert calls == {"conv": 1, "dw": 1}, calls
+        elif w_shape[1] % 8 == 0 and kw.get("padding") != (0, 1):
             assert calls == {"conv": 2, "dw": 1}, calls
         elif w_shape[1] < conv_ops._BLOCKED_FIRST_LAYER_C:  # a first layer: dx by GEMMs
             assert calls == {"conv": 1, "dw": 1}, calls
@@ -123,10 +131,11 @@ def test_blocked_gradcheck_and_double_backward():
     w = framework.tensor(rng.standard_normal((16, 8, 3, 3)) * 0.3, requires_grad=True)
     b = framework.tensor(rng.standard_normal(16), requires_grad=True)
 
-    def f(x, w, b):
-        return framework.nn.functional.conv2d(x, w, b, padding=1)
-    assert gradcheck(f, (x, w, b), eps=1e-6, atol=1e-6)
-    assert gradgradcheck(f, (x, w, b), eps=1e-6, atol=1e-5)
+    for stride in (1, 2):
+        def f(x, w, b):
+            return framework.nn.functional.conv2d(x, w, b, padding=1, stride=stride)
+        assert gradcheck(f, (x, w, b), eps=1e-6, atol=1e-6)
+        assert gradgradcheck(f, (x, w, b), eps=1e-6, atol=1e-5)
 
 
 def test_nan_and_inf_propagate_as_in_torch():

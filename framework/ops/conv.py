@@ -723,7 +723,7 @@ def _blocked_lanes(x, channels: int, g: ConvGeom) -> int:
     """The vector lanes of the blocked kernels for a convolution of x (as its input) with
     `channels` vectorised channels and geometry g, or 0 when they do not apply."""
     if type(x) is not np.ndarray or x.dtype not in _jit._FLOATS or g.groups != 1 or \
-            any(s != 1 for s in g.stride) or prod(g.ksize) == 1 or _jit.kernels() is None:
+            prod(g.ksize) == 1 or _jit.kernels() is None:
         return 0
     from .. import _conv_blocked
     return _conv_blocked.lanes_for(x.itemsize, channels)
@@ -733,11 +733,15 @@ def _blocked_plan(x, o: int, c: int, g: ConvGeom) -> tuple:
     """(lanes of the forward and dw, lanes of dx) of the blocked kernels for a layer of x's
     kind (array type and dtype), c -> o channels, geometry g; 0 where the layer keeps the
     older paths. A layer runs blocked when forward, dx and dw all can, or, as a first layer
-    (c < _BLOCKED_FIRST_LAYER_C), its forward and dw. The plan depends on neither grad mode
-    nor layouts, so every pass of a layer agrees (a checkpointed rerun gives the same bits)."""
+    (c < _BLOCKED_FIRST_LAYER_C), its forward and dw; a strided layer runs its forward and
+    dw blocked and its dx (a transposed convolution) on the GEMM path. The plan depends on
+    neither grad mode nor layouts, so every pass of a layer agrees (a checkpointed rerun
+    gives the same bits)."""
     lanes_o = _blocked_lanes(x, o, g)
     if not lanes_o:
         return 0, 0
+    if any(s != 1 for s in g.stride):
+        return lanes_o, 0
     g_t = _input_grad_geom(g)
     lanes_c = _blocked_lanes(x, c, g_t) if g_t is not None else 0
     if lanes_c:
@@ -755,20 +759,22 @@ def _blocked_geometry(n: int, g: ConvGeom):
     base = (np.arange(n, dtype=np.int64) * prod(g.in_sp))[:, None]
     valid = np.ones((n, 1), bool)
     for m in range(d - 1):
-        rows = np.arange(g.out_sp[m])[:, None] + np.arange(g.ksize[m])[None, :] * g.dilation[m] \
-            - g.pad_lo[m]  # input row of (output row, tap row) along dim m
+        rows = np.arange(g.out_sp[m])[:, None] * g.stride[m] + \
+            np.arange(g.ksize[m])[None, :] * g.dilation[m] - g.pad_lo[m]
+        # (the input row of each (output row, tap row) along dim m)
         inside = (rows >= 0) & (rows < g.in_sp[m])
         r, j = base.shape
         base = (base[:, None, :, None] + (rows * prod(g.in_sp[m + 1:]))[None, :, None, :]) \
             .reshape(r * rows.shape[0], j * rows.shape[1])
         valid = (valid[:, None, :, None] & inside[None, :, None, :]).reshape(base.shape)
     rbase = np.where(valid, base, -1).ravel()
-    kw, wo, w_in = g.ksize[-1], g.out_sp[-1], g.in_sp[-1]
+    kw, wo, w_in, sw = g.ksize[-1], g.out_sp[-1], g.in_sp[-1], g.stride[-1]
     taps = prod(g.ksize)
     trow = np.arange(taps, dtype=np.int64) // kw
     tcol = (np.arange(taps, dtype=np.int64) % kw) * g.dilation[-1] - g.pad_lo[-1]
-    wlo = np.clip(-tcol, 0, wo)
-    whi = np.clip(w_in - tcol, 0, wo)
+    # output columns p whose input column p * sw + tcol lies inside [0, w_in)
+    wlo = np.clip(-(tcol // sw), 0, wo)
+    whi = np.clip(-((tcol - w_in) // sw), 0, wo)
     wl = int(wlo.max())
     wr = max(int(whi.min()), wl)
     for a in (rbase, trow, tcol, wlo, whi):
@@ -797,10 +803,11 @@ def _blocked_conv(x, wt, b, g: ConvGeom, lanes: int):
             rbase, trow, tcol, wlo, whi, out.reshape(-1), c, o, wo, wl, wr, n_trows)
     rows, work = rbase.size // n_trows, out.size * trow.size * c
     omp = _jit.omp_parts() if work >= _DIRECT_PARALLEL_WORK else 0
+    sw = g.stride[-1]
     if omp:
-        _conv_blocked.forward_kernel_par(*plan, lanes)(*args, rows, omp)
+        _conv_blocked.forward_kernel_par(*plan, lanes, sw)(*args, rows, omp)
     else:
-        kernel = _conv_blocked.forward_kernel(*plan, lanes)
+        kernel = _conv_blocked.forward_kernel(*plan, lanes, sw)
         parallel_ranges(lambda r0, r1: kernel(*args, r0, r1), rows, work, _DIRECT_PARALLEL_WORK)
     return out
 
@@ -821,11 +828,11 @@ def _blocked_weight_grad(x, dy, g: ConvGeom, w_shape, lanes: int):
     omp = _jit.omp_parts() if work >= _DIRECT_PARALLEL_WORK else 0
     if omp:
         per_part = np.zeros((omp, trow.size * c * o))
-        _conv_blocked.weight_grad_kernel_par(*plan, lanes)(*args, per_part, c, o, wo, n_trows,
-                                                            rows, chunk, omp)
+        _conv_blocked.weight_grad_kernel_par(*plan, lanes, g.stride[-1])(
+            *args, per_part, c, o, wo, n_trows, rows, chunk, omp)
         parts = list(per_part)
     else:
-        kernel = _conv_blocked.weight_grad_kernel(*plan, lanes)
+        kernel = _conv_blocked.weight_grad_kernel(*plan, lanes, g.stride[-1])
         found = []
 
         def part(r0, r1):
