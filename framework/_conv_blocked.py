@@ -6,10 +6,11 @@ output is computed one row (a run along the last spatial dim) at a time. Padding
 materialised (a padded copy of each input would be one more pass over memory per layer):
 `rbase[r, j]` is the input pixel where tap row j (the taps sharing all but the last kernel
 index) of output row r reads column 0, or -1 when that input row lies in the padding, and tap
-t reads column p + tcol[t] for output column p, inside the input for p in [wlo[t], whi[t]).
+t reads column p * sw + tcol[t] for output column p (sw: the stride along the last dim),
+inside the input for p in [wlo[t], whi[t]).
 
     forward: out[r*wo + p, :] = bias + sum over taps t and channels c of
-             x[rbase[r, trow[t]] + p + tcol[t], c] * w[t, c, :]     (taps inside the input)
+             x[rbase[r, trow[t]] + p * sw + tcol[t], c] * w[t, c, :]   (taps inside the input)
     weight gradient: acc[t, c, :] += the same products with dy[r*wo + p, :] in place of w
 
 Output columns [wl, wr) read every tap inside the input (wl = max wlo, wr = min whi): there

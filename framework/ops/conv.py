@@ -15,11 +15,11 @@ again for the weight gradient rather than kept; only small layers build (and kee
 the kernel's width (kw*C values per pixel and input row) and each kernel row is a GEMM over a
 row-shifted block of them, a third of the copying for 3x3.
 
-On the CPU, stride-1 one-group convolutions whose channels fill SIMD vectors (16-128 channels:
-U-Nets, VGG- and ResNet-style stride-1 layers) skip the columns altogether: register-blocked
-direct kernels generated per block shape (framework/_conv_blocked.py) read the channels-last
-input and write the channels-last output, with the forward, dx and dw each near the CPU's
-multiply-add peak (see "blocked direct" below).
+On the CPU, one-group convolutions whose channels fill SIMD vectors (16-128 channels: U-Nets,
+VGG- and ResNet-style layers) skip the columns altogether: register-blocked direct kernels
+generated per block shape (framework/_conv_blocked.py) read the channels-last input and write
+the channels-last output, with the forward, dx and dw each near the CPU's multiply-add peak
+(strided layers: the forward and dw; see "blocked direct" below).
 
 Gradients. With y = conv(x, w): dx = conv_input_grad(dy, w) and dw = conv_weight_grad(x, dy),
 a GEMM of the columns of x with dy. For stride 1, dx is itself a convolution of dy (padded,
@@ -708,7 +708,8 @@ def _conv_direct_input_grad(xp, dy, w, g: ConvGeom):
 
 
 # ============================================================================ blocked direct
-# The register-blocked kernels of _conv_blocked (CPU, float32/float64, one group, stride 1):
+# The register-blocked kernels of _conv_blocked (CPU, float32/float64, one group; a strided
+# layer's forward and dw only, its dx being a transposed convolution):
 # channels-last in and out, the vectorised channels (O for the forward and dw, C for dx) a
 # multiple of a vector. Against the GEMM path on 16-128 channels they skip the column copies
 # and OpenBLAS's packing of small matrices, and run at about the CPU's multiply-add peak.
