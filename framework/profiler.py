@@ -92,7 +92,7 @@ class EventList(list):
             rows.sort(key=lambda r: getattr(r, sort_by), reverse=True)
         if row_limit is not None and row_limit >= 0:
             rows = rows[:row_limit]
-        total_self = sum(r.self_cpu_time_total for r in self) or 1.0
+        total_self = sum(r.self_cpu_time_total for r in self)
         shapes = any(getattr(r, "input_shapes", "") for r in rows)
         w = max([len("Name")] + [min(len(_key(r)), max_name_column_width) for r in rows])
         head = (f"{'Name':<{w}}  {'Self CPU %':>10}  {'Self CPU':>12}  {'CPU total':>12}  "
@@ -100,7 +100,8 @@ class EventList(list):
         lines = [head, "-" * len(head)]
         for r in rows:
             count = getattr(r, "count", 1)
-            line = (f"{_key(r)[:w]:<{w}}  {100 * r.self_cpu_time_total / total_self:>9.2f}%  "
+            share = 100 * r.self_cpu_time_total / (total_self or 1.0)
+            line = (f"{_key(r)[:w]:<{w}}  {share:>9.2f}%  "
                     f"{_format_us(r.self_cpu_time_total):>12}  "
                     f"{_format_us(r.cpu_time_total):>12}  "
                     f"{_format_us(r.cpu_time_total / max(count, 1)):>12}  {count:>10}")
@@ -108,7 +109,7 @@ class EventList(list):
                 line += f"  {r.input_shapes}"
             lines.append(line)
         lines.append("-" * len(head))
-        lines.append(f"Self CPU time total: {_format_us(sum(r.self_cpu_time_total for r in self))}")
+        lines.append(f"Self CPU time total: {_format_us(total_self)}")
         return "\n".join(lines)
 
     def total_average(self) -> FunctionEventAvg:

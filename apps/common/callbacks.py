@@ -1,6 +1,6 @@
 """The Trainer's standard callbacks: a progress bar, the metrics writer (CSV and curves),
-checkpointing (last, best, every N), early stopping and a step profiler. Their states go into checkpoints, so a
-resumed run keeps counting where it stopped."""
+checkpointing (last, best, every N), early stopping and a step profiler. Their states go into
+checkpoints, so a resumed run keeps counting where it stopped."""
 from __future__ import annotations
 
 import math
