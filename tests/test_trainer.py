@@ -345,3 +345,12 @@ def test_step_profiler_profiles_the_chosen_steps(tmp_path):
     assert text.startswith("6 training steps profiled:") and profiler._active is None
     with pytest.raises(ValueError, match="steps >= 1"):
         StepProfiler(tmp_path, steps=0)
+
+
+def test_profile_steps_flag_refuses_a_negative_count(capsys):
+    """--profile-steps -1 is a usage error naming the flag, before anything runs."""
+    from apps.cli import main
+    with pytest.raises(SystemExit) as exc:
+        main(["vision", "train", "--profile-steps", "-1"])
+    assert exc.value.code == 2
+    assert "--profile-steps: expected 0 or more steps, got -1" in capsys.readouterr().err

@@ -73,6 +73,17 @@ def resolve_split_seed(args, meta: dict | None = None) -> int:
     return args.split_seed
 
 
+def _steps(text: str) -> int:
+    """A count of steps: a non-negative integer."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of steps, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more steps, got {n}")
+    return n
+
+
 def add_train_args(p: argparse.ArgumentParser, *, epochs: int | None, batch_size: int | None,
                    lr: float | None, distributed: bool = False) -> None:
     """The training flags every application shares (a None default: the model's preset);
@@ -86,7 +97,7 @@ def add_train_args(p: argparse.ArgumentParser, *, epochs: int | None, batch_size
                    help=f"peak learning rate (default: {shown(lr)})")
     p.add_argument("--resume", metavar="CKPT",
                    help="continue from a checkpoint (a file, or a run folder's last one)")
-    p.add_argument("--profile-steps", type=int, default=0, metavar="N",
+    p.add_argument("--profile-steps", type=_steps, default=0, metavar="N",
                    help="profile N training steps (after 2 warm-up steps) with "
                         "framework.profiler: the ops by time to <out>/profile.txt and a "
                         "Chrome trace to <out>/trace.json (default: off)")
