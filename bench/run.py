@@ -10,18 +10,19 @@
                                               # (CIFAR stem); peak RSS of each library
     python bench/run.py -w text --threads 2   # TextCNN tokens/s, MiniLM sentences/s (torch
                                               # side: transformers)
-    python bench/run.py -w unet --threads 2 --separate
-                                              # each library in its own process
+    python bench/run.py -w unet --threads 2 --same-process
+                                              # both libraries in this process
 
 Method: build each library's workload, warm up, then alternate the two libraries repeat by
 repeat (so a slow spell of the machine hits both), each repeat running enough steps for
 about --min-time seconds. Prints the median ms/step of each, the ratio Lantern / torch (below 1
 means Lantern is faster) and a machine line. Speed lives here, never in a timed test.
 
-Both libraries run in this process by default. With --separate each runs in a worker process
-of its own (PyTorch not loaded beside Lantern: the process a user runs), the repeats still
-alternated between the two. It matters for Lantern's OpenMP kernels: beside PyTorch, numba
-would share PyTorch's OpenMP runtime, so Lantern keeps them off (see framework/_jit.py).
+Each library runs in a worker process of its own (PyTorch not loaded beside Lantern: the
+process a user runs), the repeats still alternated between the two. --same-process runs both
+in this process instead; that slows Lantern's convolutions: beside PyTorch, numba would share
+PyTorch's OpenMP runtime, so Lantern keeps its OpenMP kernels off (see framework/_jit.py).
+--rss measures a fresh process per library either way; --gpu-memory measures in this one.
 """
 from __future__ import annotations
 
@@ -349,8 +350,10 @@ def main(argv=None):
                     help="with --device cuda: time cuDNN's algorithms per shape in both")
     ap.add_argument("--rss", action="store_true",
                     help="also the peak RSS of a fresh process per library and workload")
-    ap.add_argument("--separate", action="store_true",
-                    help="run each library in a worker process of its own (see above)")
+    ap.add_argument("--same-process", dest="separate", action="store_false",
+                    help="run both libraries in this process (default: each in a worker "
+                         "process of its own; see above)")
+    ap.add_argument("--separate", action="store_true", help=argparse.SUPPRESS)  # the default
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
