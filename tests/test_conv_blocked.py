@@ -42,6 +42,8 @@ CASES = [
     ("conv", (2, 8, 5, 7, 17), (16, 8, 3, 3, 3), dict(stride=(1, 2, 2), padding=1)),
     ("conv", (2, 16, 33), (16, 16, 4), dict(stride=4)),
     ("conv", (2, 16, 9, 9), (32, 16, 3, 3), dict(stride=2, padding=1)),  # 5 wide: GEMMs
+    ("conv", (2, 256, 4, 5), (256, 256, 3, 3), dict(padding=1)),  # narrow and deep: GEMMs
+    ("conv", (2, 128, 4, 5), (128, 128, 3, 3), dict(padding=1)),  # narrow, fewer: blocked
 ]
 IDS = [f"{c[0]}{c[1]}{c[2]}{c[3]}" for c in CASES]
 
@@ -60,6 +62,8 @@ def _out_width(case):
         v = kw.get(v, default)
         return v[-1] if isinstance(v, tuple) else v
     k, s, p, dl = w_shape[-1], last("stride", 1), last("padding", 0), last("dilation", 1)
+    if p == "same":
+        return x_shape[-1]
     assert d >= 1 and not isinstance(p, str)
     return (x_shape[-1] + 2 * p - dl * (k - 1) - 1) // s + 1
 
@@ -77,6 +81,9 @@ def _check_paths(case, layout, calls):
         if kw.get("stride", 1) != 1:  # strided: forward and dw blocked, dx by the GEMM path
             wide = _out_width(case) >= conv_ops._BLOCKED_STRIDED_MIN_WIDTH  # else all GEMMs
             assert calls == ({"conv": 1, "dw": 1} if wide else {"conv": 0, "dw": 0}), calls
+        elif _out_width(case) < conv_ops._BLOCKED_STRIDED_MIN_WIDTH and \
+                w_shape[1] >= conv_ops._BLOCKED_NARROW_MAX_C:  # narrow and deep: all GEMMs
+            assert calls == {"conv": 0, "dw": 0}, calls
         elif w_shape[1] % 8 == 0 and kw.get("padding") != (0, 1):
             assert calls == {"conv": 2, "dw": 1}, calls
         elif w_shape[1] < conv_ops._BLOCKED_FIRST_LAYER_C:  # a first layer: dx by GEMMs
