@@ -12,6 +12,7 @@ from __future__ import annotations
 from optable import B, C, I, In, T
 
 import framework.nn.functional  # noqa: F401  (registers the ops)
+from framework.ops.rnn import lstm_cell
 
 
 def F(m):
@@ -438,6 +439,25 @@ CASES += [
     C("scaled_dot_product_attention",
       _seeded(lambda m, q, k, v: F(m).scaled_dot_product_attention(q, k, v, dropout_p=0.3)),
       [(2, 3, 4), (2, 3, 4), (2, 3, 4)], parity=False, note="dropout"),
+]
+
+# ---------------------------------------------------------------------------- recurrent cells
+def _lstm_cell_composite(m, gates, c):
+    """PyTorch's LSTM step after the gate products, written out (gate order i, f, g, o)."""
+    i, f, g, o = gates.chunk(4, 1)
+    c_new = f.sigmoid() * c + i.sigmoid() * g.tanh()
+    return o.sigmoid() * c_new.tanh(), c_new
+
+
+CASES += [
+    C("lstm_cell", lambda m, g, c: lstm_cell(g, c), [(3, 8), (3, 2)],
+      torch_fn=_lstm_cell_composite),
+    C("lstm_cell", lambda m, g, c: lstm_cell(g, c), [T((2, 12)), T((2, 3))], low=-8.0,
+      high=8.0, torch_fn=_lstm_cell_composite, note="saturated-noncontig"),
+    C("lstm_cell", lambda m, g, c: lstm_cell(g, c)[0], [(4, 4), (4, 1)],
+      torch_fn=lambda m, g, c: _lstm_cell_composite(m, g, c)[0], note="h-only"),
+    C("lstm_cell", lambda m, g, c: lstm_cell(g, c)[1], [(1, 20), (1, 5)],
+      torch_fn=lambda m, g, c: _lstm_cell_composite(m, g, c)[1], note="c-only"),
 ]
 
 NONDIFF_CASES = [

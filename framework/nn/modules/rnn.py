@@ -16,6 +16,7 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...creation import empty, zeros
+from ...ops.rnn import lstm_cell
 from ...ops.shape import cat, stack
 from .. import functional as F
 from .. import init
@@ -57,6 +58,9 @@ def _lstm_step(xw, h, c, whh_t, bhh, hidden_size):
     gates = xw + h.matmul(whh_t)
     if bhh is not None:
         gates = gates + bhh
+    if gates._data.dtype.char in "fd" and c._data.dtype == gates._data.dtype:
+        return lstm_cell(gates, c)  # one node (see framework/ops/rnn.py)
+    # float16/bfloat16 (autocast) by separate ops, each with its own precision rules
     i, f, g, o = _split(gates, [hidden_size] * 4, 1)
     c = f.sigmoid() * c + i.sigmoid() * g.tanh()
     h = o.sigmoid() * c.tanh()
