@@ -12,7 +12,7 @@ from __future__ import annotations
 from optable import B, C, I, In, T
 
 import framework.nn.functional  # noqa: F401  (registers the ops)
-from framework.ops.rnn import lstm_cell
+from framework.ops.rnn import lstm_cell, lstm_layer
 
 
 def F(m):
@@ -448,6 +448,35 @@ def _lstm_cell_composite(m, gates, c):
     c_new = f.sigmoid() * c + i.sigmoid() * g.tanh()
     return o.sigmoid() * c_new.tanh(), c_new
 
+
+def _lstm_layer_composite(m, xw, h0, c0, whh, steps, reverse):
+    """lstm_layer written with PyTorch ops: packed time-major rows, `steps[t]` rows at step
+    t; the rows not in a step keep their states."""
+    starts = [sum(steps[:t]) for t in range(len(steps))]
+    h, c, outs = h0, c0, [None] * len(steps)
+    for t in (range(len(steps) - 1, -1, -1) if reverse else range(len(steps))):
+        r0, bs = starts[t], steps[t]
+        h_t, c_t = _lstm_cell_composite(m, xw[r0:r0 + bs] + h[:bs] @ whh.t(), c[:bs])
+        outs[t] = h_t
+        h, c = m.cat([h_t, h[bs:]]), m.cat([c_t, c[bs:]])
+    return m.cat(outs), h, c
+
+
+def _lstm_layer_case(steps, reverse, note, **kw):
+    hs, b = 2, steps[0]
+    return C("lstm_layer", lambda m, *a: lstm_layer(*a, steps, reverse),
+             [(sum(steps), 4 * hs), (b, hs), (b, hs), (4 * hs, hs)],
+             torch_fn=lambda m, *a: _lstm_layer_composite(m, *a, steps, reverse), note=note,
+             **kw)
+
+
+CASES += [
+    _lstm_layer_case((3, 3), False, "two-steps"),
+    _lstm_layer_case((3, 3, 2, 1), False, "packed"),
+    _lstm_layer_case((3, 2, 2, 1), True, "packed-reverse"),
+    _lstm_layer_case((1,), True, "one-step"),
+    _lstm_layer_case((2, 2, 2), False, "saturated", low=-6.0, high=6.0),
+]
 
 CASES += [
     C("lstm_cell", lambda m, g, c: lstm_cell(g, c), [(3, 8), (3, 2)],

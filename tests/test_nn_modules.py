@@ -1513,3 +1513,14 @@ def test_double_backward_through_modules():
         res.append((g, seq[0].weight.grad, rnn.weight_hh_l0.grad))
     for a, b in zip(*res):
         np.testing.assert_allclose(_np(a), _np(b), rtol=1e-4, atol=1e-5)
+
+
+def test_fused_lstm_ops_reject_mismatched_inputs():
+    from framework.ops.rnn import lstm_cell, lstm_layer
+    with pytest.raises(RuntimeError, match=r"gates of shape \(2, 8\).*\(2, 2\).*\(2, 3\)"):
+        lstm_cell(fw.zeros(2, 8), fw.zeros(2, 3))
+    h = fw.zeros(3, 2)
+    with pytest.raises(RuntimeError, match="must not increase"):
+        lstm_layer(fw.zeros(6, 8), h, h, fw.zeros(8, 2), (3, 1, 2))
+    with pytest.raises(RuntimeError, match=r"6 rows x 8.*\(3, 2\).*do not fit"):
+        lstm_layer(fw.zeros(6, 8), h, h, fw.zeros(8, 2), (3, 2))

@@ -7,16 +7,21 @@ Written as separate ops a step is a split, five activations, three products and 
 (about 25 graph nodes a step); this node does the forward in a few array passes, keeps the
 activations for backward and returns the gate and cell gradients in one step. Under
 create_graph its backward is written with differentiable ops on the saved inputs, so higher
-derivatives work as for the separate ops."""
+derivatives work as for the separate ops.
+
+`lstm_layer` runs a whole direction of a layer as one node, as cuDNN and PyTorch's CPU kernel
+do: the steps' products with W_hh and their cell math on arrays, and in backward the recurrence
+run back step by step with W_hh's gradient taken once at the end, one product over all steps,
+where per-step nodes take one small product per step."""
 from __future__ import annotations
 
 from .._tensor import Tensor
 from ..autograd.function import Op
-from ..autograd.grad_mode import _State
+from ..autograd.grad_mode import _State, enable_grad
 from ._util import xp_of
 from .shape import cat
 
-__all__ = ["lstm_cell"]
+__all__ = ["lstm_cell", "lstm_layer"]
 
 _make = Tensor._make
 
@@ -37,8 +42,9 @@ def _cell_grads(i, f, g, o, c, tc, dh, dc):
     return dcn * g * i * (1 - i), dcn * c * f * (1 - f), dcn * i * (1 - g * g), do, dcn * f
 
 
-def _cell_grads_arrays(act, c, tc, dh, dc):
-    """_cell_grads on arrays in fewer passes: (d gates (N, 4H), d c), or (None, None)."""
+def _cell_grads_arrays(act, c, tc, dh, dc, out=None):
+    """_cell_grads on arrays in fewer passes: (d gates (N, 4H), written into `out` when
+    given, d c), or (None, None)."""
     xp = xp_of(act)
     hs = c.shape[-1]
     i, f, g, o = (act[:, k * hs:(k + 1) * hs] for k in range(4))
@@ -58,7 +64,7 @@ def _cell_grads_arrays(act, c, tc, dh, dc):
     d_g = deriv[:, 2 * hs:3 * hs]
     xp.multiply(g, g, out=d_g)
     xp.subtract(1, d_g, out=d_g)
-    dgates = xp.empty_like(act)
+    dgates = xp.empty_like(act) if out is None else out
     xp.multiply(dcn, g, out=dgates[:, :hs])
     xp.multiply(dcn, c, out=dgates[:, hs:2 * hs])
     xp.multiply(dcn, i, out=dgates[:, 2 * hs:3 * hs])
@@ -126,3 +132,132 @@ def lstm_cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         raise RuntimeError(f"lstm_cell: gates of shape {tuple(gates.shape)} need a cell state "
                            f"of shape ({n}, {four_h // 4}), got {tuple(c.shape)}")
     return LstmCell.apply(gates, c)
+
+
+# ------------------------------------------------------------------------------ whole layer
+def _activate(a, hs: int, xp) -> None:
+    """Gate pre-activations (n, 4H) -> their activations, in place (see LstmCell.forward)."""
+    for block in (a[:, :2 * hs], a[:, 3 * hs:]):
+        block *= 0.5
+        xp.tanh(block, out=block)
+        block *= 0.5
+        block += 0.5
+    xp.tanh(a[:, 2 * hs:3 * hs], out=a[:, 2 * hs:3 * hs])
+
+
+def _step_rows(steps, reverse: bool):
+    """(first row, rows) of each step in the order the recurrence runs."""
+    starts, r = [], 0
+    for bs in steps:
+        starts.append(r)
+        r += bs
+    order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
+    return [(starts[t], steps[t]) for t in order]
+
+
+class LstmLayer(Op):
+    """(xw rows (R, 4H), h0 (B, H), c0 (B, H), w_hh (4H, H)) -> (out rows (R, H), h_n, c_n).
+
+    The rows are time-major and packed: step t holds `steps[t]` rows (a non-increasing
+    sequence, as PackedSequence's batch sizes), the first rows of the batch; `reverse` runs the
+    steps last to first. xw is each row's input product with both biases. A row not in a step
+    keeps its state, so h_n and c_n hold each sequence's state after its last step."""
+
+    n_out = 3
+    save_inputs = (0, 1, 2, 3)
+
+    def forward(self, xw, h0, c0, whh):
+        xp = xp_of(xw)
+        hs = h0.shape[1]
+        rows = xw.shape[0]
+        h, c = h0.astype(xw.dtype, copy=True), c0.astype(xw.dtype, copy=True)
+        whh_t = xp.ascontiguousarray(whh.T)
+        out = xp.empty((rows, hs), xw.dtype)
+        act = xp.empty((rows, 4 * hs), xw.dtype)
+        tc = xp.empty((rows, hs), xw.dtype)
+        c_prev = xp.empty((rows, hs), xw.dtype)
+        h_prev = xp.empty((rows, hs), xw.dtype)
+        for r0, bs in _step_rows(self.steps, self.reverse):
+            sl = slice(r0, r0 + bs)
+            h_prev[sl] = h[:bs]
+            c_prev[sl] = c[:bs]
+            a = act[sl]
+            xp.matmul(h[:bs], whh_t, out=a)
+            a += xw[sl]
+            _activate(a, hs, xp)
+            cs = c[:bs]
+            cs *= a[:, hs:2 * hs]
+            cs += a[:, :hs] * a[:, 2 * hs:3 * hs]
+            xp.tanh(cs, out=tc[sl])
+            xp.multiply(a[:, 3 * hs:], tc[sl], out=out[sl])
+            h[:bs] = out[sl]
+        self.act, self.tc, self.c_prev, self.h_prev = act, tc, c_prev, h_prev
+        return out, h, c
+
+    def backward(self, d_out, d_hn, d_cn):
+        if _State.grad_enabled:  # create_graph: differentiate the steps written as ops
+            return self._backward_through_ops(d_out, d_hn, d_cn)
+        xw, h0, c0, whh = self.saved_tensors
+        w = whh._data
+        xp = xp_of(w)
+        hs = h0.shape[1]
+        dtype = self.act.dtype
+        dh = xp.zeros(h0.shape, dtype) if d_hn is None else d_hn._data.astype(dtype, copy=True)
+        dc = xp.zeros(c0.shape, dtype) if d_cn is None else d_cn._data.astype(dtype, copy=True)
+        dout = None if d_out is None else d_out._data
+        dxw = xp.empty(self.act.shape, dtype)
+        for r0, bs in reversed(_step_rows(self.steps, self.reverse)):
+            sl = slice(r0, r0 + bs)
+            dh_t = dh[:bs] if dout is None else dh[:bs] + dout[sl]
+            _, dc_prev = _cell_grads_arrays(self.act[sl], self.c_prev[sl], self.tc[sl], dh_t,
+                                            dc[:bs], out=dxw[sl])
+            dc[:bs] = dc_prev
+            xp.matmul(dxw[sl], w, out=dh[:bs])
+        dwhh = dxw.T @ self.h_prev
+        return (_make(dxw, None, 0), _make(dh.astype(h0._data.dtype, copy=False), None, 0),
+                _make(dc.astype(c0._data.dtype, copy=False), None, 0),
+                _make(dwhh.astype(w.dtype, copy=False), None, 0))
+
+    def _backward_through_ops(self, d_out, d_hn, d_cn):
+        from ..autograd import grad
+        inputs = self.saved_tensors
+        with enable_grad():
+            outs = _lstm_layer_ops(*inputs, self.steps, self.reverse)
+        pairs = [(o, g) for o, g in zip(outs, (d_out, d_hn, d_cn)) if g is not None]
+        wanted = [t for t in inputs if t._requires_grad]
+        grads = iter(grad([o for o, _ in pairs], wanted, [g for _, g in pairs],
+                          create_graph=True, allow_unused=True))
+        return tuple(next(grads) if t._requires_grad else None for t in inputs)
+
+    def _release_extra(self):
+        self.act = self.tc = self.c_prev = self.h_prev = None
+
+
+def _lstm_layer_ops(xw, h0, c0, whh, steps, reverse):
+    """LstmLayer's forward written with differentiable ops, a step at a time."""
+    h, c = h0, c0
+    whh_t = whh.t()
+    outs = [None] * len(steps)
+    for t, (r0, bs) in zip(range(len(steps) - 1, -1, -1) if reverse else range(len(steps)),
+                           _step_rows(steps, reverse)):
+        h_t, c_t = lstm_cell(xw[r0:r0 + bs] + h[:bs].matmul(whh_t), c[:bs])
+        outs[t] = h_t
+        h = h_t if bs == h.shape[0] else cat([h_t, h[bs:]])
+        c = c_t if bs == c.shape[0] else cat([c_t, c[bs:]])
+    return (cat(outs) if len(outs) > 1 else outs[0]), h, c
+
+
+def lstm_layer(xw: Tensor, h0: Tensor, c0: Tensor, whh: Tensor, steps, reverse: bool = False
+               ) -> tuple[Tensor, Tensor, Tensor]:
+    """One direction of an LSTM layer over packed rows (see LstmLayer): (out rows, h_n, c_n)."""
+    steps = tuple(int(b) for b in steps)
+    hs = h0.shape[1]
+    if xw.ndim != 2 or xw.shape[1] != 4 * hs or xw.shape[0] != sum(steps) or \
+            tuple(c0.shape) != tuple(h0.shape) or tuple(whh.shape) != (4 * hs, hs) or \
+            not steps or steps[0] != h0.shape[0]:
+        raise RuntimeError(f"lstm_layer: inputs of {xw.shape[0]} rows x {xw.shape[1]}, "
+                           f"states {tuple(h0.shape)} and {tuple(c0.shape)}, W_hh "
+                           f"{tuple(whh.shape)} and steps {steps} do not fit")
+    if any(later > earlier for earlier, later in zip(steps, steps[1:])):
+        raise RuntimeError(f"lstm_layer: the steps' batch sizes must not increase, got {steps}")
+    return LstmLayer.apply(xw, h0, c0, whh, steps=steps, reverse=bool(reverse))

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...creation import empty, zeros
-from ...ops.rnn import lstm_cell
+from ...ops.rnn import lstm_cell, lstm_layer
 from ...ops.shape import cat, stack
 from .. import functional as F
 from .. import init
@@ -54,13 +54,19 @@ def _rnn_relu_step(xw, h, whh_t, bhh):
     return pre.relu()
 
 
+def _fused_dtypes(*tensors) -> bool:
+    """Whether the fused LSTM ops serve: float32 or float64 throughout (float16/bfloat16,
+    under autocast, go through separate ops, each with its own precision rules)."""
+    dtype = tensors[0]._data.dtype
+    return dtype.char in "fd" and all(t._data.dtype == dtype for t in tensors)
+
+
 def _lstm_step(xw, h, c, whh_t, bhh, hidden_size):
     gates = xw + h.matmul(whh_t)
     if bhh is not None:
         gates = gates + bhh
-    if gates._data.dtype.char in "fd" and c._data.dtype == gates._data.dtype:
+    if _fused_dtypes(gates, c):
         return lstm_cell(gates, c)  # one node (see framework/ops/rnn.py)
-    # float16/bfloat16 (autocast) by separate ops, each with its own precision rules
     i, f, g, o = _split(gates, [hidden_size] * 4, 1)
     c = f.sigmoid() * c + i.sigmoid() * g.tanh()
     h = o.sigmoid() * c.tanh()
@@ -201,6 +207,8 @@ class RNNBase(Module):
         else:
             xw_all = _linear(data, w_ih, b_ih)
             bhh = b_hh
+        if mode == "LSTM" and w_hr is None and _fused_dtypes(xw_all, h0, c0, w_hh):
+            return lstm_layer(xw_all, h0, c0, w_hh, steps, reverse)  # one node (ops/rnn.py)
         xws = _split(xw_all, steps, 0)
         whh_t = w_hh.t()
         whr_t = w_hr.t() if w_hr is not None else None
