@@ -473,6 +473,48 @@ def build_textcnn(lib, device="cpu", batch=50, length=64, vocab=20000):
     return step, f"textcnn: {batch}x{length} tokens, vocab {vocab}, TextCNN training step, Adam"
 
 
+def _birnn(lib, cell, vocab, embed=128, hidden=128, classes=2):
+    """The zoo's bilstm_attn/bigru_attn without packing and attention: embeddings, a
+    bidirectional LSTM or GRU, mean over time, linear (every token of the batch is real)."""
+    nn = lib.nn
+
+    class BiRNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(vocab, embed, padding_idx=0)
+            self.rnn = getattr(nn, cell)(embed, hidden, batch_first=True, bidirectional=True)
+            self.fc = nn.Linear(2 * hidden, classes)
+
+        def forward(self, ids):
+            out, _ = self.rnn(self.embedding(ids))
+            return self.fc(out.mean(1))
+    return BiRNN()
+
+
+def _build_birnn(cell, lib, device, batch=32, length=64, vocab=20000):
+    _seed(lib)
+    rng = np.random.default_rng(0)
+    model = _birnn(lib, cell, vocab).to(device)
+    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
+    ids = lib.tensor(rng.integers(1, vocab, size=(batch, length), dtype=np.int64)).to(device)
+    y = lib.tensor(rng.integers(0, 2, size=batch, dtype=np.int64)).to(device)
+    step = _train_step(lib, device, lambda: lib.nn.functional.cross_entropy(model(ids), y),
+                       opt, False)
+    step.rate = (batch * length, "tokens")
+    return step, (f"bi{cell.lower()}: {batch}x{length} tokens, embeddings 128, bidirectional "
+                  f"{cell} 128, training step, Adam")
+
+
+def build_bilstm(lib, device="cpu"):
+    """Text: a bidirectional LSTM classifier's training step; tokens/s."""
+    return _build_birnn("LSTM", lib, device)
+
+
+def build_bigru(lib, device="cpu"):
+    """Text: the same with a GRU."""
+    return _build_birnn("GRU", lib, device)
+
+
 def _minilm_batch(batch, length):
     """`batch` rows of `length` real MiniLM tokens ([CLS] text [SEP]) cut from the embedded
     rotten-tomatoes sentences, so that no position is padding in either library."""
@@ -541,9 +583,10 @@ WORKLOADS = {"micro": build_micro, "mlp": build_mlp, "cnn": build_cnn, "dqn": bu
              "unet3d_lesion": build_unet3d_lesion,
              "lenet5": build_lenet5, "lenet5_predict": build_lenet5_predict,
              "resnet18_cifar": build_resnet18_cifar, "textcnn": build_textcnn,
+             "bilstm": build_bilstm, "bigru": build_bigru,
              "minilm_short": build_minilm_short, "minilm_128": build_minilm_128}
 VISION_WORKLOADS = ("lenet5", "lenet5_predict", "resnet18_cifar")
-TEXT_WORKLOADS = ("textcnn", "minilm_short", "minilm_128")
+TEXT_WORKLOADS = ("textcnn", "bilstm", "bigru", "minilm_short", "minilm_128")
 GPU_WORKLOADS = ("resnet18", "resnet18_amp", "transformer_gpu", "transformer_gpu_amp", "unet3d",
                  "unet3d_amp")
 ALIASES = {"W6": "micro", "W1": "mlp", "W2": "cnn", "W3": "dqn", "W4": "transformer", "W5": "unet"}

@@ -272,3 +272,73 @@ def test_float32_gelu_kernels_match_torch_and_numpy():
         np.testing.assert_allclose(out[mode][0], ty.detach().numpy(), rtol=0, atol=3e-6)
         np.testing.assert_allclose(out[mode][1], t.grad.numpy(), rtol=0, atol=3e-6)
     np.testing.assert_allclose(out[True][0], out[False][0], rtol=0, atol=2e-6)
+
+
+def test_float32_tanh_approximation_of_the_lstm_kernels():
+    """The rational float32 tanh behind the LSTM kernels: within 3.5e-7 of tanh over a dense
+    grid (relative 3e-7 near 0), never beyond [-1, 1], odd, and NaN stays NaN."""
+    k = _jit.kernels()
+    import numba
+
+    @numba.njit
+    def tanh_all(x, out):
+        for i in range(x.shape[0]):
+            out[i] = k._tanh_f32(x[i])
+    x = np.linspace(-30, 30, 600_001).astype(np.float32)
+    y = np.empty_like(x)
+    tanh_all(x, y)
+    exact = np.tanh(x.astype(np.float64))
+    assert np.max(np.abs(y - exact)) < 3.5e-7 and np.max(np.abs(y)) <= 1
+    near0 = (np.abs(x) < 0.5) & (x != 0)
+    assert np.max(np.abs(y[near0] - exact[near0]) / np.abs(exact[near0])) < 3e-7
+    np.testing.assert_array_equal(y, -y[::-1])
+    out = np.empty(1, np.float32)
+    tanh_all(np.array([np.nan], np.float32), out)
+    assert np.isnan(out[0])
+
+
+def test_lstm_kernels_are_taken_and_match_torch(monkeypatch):
+    """A float32 bidirectional 2-layer LSTM over packed sequences of unequal lengths, kernels
+    on and off, against torch.nn.LSTM with the same weights: outputs, final states and every
+    gradient; the compiled step kernels are the path taken when on."""
+    torch = torch_or_skip()
+    from framework import _jit_kernels
+    from framework.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    calls = {"forward": 0, "backward": 0}
+    for name, key in (("lstm_step_forward", "forward"), ("lstm_step_backward", "backward")):
+        real = getattr(_jit_kernels, name)
+
+        def counted(*a, _real=real, _key=key):
+            calls[_key] += 1
+            return _real(*a)
+        monkeypatch.setattr(_jit_kernels, name, counted)
+    lengths = [5, 3, 4, 1]
+    x = (RNG.standard_normal((4, 5, 6)) * 2).astype(np.float32)
+    ref = torch.nn.LSTM(6, 8, 2, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.mul_(3)  # saturate some gates
+    tx = torch.tensor(x, requires_grad=True)
+    tout, (th, tc) = ref(torch.nn.utils.rnn.pack_padded_sequence(tx, lengths, batch_first=True,
+                                                                  enforce_sorted=False))
+    tpad, _ = torch.nn.utils.rnn.pad_packed_sequence(tout, batch_first=True)
+    (tpad.sin().sum() + th.cos().sum() + (tc * tc).sum()).backward()
+    for flag in (True, False):
+        calls.update(forward=0, backward=0)
+        old = _jit.set_enabled(flag)
+        try:
+            lstm = framework.nn.LSTM(6, 8, 2, batch_first=True, bidirectional=True)
+            lstm.load_state_dict({k: framework.tensor(v.detach().numpy())
+                                  for k, v in ref.state_dict().items()})
+            fx = framework.tensor(x, requires_grad=True)
+            out, (h, c) = lstm(pack_padded_sequence(fx, lengths, batch_first=True,
+                                                    enforce_sorted=False))
+            pad, _ = pad_packed_sequence(out, batch_first=True)
+            (pad.sin().sum() + h.cos().sum() + (c * c).sum()).backward()
+        finally:
+            _jit.set_enabled(old)
+        assert (calls["forward"] > 0 and calls["backward"] > 0) == flag, calls
+        for a, b in [(pad, tpad), (h, th), (c, tc), (fx.grad, tx.grad)] + \
+                [(p.grad, q.grad) for p, q in zip(lstm.parameters(), ref.parameters())]:
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-4,
+                                       atol=2e-5)

@@ -15,6 +15,9 @@ run back step by step with W_hh's gradient taken once at the end, one product ov
 where per-step nodes take one small product per step."""
 from __future__ import annotations
 
+import numpy as np
+
+from .. import _jit
 from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State, enable_grad
@@ -145,6 +148,14 @@ def _activate(a, hs: int, xp) -> None:
     xp.tanh(a[:, 2 * hs:3 * hs], out=a[:, 2 * hs:3 * hs])
 
 
+def _float32_kernels(a):
+    """The compiled kernels for a NumPy float32 layer (their tanh is a float32 rational
+    approximation, within 3.3e-7; float64 keeps NumPy's exact tanh), else None."""
+    if type(a) is np.ndarray and a.dtype == np.float32:
+        return _jit.kernels()
+    return None
+
+
 def _step_rows(steps, reverse: bool):
     """(first row, rows) of each step in the order the recurrence runs."""
     starts, r = [], 0
@@ -169,6 +180,9 @@ class LstmLayer(Op):
     def forward(self, xw, h0, c0, whh):
         xp = xp_of(xw)
         hs = h0.shape[1]
+        kernels = _float32_kernels(xw)
+        if kernels is not None:
+            xw = np.ascontiguousarray(xw)
         rows = xw.shape[0]
         h, c = h0.astype(xw.dtype, copy=True), c0.astype(xw.dtype, copy=True)
         whh_t = xp.ascontiguousarray(whh.T)
@@ -183,13 +197,16 @@ class LstmLayer(Op):
             c_prev[sl] = c[:bs]
             a = act[sl]
             xp.matmul(h[:bs], whh_t, out=a)
-            a += xw[sl]
-            _activate(a, hs, xp)
-            cs = c[:bs]
-            cs *= a[:, hs:2 * hs]
-            cs += a[:, :hs] * a[:, 2 * hs:3 * hs]
-            xp.tanh(cs, out=tc[sl])
-            xp.multiply(a[:, 3 * hs:], tc[sl], out=out[sl])
+            if kernels is not None:
+                kernels.lstm_step_forward(a, xw[sl], c[:bs], tc[sl], out[sl], hs)
+            else:
+                a += xw[sl]
+                _activate(a, hs, xp)
+                cs = c[:bs]
+                cs *= a[:, hs:2 * hs]
+                cs += a[:, :hs] * a[:, 2 * hs:3 * hs]
+                xp.tanh(cs, out=tc[sl])
+                xp.multiply(a[:, 3 * hs:], tc[sl], out=out[sl])
             h[:bs] = out[sl]
         self.act, self.tc, self.c_prev, self.h_prev = act, tc, c_prev, h_prev
         return out, h, c
@@ -205,13 +222,21 @@ class LstmLayer(Op):
         dh = xp.zeros(h0.shape, dtype) if d_hn is None else d_hn._data.astype(dtype, copy=True)
         dc = xp.zeros(c0.shape, dtype) if d_cn is None else d_cn._data.astype(dtype, copy=True)
         dout = None if d_out is None else d_out._data
+        kernels = _float32_kernels(self.act)
+        if kernels is not None and dout is not None:
+            dout = np.ascontiguousarray(dout, dtype)
         dxw = xp.empty(self.act.shape, dtype)
         for r0, bs in reversed(_step_rows(self.steps, self.reverse)):
             sl = slice(r0, r0 + bs)
-            dh_t = dh[:bs] if dout is None else dh[:bs] + dout[sl]
-            _, dc_prev = _cell_grads_arrays(self.act[sl], self.c_prev[sl], self.tc[sl], dh_t,
-                                            dc[:bs], out=dxw[sl])
-            dc[:bs] = dc_prev
+            if kernels is not None:
+                kernels.lstm_step_backward(self.act[sl], self.c_prev[sl], self.tc[sl], dh[:bs],
+                                           dh[:bs] if dout is None else dout[sl],
+                                           dout is not None, dc[:bs], dxw[sl], hs)
+            else:
+                dh_t = dh[:bs] if dout is None else dh[:bs] + dout[sl]
+                _, dc_prev = _cell_grads_arrays(self.act[sl], self.c_prev[sl], self.tc[sl],
+                                                dh_t, dc[:bs], out=dxw[sl])
+                dc[:bs] = dc_prev
             xp.matmul(dxw[sl], w, out=dh[:bs])
         dwhh = dxw.T @ self.h_prev
         return (_make(dxw, None, 0), _make(dh.astype(h0._data.dtype, copy=False), None, 0),
