@@ -663,6 +663,75 @@ def lstm_step_backward(act, c_prev, tc, dh, dout, has_dout, dc, dgates, hs):
             dcr[j] *= f
 
 
+@_jit
+def gru_step_forward(gh, xw, h, gates, out, hs):
+    """One GRU step on n rows: gh (n, 3H) = h @ W_hh^T + b_hh, xw (n, 3H) the input products;
+    gates (n, 3H) receives r, z, n = sigmoid(x_r + gh_r), sigmoid(x_z + gh_z),
+    tanh(x_n + r * gh_n); out = n + z * (h - n)."""
+    for r in range(gh.shape[0]):
+        ghr = gh[r]
+        xr = xw[r]
+        gr = gates[r]
+        rg = gr[:hs]
+        zg = gr[hs:2 * hs]
+        ng = gr[2 * hs:]
+        for j in range(2 * hs):
+            gr[j] = _sigmoid_f32(xr[j] + ghr[j])
+        ghn = ghr[2 * hs:]
+        xn = xr[2 * hs:]
+        for j in range(hs):
+            ng[j] = _tanh_f32(xn[j] + rg[j] * ghn[j])
+        hr = h[r]
+        orow = out[r]
+        for j in range(hs):
+            orow[j] = ng[j] + zg[j] * (hr[j] - ng[j])
+
+
+@_jit
+def gru_step_backward(gates, ghn, h_prev, dh, dout, has_dout, dxw, dgh, dhz, hs):
+    """The gradients of one GRU step on n rows: dh (n, H), the gradient reaching h' from the
+    later steps (plus dout when has_dout; dh is left holding the sum); dxw and dgh (n, 3H)
+    receive those of the input products and of gh = h @ W_hh^T + b_hh, dhz (n, H) that of
+    h_prev through z (h_prev's other part is dgh @ W_hh)."""
+    one = np.float32(1.0)
+    for r in range(gates.shape[0]):
+        gr = gates[r]
+        rg = gr[:hs]
+        zg = gr[hs:2 * hs]
+        ng = gr[2 * hs:]
+        xr = dxw[r]
+        dxr = xr[:hs]
+        dxz = xr[hs:2 * hs]
+        dxn = xr[2 * hs:]
+        hr = dgh[r]
+        dhr_ = hr[:hs]
+        dhz_ = hr[hs:2 * hs]
+        dhn_ = hr[2 * hs:]
+        dhv = dh[r]
+        if has_dout:
+            dor = dout[r]
+            for j in range(hs):
+                dhv[j] += dor[j]
+        for j in range(hs):
+            n = ng[j]
+            dxn[j] = dhv[j] * (one - zg[j]) * (one - n * n)
+        ghr = ghn[r]
+        for j in range(hs):
+            rv = rg[j]
+            dxr[j] = dxn[j] * ghr[j] * rv * (one - rv)
+        for j in range(hs):
+            dhn_[j] = dxn[j] * rg[j]
+            dhr_[j] = dxr[j]
+        hp = h_prev[r]
+        for j in range(hs):
+            z = zg[j]
+            dxz[j] = dhv[j] * (hp[j] - ng[j]) * z * (one - z)
+        dzr = dhz[r]
+        for j in range(hs):
+            dhz_[j] = dxz[j]
+            dzr[j] = dhv[j] * zg[j]
+
+
 # The block kernels over `parts` ranges of blocks on numba's OpenMP threads (each block owns
 # its rows of the per-cell arrays: nothing to add up).
 @_par

@@ -12,7 +12,7 @@ from __future__ import annotations
 from optable import B, C, I, In, T
 
 import framework.nn.functional  # noqa: F401  (registers the ops)
-from framework.ops.rnn import lstm_cell, lstm_layer
+from framework.ops.rnn import gru_layer, lstm_cell, lstm_layer
 
 
 def F(m):
@@ -469,6 +469,38 @@ def _lstm_layer_case(steps, reverse, note, **kw):
              torch_fn=lambda m, *a: _lstm_layer_composite(m, *a, steps, reverse), note=note,
              **kw)
 
+
+def _gru_layer_composite(m, xw, h0, whh, bhh, steps, reverse):
+    """gru_layer written with PyTorch ops (gate order r, z, n; b_hh inside r * (.))."""
+    hs = h0.shape[1]
+    starts = [sum(steps[:t]) for t in range(len(steps))]
+    h, outs = h0, [None] * len(steps)
+    for t in (range(len(steps) - 1, -1, -1) if reverse else range(len(steps))):
+        r0, bs = starts[t], steps[t]
+        x, hp = xw[r0:r0 + bs], h[:bs]
+        gh = hp @ whh.t() + bhh
+        r = (x[:, :hs] + gh[:, :hs]).sigmoid()
+        z = (x[:, hs:2 * hs] + gh[:, hs:2 * hs]).sigmoid()
+        n = (x[:, 2 * hs:] + r * gh[:, 2 * hs:]).tanh()
+        outs[t] = (1 - z) * n + z * hp
+        h = m.cat([outs[t], h[bs:]])
+    return m.cat(outs), h
+
+
+def _gru_layer_case(steps, reverse, note, **kw):
+    hs, b = 2, steps[0]
+    return C("gru_layer", lambda m, *a: gru_layer(*a, steps, reverse),
+             [(sum(steps), 3 * hs), (b, hs), (3 * hs, hs), (3 * hs,)],
+             torch_fn=lambda m, *a: _gru_layer_composite(m, *a, steps, reverse), note=note,
+             **kw)
+
+
+CASES += [
+    _gru_layer_case((3, 3), False, "two-steps"),
+    _gru_layer_case((3, 3, 2, 1), False, "packed"),
+    _gru_layer_case((3, 2, 2, 1), True, "packed-reverse"),
+    _gru_layer_case((2, 2, 2), False, "saturated", low=-6.0, high=6.0),
+]
 
 CASES += [
     _lstm_layer_case((3, 3), False, "two-steps"),

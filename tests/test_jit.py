@@ -297,15 +297,18 @@ def test_float32_tanh_approximation_of_the_lstm_kernels():
     assert np.isnan(out[0])
 
 
-def test_lstm_kernels_are_taken_and_match_torch(monkeypatch):
-    """A float32 bidirectional 2-layer LSTM over packed sequences of unequal lengths, kernels
-    on and off, against torch.nn.LSTM with the same weights: outputs, final states and every
-    gradient; the compiled step kernels are the path taken when on."""
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_recurrent_kernels_are_taken_and_match_torch(monkeypatch, cell):
+    """A float32 bidirectional 2-layer LSTM or GRU over packed sequences of unequal lengths,
+    kernels on and off, against torch.nn with the same weights: outputs, final states and
+    every gradient; the compiled step kernels are the path taken when on."""
     torch = torch_or_skip()
     from framework import _jit_kernels
     from framework.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
     calls = {"forward": 0, "backward": 0}
-    for name, key in (("lstm_step_forward", "forward"), ("lstm_step_backward", "backward")):
+    prefix = cell.lower()
+    for name, key in ((f"{prefix}_step_forward", "forward"),
+                      (f"{prefix}_step_backward", "backward")):
         real = getattr(_jit_kernels, name)
 
         def counted(*a, _real=real, _key=key):
@@ -314,31 +317,36 @@ def test_lstm_kernels_are_taken_and_match_torch(monkeypatch):
         monkeypatch.setattr(_jit_kernels, name, counted)
     lengths = [5, 3, 4, 1]
     x = (RNG.standard_normal((4, 5, 6)) * 2).astype(np.float32)
-    ref = torch.nn.LSTM(6, 8, 2, batch_first=True, bidirectional=True)
+    ref = getattr(torch.nn, cell)(6, 8, 2, batch_first=True, bidirectional=True)
     with torch.no_grad():
         for p in ref.parameters():
             p.mul_(3)  # saturate some gates
+
+    def loss(pad, state):
+        h, c = state if cell == "LSTM" else (state, state)
+        return pad.sin().sum() + h.cos().sum() + (c * c).sum()
     tx = torch.tensor(x, requires_grad=True)
-    tout, (th, tc) = ref(torch.nn.utils.rnn.pack_padded_sequence(tx, lengths, batch_first=True,
-                                                                  enforce_sorted=False))
+    tout, tstate = ref(torch.nn.utils.rnn.pack_padded_sequence(tx, lengths, batch_first=True,
+                                                                enforce_sorted=False))
     tpad, _ = torch.nn.utils.rnn.pad_packed_sequence(tout, batch_first=True)
-    (tpad.sin().sum() + th.cos().sum() + (tc * tc).sum()).backward()
+    loss(tpad, tstate).backward()
     for flag in (True, False):
         calls.update(forward=0, backward=0)
         old = _jit.set_enabled(flag)
         try:
-            lstm = framework.nn.LSTM(6, 8, 2, batch_first=True, bidirectional=True)
-            lstm.load_state_dict({k: framework.tensor(v.detach().numpy())
-                                  for k, v in ref.state_dict().items()})
+            rnn = getattr(framework.nn, cell)(6, 8, 2, batch_first=True, bidirectional=True)
+            rnn.load_state_dict({k: framework.tensor(v.detach().numpy())
+                                 for k, v in ref.state_dict().items()})
             fx = framework.tensor(x, requires_grad=True)
-            out, (h, c) = lstm(pack_padded_sequence(fx, lengths, batch_first=True,
-                                                    enforce_sorted=False))
+            out, state = rnn(pack_padded_sequence(fx, lengths, batch_first=True,
+                                                  enforce_sorted=False))
             pad, _ = pad_packed_sequence(out, batch_first=True)
-            (pad.sin().sum() + h.cos().sum() + (c * c).sum()).backward()
+            loss(pad, state).backward()
         finally:
             _jit.set_enabled(old)
         assert (calls["forward"] > 0 and calls["backward"] > 0) == flag, calls
-        for a, b in [(pad, tpad), (h, th), (c, tc), (fx.grad, tx.grad)] + \
-                [(p.grad, q.grad) for p, q in zip(lstm.parameters(), ref.parameters())]:
+        states = zip(state, tstate) if cell == "LSTM" else [(state, tstate)]
+        for a, b in [(pad, tpad), *states, (fx.grad, tx.grad)] + \
+                [(p.grad, q.grad) for p, q in zip(rnn.parameters(), ref.parameters())]:
             np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-4,
                                        atol=2e-5)

@@ -1515,7 +1515,7 @@ def test_double_backward_through_modules():
         np.testing.assert_allclose(_np(a), _np(b), rtol=1e-4, atol=1e-5)
 
 
-def test_fused_lstm_ops_reject_mismatched_inputs():
+def test_fused_recurrent_ops_reject_mismatched_inputs():
     from framework.ops.rnn import lstm_cell, lstm_layer
     with pytest.raises(RuntimeError, match=r"gates of shape \(2, 8\).*\(2, 2\).*\(2, 3\)"):
         lstm_cell(fw.zeros(2, 8), fw.zeros(2, 3))
@@ -1524,3 +1524,6 @@ def test_fused_lstm_ops_reject_mismatched_inputs():
         lstm_layer(fw.zeros(6, 8), h, h, fw.zeros(8, 2), (3, 1, 2))
     with pytest.raises(RuntimeError, match=r"6 rows x 8.*\(3, 2\).*do not fit"):
         lstm_layer(fw.zeros(6, 8), h, h, fw.zeros(8, 2), (3, 2))
+    from framework.ops.rnn import gru_layer
+    with pytest.raises(RuntimeError, match=r"b_hh of shape \(5,\) does not fit W_hh \(6, 2\)"):
+        gru_layer(fw.zeros(6, 6), h, fw.zeros(6, 2), fw.zeros(5), (3, 3))

@@ -9,8 +9,8 @@ activations for backward and returns the gate and cell gradients in one step. Un
 create_graph its backward is written with differentiable ops on the saved inputs, so higher
 derivatives work as for the separate ops.
 
-`lstm_layer` runs a whole direction of a layer as one node, as cuDNN and PyTorch's CPU kernel
-do: the steps' products with W_hh and their cell math on arrays, and in backward the recurrence
+`lstm_layer` and `gru_layer` run a whole direction of a layer as one node, as cuDNN and
+PyTorch's CPU kernel do: the steps' products with W_hh and their cell math on arrays, and in backward the recurrence
 run back step by step with W_hh's gradient taken once at the end, one product over all steps,
 where per-step nodes take one small product per step."""
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ..autograd.grad_mode import _State, enable_grad
 from ._util import xp_of
 from .shape import cat
 
-__all__ = ["lstm_cell", "lstm_layer"]
+__all__ = ["lstm_cell", "lstm_layer", "gru_layer"]
 
 _make = Tensor._make
 
@@ -138,14 +138,17 @@ def lstm_cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
 
 
 # ------------------------------------------------------------------------------ whole layer
-def _activate(a, hs: int, xp) -> None:
-    """Gate pre-activations (n, 4H) -> their activations, in place (see LstmCell.forward)."""
-    for block in (a[:, :2 * hs], a[:, 3 * hs:]):
+def _activate(a, hs: int, xp, only_sigmoid: bool = False) -> None:
+    """LSTM gate pre-activations (n, 4H) -> their activations, in place (see
+    LstmCell.forward); with only_sigmoid, the sigmoid of every column."""
+    blocks = (a,) if only_sigmoid else (a[:, :2 * hs], a[:, 3 * hs:])
+    for block in blocks:
         block *= 0.5
         xp.tanh(block, out=block)
         block *= 0.5
         block += 0.5
-    xp.tanh(a[:, 2 * hs:3 * hs], out=a[:, 2 * hs:3 * hs])
+    if not only_sigmoid:
+        xp.tanh(a[:, 2 * hs:3 * hs], out=a[:, 2 * hs:3 * hs])
 
 
 def _float32_kernels(a):
@@ -213,7 +216,130 @@ class LstmLayer(Op):
 
     def backward(self, d_out, d_hn, d_cn):
         if _State.grad_enabled:  # create_graph: differentiate the steps written as ops
-            return self._backward_through_ops(d_out, d_hn, d_cn)
+            return _backward_through_ops(self, _lstm_layer_ops, (d_out, d_hn, d_cn))
+        xw, h0, c0, whh = self.saved_tensors
+        w = whh._data
+        xp = xp_of(w)
+        hs = h0.shape[1]
+        dtype = self.act.dtype
+        dh = xp.zeros(h0.shape, dtype) if d_hn is None else d_hn._data.astype(dtype, copy=True)
+        dc = xp.zeros(c0.shape, dtype) if d_cn is None else d_cn._data.astype(dtype, copy=True)
+        dout = None if d_out is None else d_out._data
+        kernels = _float32_kernels(self.act)
+        if kernels is not None and dout is not None:
+            dout = np.ascontiguousarray(dout, dtype)
+        dxw = xp.empty(self.act.shape, dtype)
+        for r0, bs in reversed(_step_rows(self.steps, self.reverse)):
+            sl = slice(r0, r0 + bs)
+            if kernels is not None:
+                kernels.lstm_step_backward(self.act[sl], self.c_prev[sl], self.tc[sl], dh[:bs],
+                                           dh[:bs] if dout is None else dout[sl],
+                                           dout is not None, dc[:bs], dxw[sl], hs)
+            else:
+                dh_t = dh[:bs] if dout is None else dh[:bs] + dout[sl]
+                _, dc_prev = _cell_grads_arrays(self.act[sl], self.c_prev[sl], self.tc[sl],
+                                                dh_t, dc[:bs], out=dxw[sl])
+                dc[:bs] = dc_prev
+            xp.matmul(dxw[sl], w, out=dh[:bs])
+        dwhh = dxw.T @ self.h_prev
+        return (_make(dxw, None, 0), _make(dh.astype(h0._data.dtype, copy=False), None, 0),
+                _make(dc.astype(c0._data.dtype, copy=False), None, 0),
+                _make(dwhh.astype(w.dtype, copy=False), None, 0))
+
+    def _release_extra(self):
+        self.act = self.tc = None
+
+
+def lstm_cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """(h', c') of an LSTM step from its gate pre-activations (N, 4H), gate order i, f, g, o,
+    and the cell state (N, H)."""
+    n, four_h = gates.shape
+    if c.ndim != 2 or four_h != 4 * c.shape[1] or c.shape[0] != n:
+        raise RuntimeError(f"lstm_cell: gates of shape {tuple(gates.shape)} need a cell state "
+                           f"of shape ({n}, {four_h // 4}), got {tuple(c.shape)}")
+    return LstmCell.apply(gates, c)
+
+
+# ------------------------------------------------------------------------------ whole layer
+def _activate(a, hs: int, xp, only_sigmoid: bool = False) -> None:
+    """LSTM gate pre-activations (n, 4H) -> their activations, in place (see
+    LstmCell.forward); with only_sigmoid, the sigmoid of every column."""
+    blocks = (a,) if only_sigmoid else (a[:, :2 * hs], a[:, 3 * hs:])
+    for block in blocks:
+        block *= 0.5
+        xp.tanh(block, out=block)
+        block *= 0.5
+        block += 0.5
+    if not only_sigmoid:
+        xp.tanh(a[:, 2 * hs:3 * hs], out=a[:, 2 * hs:3 * hs])
+
+
+def _float32_kernels(a):
+    """The compiled kernels for a NumPy float32 layer (their tanh is a float32 rational
+    approximation, within 3.3e-7; float64 keeps NumPy's exact tanh), else None."""
+    if type(a) is np.ndarray and a.dtype == np.float32:
+        return _jit.kernels()
+    return None
+
+
+def _step_rows(steps, reverse: bool):
+    """(first row, rows) of each step in the order the recurrence runs."""
+    starts, r = [], 0
+    for bs in steps:
+        starts.append(r)
+        r += bs
+    order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
+    return [(starts[t], steps[t]) for t in order]
+
+
+class LstmLayer(Op):
+    """(xw rows (R, 4H), h0 (B, H), c0 (B, H), w_hh (4H, H)) -> (out rows (R, H), h_n, c_n).
+
+    The rows are time-major and packed: step t holds `steps[t]` rows (a non-increasing
+    sequence, as PackedSequence's batch sizes), the first rows of the batch; `reverse` runs the
+    steps last to first. xw is each row's input product with both biases. A row not in a step
+    keeps its state, so h_n and c_n hold each sequence's state after its last step."""
+
+    n_out = 3
+    save_inputs = (0, 1, 2, 3)
+
+    def forward(self, xw, h0, c0, whh):
+        xp = xp_of(xw)
+        hs = h0.shape[1]
+        kernels = _float32_kernels(xw)
+        if kernels is not None:
+            xw = np.ascontiguousarray(xw)
+        rows = xw.shape[0]
+        h, c = h0.astype(xw.dtype, copy=True), c0.astype(xw.dtype, copy=True)
+        whh_t = xp.ascontiguousarray(whh.T)
+        out = xp.empty((rows, hs), xw.dtype)
+        act = xp.empty((rows, 4 * hs), xw.dtype)
+        tc = xp.empty((rows, hs), xw.dtype)
+        c_prev = xp.empty((rows, hs), xw.dtype)
+        h_prev = xp.empty((rows, hs), xw.dtype)
+        for r0, bs in _step_rows(self.steps, self.reverse):
+            sl = slice(r0, r0 + bs)
+            h_prev[sl] = h[:bs]
+            c_prev[sl] = c[:bs]
+            a = act[sl]
+            xp.matmul(h[:bs], whh_t, out=a)
+            if kernels is not None:
+                kernels.lstm_step_forward(a, xw[sl], c[:bs], tc[sl], out[sl], hs)
+            else:
+                a += xw[sl]
+                _activate(a, hs, xp)
+                cs = c[:bs]
+                cs *= a[:, hs:2 * hs]
+                cs += a[:, :hs] * a[:, 2 * hs:3 * hs]
+                xp.tanh(cs, out=tc[sl])
+                xp.multiply(a[:, 3 * hs:], tc[sl], out=out[sl])
+            h[:bs] = out[sl]
+        self.act, self.tc, self.c_prev, self.h_prev = act, tc, c_prev, h_prev
+        return out, h, c
+
+    def backward(self, d_out, d_hn, d_cn):
+        if _State.grad_enabled:  # create_graph: differentiate the steps written as ops
+            return _backward_through_ops(self, _lstm_layer_ops, (d_out, d_hn, d_cn))
         xw, h0, c0, whh = self.saved_tensors
         w = whh._data
         xp = xp_of(w)
@@ -258,6 +384,20 @@ class LstmLayer(Op):
         self.act = self.tc = self.c_prev = self.h_prev = None
 
 
+def _backward_through_ops(op, steps_as_ops, grads_out):
+    """A layer op's backward under create_graph: its forward run again as differentiable ops
+    on the saved inputs, and their gradients taken with a graph."""
+    from ..autograd import grad
+    inputs = op.saved_tensors
+    with enable_grad():
+        outs = steps_as_ops(*inputs, op.steps, op.reverse)
+    pairs = [(o, g) for o, g in zip(outs, grads_out) if g is not None]
+    wanted = [t for t in inputs if t._requires_grad]
+    grads = iter(grad([o for o, _ in pairs], wanted, [g for _, g in pairs], create_graph=True,
+                      allow_unused=True))
+    return tuple(next(grads) if t._requires_grad else None for t in inputs)
+
+
 def _lstm_layer_ops(xw, h0, c0, whh, steps, reverse):
     """LstmLayer's forward written with differentiable ops, a step at a time."""
     h, c = h0, c0
@@ -272,17 +412,153 @@ def _lstm_layer_ops(xw, h0, c0, whh, steps, reverse):
     return (cat(outs) if len(outs) > 1 else outs[0]), h, c
 
 
+def _check_layer(name, xw, h0, c0, whh, steps, gates: int) -> tuple:
+    """The steps as a tuple of ints, after checking the layer op's shapes."""
+    steps = tuple(int(b) for b in steps)
+    hs = h0.shape[1]
+    if xw.ndim != 2 or xw.shape[1] != gates * hs or xw.shape[0] != sum(steps) or \
+            tuple(c0.shape) != tuple(h0.shape) or tuple(whh.shape) != (gates * hs, hs) or \
+            not steps or steps[0] != h0.shape[0]:
+        raise RuntimeError(f"{name}: inputs of {xw.shape[0]} rows x {xw.shape[1]}, states "
+                           f"{tuple(h0.shape)}, W_hh {tuple(whh.shape)} and steps {steps} do "
+                           f"not fit")
+    if any(later > earlier for earlier, later in zip(steps, steps[1:])):
+        raise RuntimeError(f"{name}: the steps' batch sizes must not increase, got {steps}")
+    return steps
+
+
 def lstm_layer(xw: Tensor, h0: Tensor, c0: Tensor, whh: Tensor, steps, reverse: bool = False
                ) -> tuple[Tensor, Tensor, Tensor]:
     """One direction of an LSTM layer over packed rows (see LstmLayer): (out rows, h_n, c_n)."""
-    steps = tuple(int(b) for b in steps)
-    hs = h0.shape[1]
-    if xw.ndim != 2 or xw.shape[1] != 4 * hs or xw.shape[0] != sum(steps) or \
-            tuple(c0.shape) != tuple(h0.shape) or tuple(whh.shape) != (4 * hs, hs) or \
-            not steps or steps[0] != h0.shape[0]:
-        raise RuntimeError(f"lstm_layer: inputs of {xw.shape[0]} rows x {xw.shape[1]}, "
-                           f"states {tuple(h0.shape)} and {tuple(c0.shape)}, W_hh "
-                           f"{tuple(whh.shape)} and steps {steps} do not fit")
-    if any(later > earlier for earlier, later in zip(steps, steps[1:])):
-        raise RuntimeError(f"lstm_layer: the steps' batch sizes must not increase, got {steps}")
+    steps = _check_layer("lstm_layer", xw, h0, c0, whh, steps, 4)
     return LstmLayer.apply(xw, h0, c0, whh, steps=steps, reverse=bool(reverse))
+
+class GruLayer(Op):
+    """(xw rows (R, 3H), h0 (B, H), w_hh (3H, H), b_hh (3H,)) -> (out rows (R, H), h_n): one
+    direction of a GRU layer over packed rows, as LstmLayer (PyTorch's gate order r, z, n;
+    xw holds the input products with b_ih, b_hh stays inside r * (W_hn h + b_hn))."""
+
+    n_out = 2
+    save_inputs = (0, 1, 2, 3)
+
+    def forward(self, xw, h0, whh, bhh):
+        xp = xp_of(xw)
+        hs = h0.shape[1]
+        rows = xw.shape[0]
+        kernels = _float32_kernels(xw)
+        if kernels is not None:
+            xw = np.ascontiguousarray(xw)
+        h = h0.astype(xw.dtype, copy=True)
+        whh_t = xp.ascontiguousarray(whh.T)
+        out = xp.empty((rows, hs), xw.dtype)
+        gates = xp.empty((rows, 3 * hs), xw.dtype)
+        ghn = xp.empty((rows, hs), xw.dtype)
+        h_prev = xp.empty((rows, hs), xw.dtype)
+        gh = xp.empty((h0.shape[0], 3 * hs), xw.dtype)
+        for r0, bs in _step_rows(self.steps, self.reverse):
+            sl = slice(r0, r0 + bs)
+            h_prev[sl] = h[:bs]
+            g = gh[:bs]
+            xp.matmul(h[:bs], whh_t, out=g)
+            g += bhh
+            ghn[sl] = g[:, 2 * hs:]
+            if kernels is not None:
+                kernels.gru_step_forward(g, xw[sl], h[:bs], gates[sl], out[sl], hs)
+            else:
+                a = gates[sl]
+                xp.add(xw[sl], g, out=a)
+                _activate(a[:, :2 * hs], hs, xp, only_sigmoid=True)
+                r, z, n = a[:, :hs], a[:, hs:2 * hs], a[:, 2 * hs:]
+                xp.multiply(r, g[:, 2 * hs:], out=n)
+                n += xw[sl][:, 2 * hs:]
+                xp.tanh(n, out=n)
+                o = out[sl]
+                xp.subtract(h[:bs], n, out=o)
+                o *= z
+                o += n
+            h[:bs] = out[sl]
+        self.gates, self.ghn, self.h_prev = gates, ghn, h_prev
+        return out, h
+
+    def backward(self, d_out, d_hn):
+        if _State.grad_enabled:
+            return _backward_through_ops(self, _gru_layer_ops, (d_out, d_hn))
+        xw, h0, whh, bhh = self.saved_tensors
+        w = whh._data
+        xp = xp_of(w)
+        hs = h0.shape[1]
+        dtype = self.gates.dtype
+        dh = xp.zeros(h0.shape, dtype) if d_hn is None else d_hn._data.astype(dtype, copy=True)
+        dout = None if d_out is None else d_out._data
+        kernels = _float32_kernels(self.gates)
+        if kernels is not None and dout is not None:
+            dout = np.ascontiguousarray(dout, dtype)
+        dxw = xp.empty(self.gates.shape, dtype)
+        dgh = xp.empty(self.gates.shape, dtype)
+        dhz = xp.empty(h0.shape, dtype)
+        for r0, bs in reversed(_step_rows(self.steps, self.reverse)):
+            sl = slice(r0, r0 + bs)
+            if kernels is not None:
+                kernels.gru_step_backward(self.gates[sl], self.ghn[sl], self.h_prev[sl],
+                                          dh[:bs], dh[:bs] if dout is None else dout[sl],
+                                          dout is not None, dxw[sl], dgh[sl], dhz[:bs], hs)
+            else:
+                _gru_step_grads(self.gates[sl], self.ghn[sl], self.h_prev[sl],
+                                dh[:bs] if dout is None else dh[:bs] + dout[sl],
+                                dxw[sl], dgh[sl], dhz[:bs], xp)
+            xp.matmul(dgh[sl], w, out=dh[:bs])
+            dh[:bs] += dhz[:bs]
+        dwhh = dgh.T @ self.h_prev
+        return (_make(dxw, None, 0), _make(dh.astype(h0._data.dtype, copy=False), None, 0),
+                _make(dwhh.astype(w.dtype, copy=False), None, 0),
+                _make(dgh.sum(0).astype(bhh._data.dtype, copy=False), None, 0))
+
+    def _release_extra(self):
+        self.gates = self.ghn = self.h_prev = None
+
+
+def _gru_step_grads(gates, ghn, h_prev, dh, dxw, dgh, dhz, xp):
+    """gru_step_backward on arrays (dh already holds dout's share)."""
+    hs = ghn.shape[1]
+    r, z, n = gates[:, :hs], gates[:, hs:2 * hs], gates[:, 2 * hs:]
+    dxr, dxz, dxn = dxw[:, :hs], dxw[:, hs:2 * hs], dxw[:, 2 * hs:]
+    xp.multiply(dh, 1 - z, out=dxn)
+    dxn *= 1 - n * n
+    xp.multiply(dxn, ghn, out=dxr)
+    dxr *= r * (1 - r)
+    xp.subtract(h_prev, n, out=dxz)
+    dxz *= dh
+    dxz *= z * (1 - z)
+    dgh[:, :2 * hs] = dxw[:, :2 * hs]
+    xp.multiply(dxn, r, out=dgh[:, 2 * hs:])
+    xp.multiply(dh, z, out=dhz)
+
+
+def _gru_layer_ops(xw, h0, whh, bhh, steps, reverse):
+    """GruLayer's forward written with differentiable ops, a step at a time."""
+    hs = h0.shape[1]
+    h = h0
+    whh_t = whh.t()
+    outs = [None] * len(steps)
+    for t, (r0, bs) in zip(range(len(steps) - 1, -1, -1) if reverse else range(len(steps)),
+                           _step_rows(steps, reverse)):
+        x = xw[r0:r0 + bs]
+        hp = h[:bs]
+        gh = hp.matmul(whh_t) + bhh
+        r = (x[:, :hs] + gh[:, :hs]).sigmoid()
+        z = (x[:, hs:2 * hs] + gh[:, hs:2 * hs]).sigmoid()
+        n = (x[:, 2 * hs:] + r * gh[:, 2 * hs:]).tanh()
+        h_t = n + z * (hp - n)
+        outs[t] = h_t
+        h = h_t if bs == h.shape[0] else cat([h_t, h[bs:]])
+    return (cat(outs) if len(outs) > 1 else outs[0]), h
+
+
+def gru_layer(xw: Tensor, h0: Tensor, whh: Tensor, bhh: Tensor, steps, reverse: bool = False
+              ) -> tuple[Tensor, Tensor]:
+    """One direction of a GRU layer over packed rows (see GruLayer): (out rows, h_n)."""
+    steps = _check_layer("gru_layer", xw, h0, h0, whh, steps, 3)
+    if tuple(bhh.shape) != (whh.shape[0],):
+        raise RuntimeError(f"gru_layer: b_hh of shape {tuple(bhh.shape)} does not fit W_hh "
+                           f"{tuple(whh.shape)}")
+    return GruLayer.apply(xw, h0, whh, bhh, steps=steps, reverse=bool(reverse))
