@@ -1,18 +1,22 @@
-"""The LSTM cell's element-wise math as one op: from the gate pre-activations (N, 4H) (PyTorch's
-gate order i, f, g, o) and the cell state c (N, H) to the new hidden and cell states,
+"""Recurrent layers' math as single autograd nodes.
+
+`lstm_cell`: the LSTM cell's element-wise math as one op, from the gate pre-activations
+(N, 4H) (PyTorch's gate order i, f, g, o) and the cell state c (N, H) to the new states,
 
     c' = sigmoid(f) * c + sigmoid(i) * tanh(g),    h' = sigmoid(o) * tanh(c').
 
-Written as separate ops a step is a split, five activations, three products and a sum each way
-(about 25 graph nodes a step); this node does the forward in a few array passes, keeps the
-activations for backward and returns the gate and cell gradients in one step. Under
-create_graph its backward is written with differentiable ops on the saved inputs, so higher
-derivatives work as for the separate ops.
+Written as separate ops a step is a split, five activations, three products and a sum each
+way (about 25 graph nodes a step); this node does it in a few array passes and keeps the
+activations for backward.
 
 `lstm_layer` and `gru_layer` run a whole direction of a layer as one node, as cuDNN and
-PyTorch's CPU kernel do: the steps' products with W_hh and their cell math on arrays, and in backward the recurrence
-run back step by step with W_hh's gradient taken once at the end, one product over all steps,
-where per-step nodes take one small product per step."""
+PyTorch's CPU kernels do: the forward loops over the steps on arrays, and the backward runs
+the recurrence back and takes W_hh's gradient once, one product over all steps, where
+per-step nodes take one small product per step. float32 steps on NumPy run compiled kernels
+(framework/_jit_kernels.py).
+
+Under create_graph every backward here is written with differentiable ops on the saved
+inputs, so higher derivatives work as for the separate ops."""
 from __future__ import annotations
 
 import numpy as np
@@ -245,140 +249,6 @@ class LstmLayer(Op):
         return (_make(dxw, None, 0), _make(dh.astype(h0._data.dtype, copy=False), None, 0),
                 _make(dc.astype(c0._data.dtype, copy=False), None, 0),
                 _make(dwhh.astype(w.dtype, copy=False), None, 0))
-
-    def _release_extra(self):
-        self.act = self.tc = None
-
-
-def lstm_cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-    """(h', c') of an LSTM step from its gate pre-activations (N, 4H), gate order i, f, g, o,
-    and the cell state (N, H)."""
-    n, four_h = gates.shape
-    if c.ndim != 2 or four_h != 4 * c.shape[1] or c.shape[0] != n:
-        raise RuntimeError(f"lstm_cell: gates of shape {tuple(gates.shape)} need a cell state "
-                           f"of shape ({n}, {four_h // 4}), got {tuple(c.shape)}")
-    return LstmCell.apply(gates, c)
-
-
-# ------------------------------------------------------------------------------ whole layer
-def _activate(a, hs: int, xp, only_sigmoid: bool = False) -> None:
-    """LSTM gate pre-activations (n, 4H) -> their activations, in place (see
-    LstmCell.forward); with only_sigmoid, the sigmoid of every column."""
-    blocks = (a,) if only_sigmoid else (a[:, :2 * hs], a[:, 3 * hs:])
-    for block in blocks:
-        block *= 0.5
-        xp.tanh(block, out=block)
-        block *= 0.5
-        block += 0.5
-    if not only_sigmoid:
-        xp.tanh(a[:, 2 * hs:3 * hs], out=a[:, 2 * hs:3 * hs])
-
-
-def _float32_kernels(a):
-    """The compiled kernels for a NumPy float32 layer (their tanh is a float32 rational
-    approximation, within 3.3e-7; float64 keeps NumPy's exact tanh), else None."""
-    if type(a) is np.ndarray and a.dtype == np.float32:
-        return _jit.kernels()
-    return None
-
-
-def _step_rows(steps, reverse: bool):
-    """(first row, rows) of each step in the order the recurrence runs."""
-    starts, r = [], 0
-    for bs in steps:
-        starts.append(r)
-        r += bs
-    order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
-    return [(starts[t], steps[t]) for t in order]
-
-
-class LstmLayer(Op):
-    """(xw rows (R, 4H), h0 (B, H), c0 (B, H), w_hh (4H, H)) -> (out rows (R, H), h_n, c_n).
-
-    The rows are time-major and packed: step t holds `steps[t]` rows (a non-increasing
-    sequence, as PackedSequence's batch sizes), the first rows of the batch; `reverse` runs the
-    steps last to first. xw is each row's input product with both biases. A row not in a step
-    keeps its state, so h_n and c_n hold each sequence's state after its last step."""
-
-    n_out = 3
-    save_inputs = (0, 1, 2, 3)
-
-    def forward(self, xw, h0, c0, whh):
-        xp = xp_of(xw)
-        hs = h0.shape[1]
-        kernels = _float32_kernels(xw)
-        if kernels is not None:
-            xw = np.ascontiguousarray(xw)
-        rows = xw.shape[0]
-        h, c = h0.astype(xw.dtype, copy=True), c0.astype(xw.dtype, copy=True)
-        whh_t = xp.ascontiguousarray(whh.T)
-        out = xp.empty((rows, hs), xw.dtype)
-        act = xp.empty((rows, 4 * hs), xw.dtype)
-        tc = xp.empty((rows, hs), xw.dtype)
-        c_prev = xp.empty((rows, hs), xw.dtype)
-        h_prev = xp.empty((rows, hs), xw.dtype)
-        for r0, bs in _step_rows(self.steps, self.reverse):
-            sl = slice(r0, r0 + bs)
-            h_prev[sl] = h[:bs]
-            c_prev[sl] = c[:bs]
-            a = act[sl]
-            xp.matmul(h[:bs], whh_t, out=a)
-            if kernels is not None:
-                kernels.lstm_step_forward(a, xw[sl], c[:bs], tc[sl], out[sl], hs)
-            else:
-                a += xw[sl]
-                _activate(a, hs, xp)
-                cs = c[:bs]
-                cs *= a[:, hs:2 * hs]
-                cs += a[:, :hs] * a[:, 2 * hs:3 * hs]
-                xp.tanh(cs, out=tc[sl])
-                xp.multiply(a[:, 3 * hs:], tc[sl], out=out[sl])
-            h[:bs] = out[sl]
-        self.act, self.tc, self.c_prev, self.h_prev = act, tc, c_prev, h_prev
-        return out, h, c
-
-    def backward(self, d_out, d_hn, d_cn):
-        if _State.grad_enabled:  # create_graph: differentiate the steps written as ops
-            return _backward_through_ops(self, _lstm_layer_ops, (d_out, d_hn, d_cn))
-        xw, h0, c0, whh = self.saved_tensors
-        w = whh._data
-        xp = xp_of(w)
-        hs = h0.shape[1]
-        dtype = self.act.dtype
-        dh = xp.zeros(h0.shape, dtype) if d_hn is None else d_hn._data.astype(dtype, copy=True)
-        dc = xp.zeros(c0.shape, dtype) if d_cn is None else d_cn._data.astype(dtype, copy=True)
-        dout = None if d_out is None else d_out._data
-        kernels = _float32_kernels(self.act)
-        if kernels is not None and dout is not None:
-            dout = np.ascontiguousarray(dout, dtype)
-        dxw = xp.empty(self.act.shape, dtype)
-        for r0, bs in reversed(_step_rows(self.steps, self.reverse)):
-            sl = slice(r0, r0 + bs)
-            if kernels is not None:
-                kernels.lstm_step_backward(self.act[sl], self.c_prev[sl], self.tc[sl], dh[:bs],
-                                           dh[:bs] if dout is None else dout[sl],
-                                           dout is not None, dc[:bs], dxw[sl], hs)
-            else:
-                dh_t = dh[:bs] if dout is None else dh[:bs] + dout[sl]
-                _, dc_prev = _cell_grads_arrays(self.act[sl], self.c_prev[sl], self.tc[sl],
-                                                dh_t, dc[:bs], out=dxw[sl])
-                dc[:bs] = dc_prev
-            xp.matmul(dxw[sl], w, out=dh[:bs])
-        dwhh = dxw.T @ self.h_prev
-        return (_make(dxw, None, 0), _make(dh.astype(h0._data.dtype, copy=False), None, 0),
-                _make(dc.astype(c0._data.dtype, copy=False), None, 0),
-                _make(dwhh.astype(w.dtype, copy=False), None, 0))
-
-    def _backward_through_ops(self, d_out, d_hn, d_cn):
-        from ..autograd import grad
-        inputs = self.saved_tensors
-        with enable_grad():
-            outs = _lstm_layer_ops(*inputs, self.steps, self.reverse)
-        pairs = [(o, g) for o, g in zip(outs, (d_out, d_hn, d_cn)) if g is not None]
-        wanted = [t for t in inputs if t._requires_grad]
-        grads = iter(grad([o for o, _ in pairs], wanted, [g for _, g in pairs],
-                          create_graph=True, allow_unused=True))
-        return tuple(next(grads) if t._requires_grad else None for t in inputs)
 
     def _release_extra(self):
         self.act = self.tc = self.c_prev = self.h_prev = None
