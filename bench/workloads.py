@@ -458,18 +458,26 @@ def _textcnn(lib, vocab, embed=128, widths=(3, 4, 5), channels=100, classes=2):
     return TextCNN()
 
 
-def build_textcnn(lib, device="cpu", batch=50, length=64, vocab=20000):
-    """Text: a TextCNN training step (widths 3/4/5 x 100 channels, embeddings 128, Adam);
-    tokens/s = batch * length / time per step."""
+def _token_classifier_step(lib, device, model, batch, length, vocab):
+    """A training step (Adam, cross-entropy) of a token classifier on one fixed random batch
+    of batch x length token ids; its rate is tokens."""
     _seed(lib)
     rng = np.random.default_rng(0)
-    model = _textcnn(lib, vocab).to(device)
+    model = model().to(device)
     opt = lib.optim.Adam(model.parameters(), lr=1e-3)
     ids = lib.tensor(rng.integers(1, vocab, size=(batch, length), dtype=np.int64)).to(device)
     y = lib.tensor(rng.integers(0, 2, size=batch, dtype=np.int64)).to(device)
     step = _train_step(lib, device, lambda: lib.nn.functional.cross_entropy(model(ids), y),
                        opt, False)
     step.rate = (batch * length, "tokens")
+    return step
+
+
+def build_textcnn(lib, device="cpu", batch=50, length=64, vocab=20000):
+    """Text: a TextCNN training step (widths 3/4/5 x 100 channels, embeddings 128, Adam);
+    tokens/s = batch * length / time per step."""
+    step = _token_classifier_step(lib, device, lambda: _textcnn(lib, vocab), batch, length,
+                                  vocab)
     return step, f"textcnn: {batch}x{length} tokens, vocab {vocab}, TextCNN training step, Adam"
 
 
@@ -492,15 +500,8 @@ def _birnn(lib, cell, vocab, embed=128, hidden=128, classes=2):
 
 
 def _build_birnn(cell, lib, device, batch=32, length=64, vocab=20000):
-    _seed(lib)
-    rng = np.random.default_rng(0)
-    model = _birnn(lib, cell, vocab).to(device)
-    opt = lib.optim.Adam(model.parameters(), lr=1e-3)
-    ids = lib.tensor(rng.integers(1, vocab, size=(batch, length), dtype=np.int64)).to(device)
-    y = lib.tensor(rng.integers(0, 2, size=batch, dtype=np.int64)).to(device)
-    step = _train_step(lib, device, lambda: lib.nn.functional.cross_entropy(model(ids), y),
-                       opt, False)
-    step.rate = (batch * length, "tokens")
+    step = _token_classifier_step(lib, device, lambda: _birnn(lib, cell, vocab), batch, length,
+                                  vocab)
     return step, (f"bi{cell.lower()}: {batch}x{length} tokens, embeddings 128, bidirectional "
                   f"{cell} 128, training step, Adam")
 
