@@ -12,7 +12,7 @@ from __future__ import annotations
 from optable import B, C, I, In, T
 
 import framework.nn.functional  # noqa: F401  (registers the ops)
-from framework.ops.rnn import gru_layer, lstm_cell, lstm_layer
+from framework.ops.rnn import gru_layer, lstm_cell, lstm_layer, rnn_layer
 
 
 def F(m):
@@ -494,6 +494,33 @@ def _gru_layer_case(steps, reverse, note, **kw):
              torch_fn=lambda m, *a: _gru_layer_composite(m, *a, steps, reverse), note=note,
              **kw)
 
+
+def _rnn_layer_composite(m, xw, h0, whh, steps, reverse, nonlinearity):
+    """rnn_layer written with PyTorch ops."""
+    starts = [sum(steps[:t]) for t in range(len(steps))]
+    h, outs = h0, [None] * len(steps)
+    for t in (range(len(steps) - 1, -1, -1) if reverse else range(len(steps))):
+        r0, bs = starts[t], steps[t]
+        pre = xw[r0:r0 + bs] + h[:bs] @ whh.t()
+        outs[t] = pre.tanh() if nonlinearity == "tanh" else pre.relu()
+        h = m.cat([outs[t], h[bs:]])
+    return m.cat(outs), h
+
+
+def _rnn_layer_case(steps, reverse, nonlinearity, note):
+    hs, b = 3, steps[0]
+    return C("rnn_layer", lambda m, *a: rnn_layer(*a, steps, reverse, nonlinearity),
+             [(sum(steps), hs), (b, hs), (hs, hs)],
+             torch_fn=lambda m, *a: _rnn_layer_composite(m, *a, steps, reverse, nonlinearity),
+             note=note)
+
+
+CASES += [
+    _rnn_layer_case((3, 3, 2, 1), False, "tanh", "tanh-packed"),
+    _rnn_layer_case((3, 2, 2, 1), True, "tanh", "tanh-packed-reverse"),
+    _rnn_layer_case((2, 2, 1), False, "relu", "relu-packed"),
+    _rnn_layer_case((2, 2), True, "relu", "relu-reverse"),
+]
 
 CASES += [
     _gru_layer_case((3, 3), False, "two-steps"),

@@ -1527,3 +1527,6 @@ def test_fused_recurrent_ops_reject_mismatched_inputs():
     from framework.ops.rnn import gru_layer
     with pytest.raises(RuntimeError, match=r"b_hh of shape \(5,\) does not fit W_hh \(6, 2\)"):
         gru_layer(fw.zeros(6, 6), h, fw.zeros(6, 2), fw.zeros(5), (3, 3))
+    from framework.ops.rnn import rnn_layer
+    with pytest.raises(ValueError, match="unknown nonlinearity 'gelu'"):
+        rnn_layer(fw.zeros(6, 2), h, fw.zeros(2, 2), (3, 3), nonlinearity="gelu")

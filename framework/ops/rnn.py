@@ -9,8 +9,8 @@ Written as separate ops a step is a split, five activations, three products and 
 way (about 25 graph nodes a step); this node does it in a few array passes and keeps the
 activations for backward.
 
-`lstm_layer` and `gru_layer` run a whole direction of a layer as one node, as cuDNN and
-PyTorch's CPU kernels do: the forward loops over the steps on arrays, and the backward runs
+`lstm_layer`, `gru_layer` and `rnn_layer` (tanh or ReLU) run a whole direction of a layer as
+one node, as cuDNN and PyTorch's CPU kernels do: the forward loops over the steps on arrays, and the backward runs
 the recurrence back and takes W_hh's gradient once, one product over all steps, where
 per-step nodes take one small product per step. float32 steps on NumPy run compiled kernels
 (framework/_jit_kernels.py).
@@ -28,7 +28,7 @@ from ..autograd.grad_mode import _State, enable_grad
 from ._util import xp_of
 from .shape import cat
 
-__all__ = ["lstm_cell", "lstm_layer", "gru_layer"]
+__all__ = ["lstm_cell", "lstm_layer", "gru_layer", "rnn_layer"]
 
 _make = Tensor._make
 
@@ -259,8 +259,9 @@ def _backward_through_ops(op, steps_as_ops, grads_out):
     on the saved inputs, and their gradients taken with a graph."""
     from ..autograd import grad
     inputs = op.saved_tensors
+    extra = (op.nonlinearity,) if hasattr(op, "nonlinearity") else ()
     with enable_grad():
-        outs = steps_as_ops(*inputs, op.steps, op.reverse)
+        outs = steps_as_ops(*inputs, op.steps, op.reverse, *extra)
     pairs = [(o, g) for o, g in zip(outs, grads_out) if g is not None]
     wanted = [t for t in inputs if t._requires_grad]
     grads = iter(grad([o for o, _ in pairs], wanted, [g for _, g in pairs], create_graph=True,
@@ -432,3 +433,87 @@ def gru_layer(xw: Tensor, h0: Tensor, whh: Tensor, bhh: Tensor, steps, reverse: 
         raise RuntimeError(f"gru_layer: b_hh of shape {tuple(bhh.shape)} does not fit W_hh "
                            f"{tuple(whh.shape)}")
     return GruLayer.apply(xw, h0, whh, bhh, steps=steps, reverse=bool(reverse))
+
+
+class RnnLayer(Op):
+    """(xw rows (R, H), h0 (B, H), w_hh (H, H)) -> (out rows (R, H), h_n): one direction of
+    an Elman RNN layer, h' = act(xw + h @ W_hh^T) with act tanh or relu (`nonlinearity`),
+    over packed rows as LstmLayer (xw holds the input products with both biases)."""
+
+    n_out = 2
+    save_inputs = (0, 1, 2)
+
+    def forward(self, xw, h0, whh):
+        xp = xp_of(xw)
+        hs = h0.shape[1]
+        h = h0.astype(xw.dtype, copy=True)
+        whh_t = xp.ascontiguousarray(whh.T)
+        out = xp.empty((xw.shape[0], hs), xw.dtype)
+        h_prev = xp.empty_like(out)
+        for r0, bs in _step_rows(self.steps, self.reverse):
+            sl = slice(r0, r0 + bs)
+            h_prev[sl] = h[:bs]
+            a = out[sl]
+            xp.matmul(h[:bs], whh_t, out=a)
+            a += xw[sl]
+            if self.nonlinearity == "tanh":
+                xp.tanh(a, out=a)
+            else:
+                xp.maximum(a, 0, out=a)
+            h[:bs] = a
+        self.out, self.h_prev = out, h_prev
+        return out, h
+
+    def backward(self, d_out, d_hn):
+        if _State.grad_enabled:
+            return _backward_through_ops(self, _rnn_layer_ops, (d_out, d_hn))
+        xw, h0, whh = self.saved_tensors
+        w = whh._data
+        xp = xp_of(w)
+        dtype = self.out.dtype
+        dh = xp.zeros(h0.shape, dtype) if d_hn is None else d_hn._data.astype(dtype, copy=True)
+        dout = None if d_out is None else d_out._data
+        dxw = xp.empty(self.out.shape, dtype)
+        for r0, bs in reversed(_step_rows(self.steps, self.reverse)):
+            sl = slice(r0, r0 + bs)
+            d = dxw[sl]
+            if dout is None:
+                d[...] = dh[:bs]
+            else:
+                xp.add(dh[:bs], dout[sl], out=d)
+            y = self.out[sl]
+            if self.nonlinearity == "tanh":
+                d *= 1 - y * y
+            else:
+                d *= y > 0
+            xp.matmul(d, w, out=dh[:bs])
+        dwhh = dxw.T @ self.h_prev
+        return (_make(dxw, None, 0), _make(dh.astype(h0._data.dtype, copy=False), None, 0),
+                _make(dwhh.astype(w.dtype, copy=False), None, 0))
+
+    def _release_extra(self):
+        self.out = self.h_prev = None
+
+
+def _rnn_layer_ops(xw, h0, whh, steps, reverse, nonlinearity):
+    """RnnLayer's forward written with differentiable ops, a step at a time."""
+    h = h0
+    whh_t = whh.t()
+    outs = [None] * len(steps)
+    for t, (r0, bs) in zip(range(len(steps) - 1, -1, -1) if reverse else range(len(steps)),
+                           _step_rows(steps, reverse)):
+        pre = xw[r0:r0 + bs] + h[:bs].matmul(whh_t)
+        h_t = pre.tanh() if nonlinearity == "tanh" else pre.relu()
+        outs[t] = h_t
+        h = h_t if bs == h.shape[0] else cat([h_t, h[bs:]])
+    return (cat(outs) if len(outs) > 1 else outs[0]), h
+
+
+def rnn_layer(xw: Tensor, h0: Tensor, whh: Tensor, steps, reverse: bool = False,
+              nonlinearity: str = "tanh") -> tuple[Tensor, Tensor]:
+    """One direction of an Elman RNN layer over packed rows (see RnnLayer): (out rows, h_n)."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"rnn_layer: unknown nonlinearity {nonlinearity!r}")
+    steps = _check_layer("rnn_layer", xw, h0, h0, whh, steps, 1)
+    return RnnLayer.apply(xw, h0, whh, steps=steps, reverse=bool(reverse),
+                          nonlinearity=nonlinearity)

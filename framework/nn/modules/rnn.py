@@ -16,7 +16,7 @@ import numpy as np
 
 from ..._tensor import Tensor
 from ...creation import empty, zeros
-from ...ops.rnn import gru_layer, lstm_cell, lstm_layer
+from ...ops.rnn import gru_layer, lstm_cell, lstm_layer, rnn_layer
 from ...ops.shape import cat, stack
 from .. import functional as F
 from .. import init
@@ -207,13 +207,17 @@ class RNNBase(Module):
         else:
             xw_all = _linear(data, w_ih, b_ih)
             bhh = b_hh
-        # LSTM and GRU layers: one node per direction (framework/ops/rnn.py)
+        # one node per direction (framework/ops/rnn.py)
         if mode == "LSTM" and w_hr is None and _fused_dtypes(xw_all, h0, c0, w_hh):
             return lstm_layer(xw_all, h0, c0, w_hh, steps, reverse)
         if mode == "GRU" and _fused_dtypes(xw_all, h0, w_hh):
             if bhh is None:
                 bhh = zeros(w_hh.shape[0], dtype=w_hh.dtype, device=w_hh.device)
             out, h = gru_layer(xw_all, h0, w_hh, bhh, steps, reverse)
+            return out, h, None
+        if mode in ("RNN_TANH", "RNN_RELU") and _fused_dtypes(xw_all, h0, w_hh):
+            out, h = rnn_layer(xw_all, h0, w_hh, steps, reverse,
+                               "tanh" if mode == "RNN_TANH" else "relu")
             return out, h, None
         xws = _split(xw_all, steps, 0)
         whh_t = w_hh.t()
