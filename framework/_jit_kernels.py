@@ -536,6 +536,31 @@ def gelu_erf_forward(x, y, i0, i1):
                                         _erf_f32(v * np.float32(0.7071067811865476)))
 
 
+_POW2_NEG = np.array([2.0 ** -k for k in range(36)], dtype=np.float32)
+
+
+@_jit
+def _exp_nonpositive_f32(t):
+    """exp(t) for t <= 0 in float32 arithmetic that vectorises: 2^-k exp(r) with
+    k = floor(-t / ln 2) from a table and exp(r), r in (-ln 2, 0], by its Taylor series to
+    r^9 (within 1.6e-7 relative); 0 below t = -24 (exp(-24) is 3.8e-11); NaN stays NaN."""
+    below = t < np.float32(-24.0)
+    t = max(t, np.float32(-24.0))
+    # (a NaN t converts to some integer: k is clamped to the table, r stays NaN)
+    k = min(max(np.int32(t * np.float32(-1.4426950408889634)), np.int32(0)), np.int32(35))
+    r = t + np.float32(k) * np.float32(0.6931471805599453)
+    e = r * np.float32(1.0 / 362880.0) + np.float32(1.0 / 40320.0)
+    e = r * e + np.float32(1.0 / 5040.0)
+    e = r * e + np.float32(1.0 / 720.0)
+    e = r * e + np.float32(1.0 / 120.0)
+    e = r * e + np.float32(1.0 / 24.0)
+    e = r * e + np.float32(1.0 / 6.0)
+    e = r * e + np.float32(0.5)
+    e = r * e + np.float32(1.0)
+    e = r * e + np.float32(1.0)
+    return np.float32(0.0) if below else e * _POW2_NEG[k]
+
+
 @_jit
 def gelu_erf_backward(x, g, dx, i0, i1):
     """dx = g * (Phi(x) + x * phi(x)) over the flat float32 range [i0, i1)."""
@@ -545,7 +570,7 @@ def gelu_erf_backward(x, g, dx, i0, i1):
     for i in range(xs.shape[0]):
         v = xs[i]
         cdf = np.float32(0.5) * (np.float32(1.0) + _erf_f32(v * np.float32(0.7071067811865476)))
-        pdf = np.exp(v * v * np.float32(-0.5)) * np.float32(0.3989422804014327)
+        pdf = _exp_nonpositive_f32(v * v * np.float32(-0.5)) * np.float32(0.3989422804014327)
         ds[i] = gs[i] * (cdf + v * pdf)
 
 
