@@ -1,10 +1,13 @@
 """Recurrent layers: RNN (tanh/relu), LSTM (with optional projections), GRU and their cells.
 
 Parameter names, shapes, gate orders (LSTM i, f, g, o; GRU r, z, n) and initialisation are
-PyTorch's, so state dicts move between the two. The layers are written with differentiable
-tensor ops: the input projection of all time steps is one matrix product; each step costs a
-(batch x hidden) product plus element-wise gate math. Packed sequences run with a batch that
-shrinks as sequences end, as cuDNN does, so the final states are taken at each sequence's end.
+PyTorch's, so state dicts move between the two. The input projection of all time steps is
+one matrix product; then each direction of a float32/float64 layer runs as one autograd node
+(framework/ops/rnn.py: the steps on arrays, W_hh's gradient as one product over all steps).
+LSTM layers with projections and float16/bfloat16 layers (autocast) run a step at a time with
+differentiable ops: a (batch x hidden) product plus the gate math. Packed sequences run with a
+batch that shrinks as sequences end, as cuDNN does, so the final states are taken at each
+sequence's end.
 """
 from __future__ import annotations
 
@@ -55,7 +58,7 @@ def _rnn_relu_step(xw, h, whh_t, bhh):
 
 
 def _fused_dtypes(*tensors) -> bool:
-    """Whether the fused LSTM ops serve: float32 or float64 throughout (float16/bfloat16,
+    """Whether the fused recurrent ops serve: float32 or float64 throughout (float16/bfloat16,
     under autocast, go through separate ops, each with its own precision rules)."""
     dtype = tensors[0]._data.dtype
     return dtype.char in "fd" and all(t._data.dtype == dtype for t in tensors)
