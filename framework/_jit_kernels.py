@@ -536,18 +536,21 @@ def gelu_erf_forward(x, y, i0, i1):
                                         _erf_f32(v * np.float32(0.7071067811865476)))
 
 
-_POW2_NEG = np.array([2.0 ** -k for k in range(36)], dtype=np.float32)
+# 2^-k for k = 0 .. 126 (2^-126: float32's smallest normal number)
+_POW2_NEG = np.array([2.0 ** -k for k in range(127)], dtype=np.float32)
+_EXP_MIN = -87.3  # exp(-87.3) is 1.2e-38, just above float32's smallest normal number
 
 
 @_jit
 def _exp_nonpositive_f32(t):
     """exp(t) for t <= 0 in float32 arithmetic that vectorises: 2^-k exp(r) with
     k = floor(-t / ln 2) from a table and exp(r), r in (-ln 2, 0], by its Taylor series to
-    r^9 (within 1.6e-7 relative); 0 below t = -24 (exp(-24) is 3.8e-11); NaN stays NaN."""
-    below = t < np.float32(-24.0)
-    t = max(t, np.float32(-24.0))
+    r^9: within 1.6e-7 relative near 0 and 3.3e-7 at the far end (k ln 2 rounded to float32);
+    0 below t = -87.3 (where float32 turns subnormal); NaN stays NaN."""
+    below = t < np.float32(_EXP_MIN)
+    t = max(t, np.float32(_EXP_MIN))
     # (a NaN t converts to some integer: k is clamped to the table, r stays NaN)
-    k = min(max(np.int32(t * np.float32(-1.4426950408889634)), np.int32(0)), np.int32(35))
+    k = min(max(np.int32(t * np.float32(-1.4426950408889634)), np.int32(0)), np.int32(126))
     r = t + np.float32(k) * np.float32(0.6931471805599453)
     e = r * np.float32(1.0 / 362880.0) + np.float32(1.0 / 40320.0)
     e = r * e + np.float32(1.0 / 5040.0)
@@ -559,6 +562,18 @@ def _exp_nonpositive_f32(t):
     e = r * e + np.float32(1.0)
     e = r * e + np.float32(1.0)
     return np.float32(0.0) if below else e * _POW2_NEG[k]
+
+
+@_jit
+def sigmoid_f32(x, y, i0, i1):
+    """y = 1 / (1 + exp(-x)) over the flat float32 range [i0, i1), as exp(-|x|) so that no
+    exp overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below."""
+    xs = x[i0:i1]
+    ys = y[i0:i1]
+    for i in range(xs.shape[0]):
+        v = xs[i]
+        e = _exp_nonpositive_f32(-abs(v))
+        ys[i] = (np.float32(1.0) if v >= np.float32(0.0) else e) / (np.float32(1.0) + e)
 
 
 @_jit

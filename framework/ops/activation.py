@@ -23,7 +23,7 @@ from .._tensor import Tensor
 from ..autograd.function import Op
 from ..autograd.grad_mode import _State
 from ..random import default_generator_for
-from .elementwise import exp, sigmoid, tanh, where
+from .elementwise import _sigmoid_f, exp, sigmoid, tanh, where
 from ._bfloat16 import bfloat16_in_float32
 from ._functional_registry import register_functional
 from ..amp import _AutocastState, autocast_op
@@ -65,9 +65,7 @@ class _Act(Op):
         return (self._df(x, g),)
 
 
-def _sigmoid_arr(xp, x):
-    z = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z)).astype(x.dtype, copy=False)
+_sigmoid_arr = _sigmoid_f  # sigmoid on arrays (a compiled pass for large float32 ones)
 
 
 # ---------------------------------------------------------------------------- relu family
