@@ -76,8 +76,7 @@ for _cell, _params, _acc, _f1, _movies, _amazon, _secs in (
         {"dataset": "rotten-tomatoes", "split": _SPLIT, "accuracy": _acc, "macro_f1": _f1,
          "vader_movies_accuracy": _movies, "vader_amazon_accuracy": _amazon,
          "train_seconds": _secs, "epochs": 3},
-        f"lantern text train --model bi{_cell}_attn --data rotten-tomatoes --embeddings minilm "
-        f"--epochs 3 --lr 1e-3 --seed 0",
+        f"lantern text train --model bi{_cell}_attn --data rotten-tomatoes --seed 0",
         {"vocab_size": 30522, "embed_dim": 384, "pad_id": 0}, 64,
         f"bidirectional {_cell.upper()} (128 per direction) with additive attention pooling over "
         f"all-MiniLM-L6-v2's WordPiece tokens, its embedding table initialised from MiniLM's "
