@@ -173,6 +173,18 @@ def _step_rows(steps, reverse: bool):
     return [(starts[t], steps[t]) for t in order]
 
 
+def _state_grad(g, shape, dtype, xp):
+    """A final state's incoming gradient as a fresh array to accumulate into (zeros if none)."""
+    return xp.zeros(shape, dtype) if g is None else g._data.astype(dtype, copy=True)
+
+
+def _output_grad(d_out, kernels, dtype):
+    """The outputs' incoming gradient as an array (C-contiguous for the kernels), or None."""
+    if d_out is None:
+        return None
+    return np.ascontiguousarray(d_out._data, dtype) if kernels is not None else d_out._data
+
+
 class LstmLayer(Op):
     """(xw rows (R, 4H), h0 (B, H), c0 (B, H), w_hh (4H, H)) -> (out rows (R, H), h_n, c_n).
 
@@ -226,12 +238,10 @@ class LstmLayer(Op):
         xp = xp_of(w)
         hs = h0.shape[1]
         dtype = self.act.dtype
-        dh = xp.zeros(h0.shape, dtype) if d_hn is None else d_hn._data.astype(dtype, copy=True)
-        dc = xp.zeros(c0.shape, dtype) if d_cn is None else d_cn._data.astype(dtype, copy=True)
-        dout = None if d_out is None else d_out._data
+        dh = _state_grad(d_hn, h0.shape, dtype, xp)
+        dc = _state_grad(d_cn, c0.shape, dtype, xp)
         kernels = _float32_kernels(self.act)
-        if kernels is not None and dout is not None:
-            dout = np.ascontiguousarray(dout, dtype)
+        dout = _output_grad(d_out, kernels, dtype)
         dxw = xp.empty(self.act.shape, dtype)
         for r0, bs in reversed(_step_rows(self.steps, self.reverse)):
             sl = slice(r0, r0 + bs)
@@ -359,11 +369,9 @@ class GruLayer(Op):
         xp = xp_of(w)
         hs = h0.shape[1]
         dtype = self.gates.dtype
-        dh = xp.zeros(h0.shape, dtype) if d_hn is None else d_hn._data.astype(dtype, copy=True)
-        dout = None if d_out is None else d_out._data
+        dh = _state_grad(d_hn, h0.shape, dtype, xp)
         kernels = _float32_kernels(self.gates)
-        if kernels is not None and dout is not None:
-            dout = np.ascontiguousarray(dout, dtype)
+        dout = _output_grad(d_out, kernels, dtype)
         dxw = xp.empty(self.gates.shape, dtype)
         dgh = xp.empty(self.gates.shape, dtype)
         dhz = xp.empty(h0.shape, dtype)
@@ -471,8 +479,8 @@ class RnnLayer(Op):
         w = whh._data
         xp = xp_of(w)
         dtype = self.out.dtype
-        dh = xp.zeros(h0.shape, dtype) if d_hn is None else d_hn._data.astype(dtype, copy=True)
-        dout = None if d_out is None else d_out._data
+        dh = _state_grad(d_hn, h0.shape, dtype, xp)
+        dout = _output_grad(d_out, None, dtype)
         dxw = xp.empty(self.out.shape, dtype)
         for r0, bs in reversed(_step_rows(self.steps, self.reverse)):
             sl = slice(r0, r0 + bs)
