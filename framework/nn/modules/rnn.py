@@ -456,6 +456,10 @@ class RNNCellBase(Module):
         for weight in self.parameters():
             init.uniform_(weight, -stdv, stdv)
 
+    def _plus_bias_hh(self, xw):
+        """The input product with b_hh added too (the layer ops take one bias there)."""
+        return xw if self.bias_hh is None else xw + self.bias_hh
+
     def _prepare(self, input, hx, n_states):
         if input.dim() not in (1, 2):
             raise ValueError(f"{type(self).__name__}: Expected input to be 1D or 2D, got "
@@ -487,7 +491,8 @@ class RNNCell(RNNCellBase):
         if self.nonlinearity not in ("tanh", "relu"):
             raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
         # two linears with their biases, as PyTorch's rnn_*_cell: under autocast both run in
-        # the low precision, so the cell's output stays there
+        # the low precision, so the cell's output stays there. (Three nodes: as a one-step
+        # rnn_layer it measured slower.)
         pre = _linear(input, self.weight_ih, self.bias_ih) + \
             _linear(hx, self.weight_hh, self.bias_hh)
         h = pre.tanh() if self.nonlinearity == "tanh" else pre.relu()
@@ -504,6 +509,10 @@ class LSTMCell(RNNCellBase):
     def forward(self, input, hx=None):
         input, (h, c), batched = self._prepare(input, hx, 2)
         xw = _linear(input, self.weight_ih, self.bias_ih)
+        if _fused_dtypes(xw, h, c, self.weight_hh):  # a one-step layer (ops/rnn.py)
+            _, h, c = lstm_layer(self._plus_bias_hh(xw), h, c, self.weight_hh,
+                                 (input.shape[0],))
+            return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
         h, c = _lstm_step(xw, h, c, self.weight_hh.t(), self.bias_hh, self.hidden_size)
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
@@ -518,5 +527,10 @@ class GRUCell(RNNCellBase):
     def forward(self, input, hx=None):
         input, hx, batched = self._prepare(input, hx, 1)
         xw = _linear(input, self.weight_ih, self.bias_ih)
-        h = _gru_step(xw, hx, self.weight_hh.t(), self.bias_hh, self.hidden_size)
+        if _fused_dtypes(xw, hx, self.weight_hh):  # a one-step layer (ops/rnn.py)
+            bhh = self.bias_hh if self.bias_hh is not None else \
+                zeros(3 * self.hidden_size, dtype=xw.dtype, device=xw.device)
+            _, h = gru_layer(xw, hx, self.weight_hh, bhh, (input.shape[0],))
+        else:
+            h = _gru_step(xw, hx, self.weight_hh.t(), self.bias_hh, self.hidden_size)
         return h if batched else h.squeeze(0)
