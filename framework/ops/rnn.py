@@ -91,23 +91,14 @@ class LstmCell(Op):
 
     def forward(self, gates, c):
         xp = xp_of(gates)
-        hs = c.shape[-1]
-        # sigmoid(x) = (tanh(x / 2) + 1) / 2: four passes over the gates where the overflow-
-        # safe exp formula takes eight (its error is absolute, half an ulp of 1: a gate of
-        # 1e-9 reads 0 in float32, which changes no state by more than that); the g block
-        # is then overwritten by its tanh
-        act = gates * 0.5
-        xp.tanh(act, out=act)
-        act *= 0.5
-        act += 0.5
-        g = act[:, 2 * hs:3 * hs]
-        xp.tanh(gates[:, 2 * hs:3 * hs], out=g)
-        i, f, o = act[:, :hs], act[:, hs:2 * hs], act[:, 3 * hs:]
-        c_new = f * c
-        c_new += i * g
-        tc = xp.tanh(c_new)
+        act = gates.copy()
+        _activate(act, c.shape[-1], xp)
+        c_new = c.astype(act.dtype, copy=True)
+        tc = xp.empty_like(c_new)
+        h = xp.empty_like(c_new)
+        _cell_update(act, c_new, tc, h, xp)
         self.act, self.tc = act, tc
-        return o * tc, c_new
+        return h, c_new
 
     def backward(self, dh, dc):
         gates, c = self.saved_tensors
@@ -143,8 +134,10 @@ def lstm_cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
 
 # ------------------------------------------------------------------------------ whole layer
 def _activate(a, hs: int, xp, only_sigmoid: bool = False) -> None:
-    """LSTM gate pre-activations (n, 4H) -> their activations, in place (see
-    LstmCell.forward); with only_sigmoid, the sigmoid of every column."""
+    """LSTM gate pre-activations (n, 4H) -> their activations, in place; with only_sigmoid,
+    the sigmoid of every column. sigmoid(x) = (tanh(x / 2) + 1) / 2: four passes where the
+    overflow-safe exp formula takes eight (its error is absolute, half an ulp of 1: a gate of
+    1e-9 reads 0 in float32, which changes no state by more than that)."""
     blocks = (a,) if only_sigmoid else (a[:, :2 * hs], a[:, 3 * hs:])
     for block in blocks:
         block *= 0.5
@@ -153,6 +146,16 @@ def _activate(a, hs: int, xp, only_sigmoid: bool = False) -> None:
         block += 0.5
     if not only_sigmoid:
         xp.tanh(a[:, 2 * hs:3 * hs], out=a[:, 2 * hs:3 * hs])
+
+
+def _cell_update(act, c, tc, h, xp) -> None:
+    """From the gate activations (n, 4H): c (n, H) becomes c' = f c + i g in place,
+    tc = tanh(c'), h = o tc (tc and h written into the given arrays)."""
+    hs = c.shape[-1]
+    c *= act[:, hs:2 * hs]
+    c += act[:, :hs] * act[:, 2 * hs:3 * hs]
+    xp.tanh(c, out=tc)
+    xp.multiply(act[:, 3 * hs:], tc, out=h)
 
 
 def _float32_kernels(a):
@@ -221,11 +224,7 @@ class LstmLayer(Op):
             else:
                 a += xw[sl]
                 _activate(a, hs, xp)
-                cs = c[:bs]
-                cs *= a[:, hs:2 * hs]
-                cs += a[:, :hs] * a[:, 2 * hs:3 * hs]
-                xp.tanh(cs, out=tc[sl])
-                xp.multiply(a[:, 3 * hs:], tc[sl], out=out[sl])
+                _cell_update(a, c[:bs], tc[sl], out[sl], xp)
             h[:bs] = out[sl]
         self.act, self.tc, self.c_prev, self.h_prev = act, tc, c_prev, h_prev
         return out, h, c
